@@ -1,0 +1,5 @@
+import sys
+
+from molviz.cli import main
+
+sys.exit(main())
