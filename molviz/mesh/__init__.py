@@ -1,0 +1,20 @@
+"""Isosurfaces and exports of decoded volumes. Never imports torch.
+
+Examples
+--------
+>>> import numpy as np
+>>> from types import SimpleNamespace
+>>> from molviz.mesh import isosurface, export_mesh
+>>> x = np.linspace(-1, 1, 24)
+>>> vol = np.exp(-4 * (x[:, None, None]**2 + x[None, :, None]**2 + x[None, None, :]**2))
+>>> grid = SimpleNamespace(origin=(-1.0,) * 3, spacing=(2 / 23,) * 3, shape=(24,) * 3)
+>>> isosurface(vol, grid, level=50, mode="percent").n_points > 0
+True
+"""
+from __future__ import annotations
+
+from molviz.mesh._export import MESH_FORMATS, VOLUME_FORMATS, atomic_path, export_mesh, export_volume
+from molviz.mesh._isosurface import BACKENDS, DEFAULT_BACKEND, isosurface, resolve_level
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "MESH_FORMATS", "VOLUME_FORMATS", "atomic_path", "export_mesh",
+           "export_volume", "isosurface", "resolve_level"]
