@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -26,32 +27,47 @@ def max_atoms_default() -> int:
 
 
 def _looks_like_path(source: str) -> bool:
-    if any(sep in source for sep in ("/", "\\")) and Path(source).suffix:
+    """A known molecule-file extension, or a path separator plus an extension."""
+    if file_format(Path(source)) is not None:
         return True
-    return file_format(Path(source)) is not None
+    return any(sep in source for sep in ("/", "\\")) and bool(re.fullmatch(r"\.[A-Za-z0-9]{1,6}", Path(source).suffix))
+
+
+def _load_path(path: Path, options: ReadOptions) -> Structure:
+    fmt = file_format(path)
+    if fmt is None:
+        if path.is_dir():
+            raise InputError(f"{path}: a folder, not a molecule file; give a file inside it")
+        raise InputError(
+            f"{path}: unsupported file type {''.join(path.suffixes) or '(no extension)'!r}; molviz reads "
+            f"{', '.join(sorted(FORMATS))} (optionally .gz) or a SMILES string")
+    if fmt in ("pdb", "cif"):
+        return read_gemmi(path, fmt, options)
+    if fmt == "xyz":
+        return read_xyz(path, options)
+    return read_rdkit(path, fmt, options)
 
 
 def _load_one(source: str | os.PathLike, options: ReadOptions) -> Structure:
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and (_looks_like_path(source)
-                                                                         or Path(source).is_file())):
-        path = Path(source).expanduser()
-        fmt = file_format(path)
-        if fmt is None:
-            raise InputError(
-                f"{path}: unsupported file type {''.join(path.suffixes) or '(no extension)'!r}; molviz reads "
-                f"{', '.join(sorted(FORMATS))} (optionally .gz) or a SMILES string")
-        if fmt in ("pdb", "cif"):
-            return read_gemmi(path, fmt, options)
-        if fmt == "xyz":
-            return read_xyz(path, options)
-        return read_rdkit(path, fmt, options)
+    if isinstance(source, os.PathLike):
+        return _load_path(Path(source).expanduser(), options)
     if not isinstance(source, str):
         raise InputError(f"cannot load {type(source).__name__} {source!r}; give a file path or a SMILES string")
     if not source.strip():
         raise InputError("empty source: give a file path or a SMILES string")
-    if any(c.isspace() for c in source.strip()):
-        raise InputError(f"{source!r}: not a file and not a SMILES (SMILES have no spaces); check the path")
-    return read_smiles(source, options)
+    if _looks_like_path(source):
+        return _load_path(Path(source).expanduser(), options)
+    try:
+        return read_smiles(source, options)
+    except InputError:
+        # Not a SMILES: maybe a file with an unknown extension, or a mistyped path.
+        path = Path(source).expanduser()
+        if path.exists():
+            return _load_path(path, options)
+        if any(c.isspace() for c in source.strip()) or re.fullmatch(r"[^()\[\]=#]*\.[A-Za-z0-9]{1,6}", source):
+            raise InputError(f"{source!r}: no such file, and not a SMILES either; check the path "
+                             f"(relative paths start at {Path.cwd()})") from None
+        raise
 
 
 def _combine(parts: Sequence[Structure], name: str) -> Structure:

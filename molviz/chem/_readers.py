@@ -93,7 +93,7 @@ def rdkit_messages():
 
 def _rdkit_reason(buf: io.StringIO, limit: int = 300) -> str:
     lines = [re.sub(r"^\[\d\d:\d\d:\d\d\] ", "", line).strip() for line in buf.getvalue().splitlines()]
-    reason = "; ".join(line for line in lines if line)
+    reason = lines[0] if lines else ""  # RDKit's first line says what; the rest draws where
     return (reason[:limit] + "...") if len(reason) > limit else reason
 
 
