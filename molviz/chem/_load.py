@@ -57,6 +57,12 @@ def _load_one(source: str | os.PathLike, options: ReadOptions) -> Structure:
         raise InputError("empty source: give a file path or a SMILES string")
     if _looks_like_path(source):
         return _load_path(Path(source).expanduser(), options)
+    if any(c.isspace() for c in source.strip()):
+        path = Path(source).expanduser()
+        if path.exists():
+            return _load_path(path, options)
+        raise InputError(f"{source!r}: no such file, and not a SMILES (SMILES have no spaces); "
+                         f"check the path (relative paths start at {Path.cwd()})")
     try:
         return read_smiles(source, options)
     except InputError:

@@ -21,7 +21,7 @@ from molviz.chem._elements import (
     atomic_number, infer_element,
 )
 from molviz.chem._structure import Structure
-from molviz.errors import InputError, ResourceLimitError
+from molviz.errors import InputError, MolvizError, ResourceLimitError
 
 FORMATS = {
     ".pdb": "pdb", ".ent": "pdb", ".cif": "cif", ".mmcif": "cif",
@@ -218,7 +218,7 @@ def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
         st.setup_entities()
         st.remove_alternative_conformations()
         st.remove_empty_chains()
-    except InputError:
+    except MolvizError:
         raise
     except Exception as exc:  # gemmi raises RuntimeError, ValueError, IndexError ...
         raise InputError(f"{source}: gemmi could not read this {fmt.upper()} file ({exc}); "
@@ -485,18 +485,7 @@ def read_xyz(path: Path, options: ReadOptions) -> Structure:
         if len(body) < n:
             raise InputError(f"{source}: frame {len(frames) + 1} announces {n} atoms but the file ends "
                              f"after {max(len(body), 0)}; the file is truncated")
-        rows = [line.split() for line in body]
-        for k, row in enumerate(rows):
-            if len(row) < 4:
-                raise InputError(f"{source}: line {i + 3 + k}: expected 'element x y z', got "
-                                 f"{body[k][:60]!r}; the frame has fewer atom lines than its count")
-        symbols = np.array([row[0] for row in rows])
-        try:
-            xyz = np.array([row[1:4] for row in rows], dtype=np.float64)
-        except ValueError:
-            bad = next(k for k, row in enumerate(rows) if not _floats(row[1:4]))
-            raise InputError(f"{source}: line {i + 3 + bad}: coordinates {' '.join(rows[bad][1:4])!r} "
-                             "are not numbers; fix that line") from None
+        symbols, xyz = _xyz_frame(body, i, source)
         if not np.isfinite(xyz).all():
             bad = int(np.argmax(~np.isfinite(xyz).all(axis=1)))
             raise InputError(f"{source}: line {i + 3 + bad}: NaN or infinite coordinates; fix that line")
@@ -532,6 +521,28 @@ def read_xyz(path: Path, options: ReadOptions) -> Structure:
         name=title[:80] or path.name.split(".")[0],
         sources=(source,),
     )
+
+
+def _xyz_frame(body: list[str], i: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Symbols (n,) and coordinates (n, 3) of one frame's atom lines (``i``: its count line)."""
+    flat = " ".join(body).split()
+    if len(flat) == 4 * len(body):  # fast path: exactly 'element x y z' on every line
+        symbols = flat[::4]
+        del flat[::4]  # now only the coordinates are left
+        try:
+            xyz = np.fromiter(map(float, flat), dtype=np.float64, count=len(flat)).reshape(-1, 3)
+            return np.array(symbols), xyz
+        except ValueError:
+            pass  # find the offending line below
+    rows = [line.split() for line in body]
+    for k, row in enumerate(rows):
+        if len(row) < 4:
+            raise InputError(f"{source}: line {i + 3 + k}: expected 'element x y z', got "
+                             f"{body[k][:60]!r}; the frame has fewer atom lines than its count")
+        if not _floats(row[1:4]):
+            raise InputError(f"{source}: line {i + 3 + k}: coordinates {' '.join(row[1:4])!r} "
+                             "are not numbers; fix that line")
+    return np.array([row[0] for row in rows]), np.array([row[1:4] for row in rows], dtype=np.float64)
 
 
 def _floats(values: list[str]) -> bool:
