@@ -1,0 +1,204 @@
+"""``molviz train | eval | decode | fit``: training and evaluation from the command line.
+
+Registration is cheap: torch, RDKit and the training code load inside the handlers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+PRESET_NAMES = ("6ega", "freesolv", "nmr", "nmr-ae")
+SIZE_NAMES = ("XS", "S", "M", "L", "XL")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="prepare data for and train a preset (auto-decoder or auto-encoder)",
+        description="Train a molecular neural field. Prepare the atom tables once where RDKit is "
+        "installed (--prepare-only FILE.npz), then train anywhere torch runs (--data FILE.npz). "
+        "Under torchrun it runs DDP. Example: molviz train 6ega --data runs/prepared/6ega.npz --out runs/6ega",
+    )
+    p.add_argument("preset", choices=PRESET_NAMES)
+    p.add_argument("--prepare-only", metavar="NPZ", help="only write the prepared data file and stop")
+    p.add_argument("--data", metavar="NPZ", help="prepared data file (default: prepare now, needs RDKit)")
+    p.add_argument("--out", metavar="DIR", help="bundle folder (checkpoints and history.jsonl go there too)")
+    p.add_argument("--quick", action="store_true", help="shrink everything for a smoke run")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--size", choices=SIZE_NAMES, help="model size (molviz.models.MODEL_SIZES)")
+    p.add_argument("--latent-dim", type=int)
+    p.add_argument("--modulation", choices=("mehta", "film"))
+    p.add_argument("--protocol", choices=("grid", "continuous"))
+    p.add_argument("--points", type=int, help="points per item per step (default: the whole grid / 8192)")
+    p.add_argument("--near-fraction", type=float, help="continuous: share of points around atoms")
+    p.add_argument("--loss", choices=("l1", "mse"))
+    p.add_argument("--lr", type=float)
+    p.add_argument("--latent-lr", type=float)
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--batch", type=int, help="items per step (global over DDP ranks)")
+    p.add_argument("--resolution", type=int, help="training grid voxels per axis")
+    p.add_argument("--max-items", type=int, help="prepare: keep only the first K molecules")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (CUDA only)")
+    p.add_argument("--eval-every", type=int)
+    p.add_argument("--ckpt-every", type=int)
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint exactly")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly, checkpoint and write the bundle")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("eval", help="PSNR of a bundle against its recomputed fields; ridge R^2 of latents",
+                       description="PSNR = 20 log10(1/sqrt(MSE)), MSE over all voxels and channels, fields "
+                       "in [0, 1] (the paper's protocol), per item, per channel and mean. "
+                       "Example: molviz eval runs/6ega --resolution 32 128 --write")
+    p.add_argument("bundle")
+    p.add_argument("--resolution", type=int, nargs="+", help="default: the training resolution")
+    p.add_argument("--items", choices=("train", "heldout", "all"), default="all")
+    p.add_argument("--max-items", type=int)
+    p.add_argument("--ridge", action="store_true", help="5-fold ridge regression latents -> descriptors")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--write", action="store_true", help="merge the results into BUNDLE/eval.json")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("decode", help="decode one item of a bundle to an npz volume",
+                       description="Writes field (C, N, N, N), origin, spacing, channels, beta, like "
+                       "`molviz featurize`. Example: molviz decode runs/6ega --item 0 --resolution 128 --out x.npz")
+    p.add_argument("bundle")
+    p.add_argument("--item", type=int, default=0)
+    p.add_argument("--resolution", type=int, default=64)
+    p.add_argument("--out", required=True)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_decode)
+
+    p = sub.add_parser("fit", help="fit a latent for a new molecule (network frozen)",
+                       description="Auto-decoder inference: optimise a latent for INPUT (file or SMILES). "
+                       "Example: molviz fit runs/nmr 2juy.pdb --conformer 3 --out latent.npz")
+    p.add_argument("bundle")
+    p.add_argument("input", help="molecule file or SMILES")
+    p.add_argument("--out", required=True)
+    p.add_argument("--conformer", type=int, default=0)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--tol", type=float, default=1e-3)
+    p.add_argument("--hydrogens", choices=("keep", "remove", "add"), default="keep")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_fit)
+
+
+def _config_from_args(args):
+    from molviz.training._config import get_preset
+    cfg = get_preset(args.preset, quick=args.quick)
+    for flag, attr in [("steps", "steps"), ("size", "size"), ("latent_dim", "latent_dim"),
+                       ("modulation", "modulation"), ("protocol", "protocol"), ("points", "points"),
+                       ("near_fraction", "near_fraction"), ("loss", "loss"), ("lr", "lr"),
+                       ("latent_lr", "latent_lr"), ("warmup", "warmup"), ("batch", "batch"),
+                       ("precision", "precision"), ("eval_every", "eval_every"),
+                       ("ckpt_every", "ckpt_every"), ("seed", "seed")]:
+        val = getattr(args, flag)
+        if val is not None:
+            setattr(cfg, attr, val)
+    if args.resolution is not None:
+        cfg.data.resolution = args.resolution
+    if args.max_items is not None:
+        cfg.data.max_items = args.max_items
+    if args.seed is not None:
+        cfg.data.seed = args.seed
+    cfg.warmup = min(cfg.warmup, max(1, cfg.steps // 10)) if args.steps is not None and args.warmup is None else cfg.warmup
+    return cfg
+
+
+def _train(args) -> int:
+    from molviz.errors import InputError
+    from molviz.training._data import PreparedData, prepare
+    cfg = _config_from_args(args)
+    command = "molviz " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    if args.prepare_only:
+        data = prepare(cfg.data, progress=not args.no_progress)
+        path = data.save(args.prepare_only)
+        print(f"prepared {data.n_items} item(s), {data.n_channels} channels "
+              f"({', '.join(data.meta['channel_names'])}), {len(data.xyz)} atom rows -> {path}")
+        return 0
+    if not args.out:
+        raise InputError("molviz train needs --out DIR (the bundle folder), or --prepare-only FILE.npz")
+    data = PreparedData.load(args.data) if args.data else prepare(cfg.data, progress=not args.no_progress)
+    from molviz.training._train import train
+    summary = train(cfg, data, args.out, device=args.device, resume=args.resume, time_limit=args.time_limit,
+                    progress=not args.no_progress, data_path=args.data, command=command)
+    if "bundle" in summary:
+        extra = f", held-out {summary['heldout_psnr']:.2f} dB" if "heldout_psnr" in summary else ""
+        print(f"{summary['stopped']} at step {summary['step']} in {summary['seconds']:.1f} s on "
+              f"{summary['device']} (x{summary['world_size']}): train PSNR {summary['train_psnr']:.2f} dB"
+              f"{extra} -> {summary['bundle']}")
+    return 0
+
+
+def _eval(args) -> int:
+    from molviz.models import load_model
+    from molviz.training._checkpoint import atomic_write_text
+    from molviz.training._eval import evaluate_bundle, ridge_report
+    bundle = load_model(args.bundle)
+    report = evaluate_bundle(bundle, resolutions=tuple(args.resolution) if args.resolution else None,
+                             items=args.items, max_items=args.max_items, device=args.device,
+                             progress=not args.json)
+    ridge = ridge_report(bundle) if args.ridge else None
+    if args.json:
+        print(json.dumps({**report, **({"ridge": ridge} if ridge else {})}, indent=1))
+    else:
+        for n, r in report["results"].items():
+            chans = ", ".join(f"{c} {v:.1f}" for c, v in r["channel_psnr"].items())
+            print(f"{n}^3, {report['n_items']} {args.items} item(s): mean PSNR {r['mean_psnr']:.2f} dB "
+                  f"(median {r['median_psnr']:.2f}, min {r['min_psnr']:.2f}); per channel: {chans}")
+        if ridge:
+            print("ridge R^2 (5-fold, held-out folds): "
+                  + ", ".join(f"{k} {v:.3f}" for k, v in ridge["r2"].items()))
+    if args.write and bundle.path is not None:
+        path = bundle.path / "eval.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        psnr = old.get("psnr", {})
+        for n, r in report["results"].items():
+            key = f"{args.items}@{n}" + (f"/max{args.max_items}" if args.max_items else "")
+            psnr[key] = {**{k: v for k, v in r.items()}, "items": args.items, "n_items": report["n_items"]}
+        new = {**old, "psnr": psnr, "command": "molviz " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+        if ridge:
+            new["ridge"] = ridge
+        atomic_write_text(path, json.dumps(new, indent=1))
+        if not args.json:
+            print(f"wrote {path}")
+    return 0
+
+
+def _decode(args) -> int:
+    from molviz.errors import InputError
+    from molviz.models import load_model
+    from molviz.training._eval import decode, write_decoded_npz
+    from molviz.training._train import resolve_device
+    bundle = load_model(args.bundle)
+    if not 0 <= args.item < bundle.n_items:
+        raise InputError(f"--item {args.item}: bundle {bundle.name!r} has items 0..{bundle.n_items - 1}")
+    field = decode(bundle, bundle.latents[args.item], args.resolution, device=resolve_device(args.device))
+    path = write_decoded_npz(args.out, field.cpu().numpy(), bundle.boxes[args.item], bundle.channel_names,
+                             float(bundle.config["beta"]))
+    print(f"decoded item {args.item} at {args.resolution}^3 -> {path}")
+    return 0
+
+
+def _fit(args) -> int:
+    from molviz.chem import load
+    from molviz.models import load_model
+    from molviz.training._fit import fit_latent
+    bundle = load_model(args.bundle)
+    structure = load(args.input, hydrogens=args.hydrogens, conformers=1 if not _is_file(args.input) else None)
+    res = fit_latent(bundle, structure, conformer=args.conformer, steps=args.steps, lr=args.lr, tol=args.tol,
+                     device=args.device)
+    path = res.save(args.out)
+    print(f"fitted latent in {res.steps} steps ({'converged' if res.converged else 'step limit'}): "
+          f"PSNR {res.psnr:.2f} dB at {bundle.config['resolution']}^3 -> {path}")
+    return 0
+
+
+def _is_file(s: str) -> bool:
+    from pathlib import Path
+    return Path(s).exists()

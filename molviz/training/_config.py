@@ -1,0 +1,145 @@
+"""Training configuration: one dataclass, one preset per experiment (nanoGPT style).
+
+A preset fixes the data (which molecules, channels, beta, grid) and the recipe
+(model size, steps, schedule, batch). Command-line flags override single fields;
+``quick`` shrinks everything for smoke tests.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from molviz.errors import InputError
+
+Mode = Literal["autodecoder", "autoencoder"]
+Protocol = Literal["grid", "continuous"]
+
+
+@dataclass
+class DataConfig:
+    """What ``prepare`` builds: the molecules, their channels and their boxes."""
+
+    dataset: Literal["6ega", "freesolv", "nmr"]
+    channels: str                       # a molviz.fields channel spec ("paper-6ega", "freesolv", ...)
+    beta: float                         # sharpness of Eq. 1 (paper: 0.25 for 6EGA, 0.75 otherwise)
+    resolution: int = 32                # voxels per axis of the training grid
+    box: Literal["fit", "shared", "spacing"] = "fit"  # fit: one box per item (paper); shared: one for all
+    spacing: float | None = None        # angstrom, only for box="spacing"
+    hydrogens: Literal["keep", "remove", "add"] = "keep"
+    max_items: int | None = None        # keep only the first K molecules (smoke tests, quick runs)
+    heldout: float = 0.0                # fraction of items held out of training (auto-encoder)
+    seed: int = 0                       # conformer generation and split
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs; saved whole into checkpoints and the bundle."""
+
+    preset: str
+    mode: Mode
+    data: DataConfig
+    size: str = "M"                     # a key of molviz.models.MODEL_SIZES
+    latent_dim: int | None = None       # None: the size's default
+    modulation: Literal["mehta", "film"] = "mehta"
+    protocol: Protocol = "grid"
+    points: int | None = None           # points per item per step; None: the whole grid (grid protocol)
+    near_fraction: float = 0.5          # continuous: share of points drawn around atom centres
+    loss: Literal["l1", "mse"] = "l1"   # the paper used L1
+    steps: int = 2000
+    batch: int = 1                      # items per step (global, over all DDP ranks)
+    lr: float = 1e-4                    # peak learning rate of the network (paper: 1e-4 constant)
+    latent_lr: float = 1e-3             # auto-decoder latent table
+    warmup: int = 100                   # linear warm-up steps
+    min_lr_ratio: float = 0.05          # cosine decays to lr * min_lr_ratio
+    grad_clip: float = 0.0              # 0: off
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast on CUDA only; SIREN's w0=30 layer is precision-hungry
+    seed: int = 0
+    eval_every: int = 250               # steps between full-grid PSNR evaluations (0: only at the end)
+    eval_items: int = 32                # items used by the in-loop evaluation
+    ckpt_every: int = 1000              # steps between checkpoints (0: only at the end)
+    log_every: int = 10                 # steps between history lines
+    target_storage: Literal["auto", "fp32", "fp16"] = "auto"  # grid fields kept on the device
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        d["data"] = DataConfig(**d["data"])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _6ega() -> TrainConfig:
+    return TrainConfig(
+        preset="6ega", mode="autodecoder",
+        data=DataConfig(dataset="6ega", channels="paper-6ega", beta=0.25, resolution=32),
+        size="L", latent_dim=128,       # the paper: 8 layers x 256, latent 128
+        steps=20000, batch=1, lr=2e-4, latent_lr=1e-3, warmup=200,
+        eval_every=1000, ckpt_every=5000,
+    )
+
+
+def _freesolv() -> TrainConfig:
+    return TrainConfig(
+        preset="freesolv", mode="autoencoder",
+        data=DataConfig(dataset="freesolv", channels="freesolv", beta=0.75, resolution=16,
+                        heldout=0.1),
+        size="M", latent_dim=512,       # the paper: 4 layers x 256, latent 512
+        steps=20000, batch=16, lr=2e-4, warmup=500,
+        eval_every=1000, ckpt_every=5000, eval_items=64,
+    )
+
+
+def _nmr() -> TrainConfig:
+    return TrainConfig(
+        preset="nmr", mode="autodecoder",
+        data=DataConfig(dataset="nmr", channels="elements+density", beta=0.75, resolution=32,
+                        box="shared"),
+        size="M", latent_dim=64,
+        steps=10000, batch=4, lr=2e-4, latent_lr=1e-3, warmup=200,
+        eval_every=1000, ckpt_every=5000,
+    )
+
+
+def _nmr_ae() -> TrainConfig:
+    cfg = _nmr()
+    cfg.preset, cfg.mode = "nmr-ae", "autoencoder"
+    return cfg
+
+
+PRESETS = {"6ega": _6ega, "freesolv": _freesolv, "nmr": _nmr, "nmr-ae": _nmr_ae}
+
+
+def get_preset(name: str, *, quick: bool = False) -> TrainConfig:
+    """The configuration of a named preset, optionally shrunk for a smoke run.
+
+    Examples
+    --------
+    >>> get_preset("6ega").data.beta
+    0.25
+    >>> get_preset("freesolv", quick=True).data.resolution
+    8
+    """
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    cfg = PRESETS[name]()
+    if quick:
+        cfg.data.resolution = 8
+        cfg.data.max_items = {"freesolv": 12, "nmr": 4}.get(cfg.data.dataset)
+        cfg.size, cfg.latent_dim = "XS", 16
+        cfg.steps, cfg.warmup = 20, 2
+        cfg.batch = min(cfg.batch, 4)
+        cfg.eval_every, cfg.ckpt_every, cfg.log_every = 10, 10, 1
+        cfg.eval_items = 4
+    return cfg
+
+
+def data_key(d: DataConfig) -> dict[str, Any]:
+    """The fields of a DataConfig that a prepared file must match to be reused."""
+    return {k: getattr(d, k) for k in ("dataset", "channels", "beta", "box", "spacing", "hydrogens")}
+
+
+__all__ = ["DataConfig", "TrainConfig", "PRESETS", "get_preset", "data_key"]

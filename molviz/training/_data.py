@@ -1,0 +1,353 @@
+"""Prepared training data: one ``.npz`` of atom tables that a bare GPU box can train from.
+
+Preparation (here, with RDKit and gemmi through :mod:`molviz.chem`) turns the
+molecules of a preset into per-item atom tables (one row per atom and channel
+it belongs to: centre, channel, width), per-item boxes, per-item channel
+divisors (``normalize="max"``) and item metadata. Training needs only torch and
+numpy: every target, on the grid or anywhere in the box, is recomputed from the
+tables with :func:`molviz.fields.field_from_table`.
+
+File layout (``np.load(path, allow_pickle=False)``)::
+
+    xyz (A, 3) float32      channel (A,) int64      width (A,) float32
+    offsets (N + 1,) int64  item i owns rows offsets[i]:offsets[i + 1]
+    boxes (N, 2, 3) float32 first and last voxel centre of each item's training grid (angstrom)
+    divisors (N, C) float32 each channel's continuous maximum (normalize="max")
+    split (N,) int8         0 train, 1 held out
+    meta ()  str            JSON: data config, channels, channel names, items, provenance
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from molviz.errors import InputError
+from molviz.training._config import DataConfig, data_key
+
+FORMAT = "molviz-prepared"
+VERSION = 1
+DESCRIPTORS = ("MolMR", "ExactMolWt", "TPSA", "MolLogP", "NumRotatableBonds")
+
+
+@dataclass
+class PreparedData:
+    """Atom tables, boxes, divisors and metadata of every training item."""
+
+    xyz: np.ndarray          # (A, 3) float32
+    channel: np.ndarray      # (A,) int64
+    width: np.ndarray        # (A,) float32
+    offsets: np.ndarray      # (N + 1,) int64
+    boxes: np.ndarray        # (N, 2, 3) float32
+    divisors: np.ndarray     # (N, C) float32
+    split: np.ndarray        # (N,) int8, 1 = held out
+    meta: dict[str, Any]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.meta["channel_names"])
+
+    @property
+    def items(self) -> list[dict]:
+        return self.meta["items"]
+
+    @property
+    def data_config(self) -> DataConfig:
+        return DataConfig(**self.meta["data"])
+
+    def table(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The atom table of item ``i``: xyz (A_i, 3), channel (A_i,), width (A_i,)."""
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return self.xyz[a:b], self.channel[a:b], self.width[a:b]
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "xyz": self.xyz, "channel": self.channel, "width": self.width, "offsets": self.offsets,
+            "boxes": self.boxes, "divisors": self.divisors, "split": self.split,
+            "meta": np.array(json.dumps(self.meta)),
+        }
+
+    @classmethod
+    def from_arrays(cls, d: dict[str, np.ndarray], *, source: str = "arrays") -> PreparedData:
+        missing = [k for k in ("xyz", "channel", "width", "offsets", "boxes", "divisors", "split", "meta") if k not in d]
+        if missing:
+            raise InputError(f"{source} is not a molviz prepared-data file (missing {', '.join(missing)}); "
+                             "make one with `molviz train PRESET --prepare-only FILE.npz`")
+        meta = json.loads(str(np.asarray(d["meta"])[()]))
+        if meta.get("format") != FORMAT:
+            raise InputError(f"{source} is not a molviz prepared-data file (format tag {FORMAT!r} missing)")
+        return cls(
+            xyz=np.asarray(d["xyz"], np.float32), channel=np.asarray(d["channel"], np.int64),
+            width=np.asarray(d["width"], np.float32), offsets=np.asarray(d["offsets"], np.int64),
+            boxes=np.asarray(d["boxes"], np.float32), divisors=np.asarray(d["divisors"], np.float32),
+            split=np.asarray(d["split"], np.int8), meta=meta,
+        )
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the npz atomically (temporary file in the same folder, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez_compressed(f, **self.to_arrays())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PreparedData:
+        """Read a prepared file (never unpickles)."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"prepared data {str(path)!r} does not exist; make it with "
+                             "`molviz train PRESET --prepare-only FILE.npz` on a machine with RDKit")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read prepared data {str(path)!r}: {exc}") from None
+        return cls.from_arrays(arrays, source=repr(str(path)))
+
+    def check_matches(self, cfg: DataConfig) -> None:
+        """Refuse a prepared file made for other molecules, channels or beta than ``cfg`` asks for."""
+        have, want = data_key(self.data_config), data_key(cfg)
+        diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+        if diff:
+            text = "; ".join(f"{k}: file has {a!r}, preset wants {b!r}" for k, (a, b) in diff.items())
+            raise InputError(f"the prepared data was made for another preset ({text}); "
+                             f"prepare it again for this preset with --prepare-only")
+
+
+# ----------------------------------------------------------------------------- channels
+
+def channel_to_dict(ch) -> dict[str, Any]:
+    return {"name": ch.name,
+            "elements": None if ch.elements is None else sorted(int(e) for e in ch.elements),
+            "components": None if ch.components is None else sorted(ch.components),
+            "width": ch.width}
+
+
+def channel_from_dict(d: dict[str, Any]):
+    from molviz.fields import Channel
+    return Channel(name=d["name"],
+                   elements=None if d["elements"] is None else frozenset(d["elements"]),
+                   components=None if d["components"] is None else frozenset(d["components"]),
+                   width=d["width"])
+
+
+# ----------------------------------------------------------------------------- fields
+
+def grid_points(lo, hi, resolution: int, *, device="cpu") -> torch.Tensor:
+    """Voxel centres of an ``resolution``^3 grid from ``lo`` to ``hi`` (inclusive), C order over [x, y, z].
+
+    Returns (N^3, 3) float32 in angstrom.
+    """
+    lo = torch.as_tensor(np.asarray(lo, np.float32), device=device)
+    hi = torch.as_tensor(np.asarray(hi, np.float32), device=device)
+    t = torch.linspace(0.0, 1.0, resolution, device=device)
+    axes = [lo[d] + t * (hi[d] - lo[d]) for d in range(3)]
+    gx, gy, gz = torch.meshgrid(*axes, indexing="ij")
+    return torch.stack([gx, gy, gz], dim=-1).reshape(-1, 3)
+
+
+def normalized_coords(resolution: int, *, device="cpu") -> torch.Tensor:
+    """The same voxel centres in the network's [-1, 1]^3 coordinates: (N^3, 3)."""
+    return grid_points((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0), resolution, device=device)
+
+
+def table_field(xyz, channel, width, n_channels: int, points: torch.Tensor, *, beta: float,
+                divisors=None) -> torch.Tensor:
+    """Eq. 1 at ``points`` (P, 3) angstrom from one atom table, divided by ``divisors``: (P, C) float32."""
+    from molviz.fields import field_from_table
+    scale = None if divisors is None else np.asarray(divisors, np.float32)
+    return field_from_table(xyz, channel, width, n_channels, points, beta=beta, scale=scale,
+                            device=points.device).float()
+
+
+def grid_field(xyz, channel, width, n_channels: int, box, resolution: int, *, beta: float,
+               divisors=None, device="cpu") -> torch.Tensor:
+    """Eq. 1 on the ``resolution``^3 grid whose first/last voxel centres are ``box``: (C, N, N, N)."""
+    from molviz.fields import Grid, field_from_table
+    grid = Grid.from_box(np.asarray(box[0], np.float64), np.asarray(box[1], np.float64), resolution)
+    scale = None if divisors is None else np.asarray(divisors, np.float32)
+    return field_from_table(xyz, channel, width, n_channels, grid, beta=beta, scale=scale,
+                            device=device).float()
+
+
+def item_divisors(xyz, channel, width, n_channels: int, *, beta: float, device="cpu") -> np.ndarray:
+    """The ``normalize="max"`` divisors of one item: each channel's continuous maximum (1 if empty).
+
+    Resolution-independent (:func:`molviz.fields.peaks_from_table`), so the field at any
+    super-resolution is divided by the same numbers the network was trained with.
+    """
+    from molviz.fields import peaks_from_table
+    return peaks_from_table(xyz, channel, width, n_channels, beta=beta, device=device).cpu().numpy().astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- sources
+
+def _data_path(*parts: str) -> Path:
+    from molviz._assets import asset_path
+    try:
+        return asset_path("data", *parts)
+    except InputError:
+        shared = Path("/work/shared/data").joinpath(*parts)
+        if shared.exists():
+            return shared
+        raise
+
+
+def read_freesolv_table(path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Rows of FreeSolv's ``database.txt``: id, smiles, name, expt (kcal/mol), in file order."""
+    path = Path(path) if path else _data_path("freesolv", "database.txt")
+    rows = []
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        f = [x.strip() for x in line.split(";")]
+        rows.append({"id": f[0], "smiles": f[1], "name": f[2], "expt": float(f[3])})
+    return rows
+
+
+def descriptors(smiles: str | None) -> dict[str, float]:
+    """RDKit descriptors the paper coloured its latent map by (empty when there is no SMILES)."""
+    if not smiles:
+        return {}
+    from rdkit import Chem
+    from rdkit.Chem import Descriptors
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None:
+        return {}
+    return {name: float(getattr(Descriptors, name)(mol)) for name in DESCRIPTORS}
+
+
+def _progress(iterable, *, total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(iterable, total=total, desc=desc, disable=not enabled, unit="mol", dynamic_ncols=True)
+
+
+def _freesolv_structures(cfg: DataConfig, progress: bool):
+    from molviz.chem import load
+    rows = read_freesolv_table()
+    if cfg.max_items:
+        rows = rows[: cfg.max_items]
+    out = []
+    for r in _progress(rows, total=len(rows), desc="conformers (RDKit ETKDG+MMFF)", enabled=progress):
+        s = load(r["smiles"], conformers=1, hydrogens=cfg.hydrogens, name=r["id"], seed=cfg.seed)
+        item = {"name": r["name"], "id": r["id"], "smiles": r["smiles"], "source": "FreeSolv v0.52",
+                "conformer": 0, "expt": r["expt"], **descriptors(r["smiles"])}
+        out.append((s, 0, item))
+    return out
+
+
+LIGAND_SMILES_6EGA = "O=C(Nc1ccc(CN2CCNCC2)c(C(F)(F)F)c1)c1cccc(-c2ccc3nc(NC(=O)C4CC4)sc3n2)c1"
+
+
+def _6ega_structures(cfg: DataConfig, progress: bool):
+    from molviz.chem import load
+    protein = _data_path("6ega", "6ega_protein.pdb")
+    ligand = _data_path("6ega", "6ega_ligand_J8A_withH.sdf")
+    s = load(str(protein), str(ligand), hydrogens=cfg.hydrogens, name="6EGA")
+    item = {"name": "6EGA IRAK4 + J8A", "smiles": LIGAND_SMILES_6EGA,
+            "source": "PDB 6EGA (protein: minf data/6ega_protein.pdb; ligand J8A with H)",
+            "conformer": 0, **descriptors(LIGAND_SMILES_6EGA)}
+    return [(s, 0, item)]
+
+
+def _nmr_structures(cfg: DataConfig, progress: bool):
+    from molviz.chem import load, superpose
+    path = _data_path("nmr-2juy", "2juy.pdb")
+    s = superpose(load(str(path), hydrogens=cfg.hydrogens, name="2JUY"))
+    n = s.n_conformers if not cfg.max_items else min(cfg.max_items, s.n_conformers)
+    return [(s, i, {"name": f"2JUY model {i + 1}", "smiles": None, "source": "PDB 2JUY (NMR ensemble)",
+                    "conformer": i}) for i in range(n)]
+
+
+_SOURCES = {"6ega": _6ega_structures, "freesolv": _freesolv_structures, "nmr": _nmr_structures}
+
+
+# ----------------------------------------------------------------------------- prepare
+
+def prepare(cfg: DataConfig, *, progress: bool = True) -> PreparedData:
+    """Load the molecules of ``cfg``, build channels, boxes and atom tables (needs RDKit/gemmi).
+
+    Examples
+    --------
+    >>> from molviz.training import get_preset
+    >>> data = prepare(get_preset("6ega", quick=True).data, progress=False)  # doctest: +SKIP
+    >>> data.n_items, data.n_channels  # doctest: +SKIP
+    (1, 6)
+    """
+    from molviz.fields import atom_table, fit_grid, parse_channels, spacing_grid
+
+    if cfg.dataset not in _SOURCES:
+        raise InputError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(_SOURCES)}")
+    t0 = time.time()
+    entries = _SOURCES[cfg.dataset](cfg, progress)
+    structures = [s for s, _, _ in entries]
+    channels = parse_channels(cfg.channels, structures if cfg.channels in ("elements", "elements+density")
+                              else None)
+    C = len(channels)
+
+    shared = None
+    if cfg.box == "shared":
+        confs = [s.conformer(i) for s, i, _ in entries]
+        shared = fit_grid(confs, channels, resolution=cfg.resolution, beta=cfg.beta)
+
+    xyz, chan, wid, offsets, boxes, divisors = [], [], [], [0], [], []
+    it = _progress(entries, total=len(entries), desc="atom tables", enabled=progress and len(entries) > 20)
+    for s, conf, _item in it:
+        if shared is not None:
+            grid = shared
+        elif cfg.box == "spacing":
+            if not cfg.spacing:
+                raise InputError("box='spacing' needs a spacing in angstrom (DataConfig.spacing)")
+            grid = spacing_grid(s.conformer(conf), spacing=cfg.spacing, resolution=cfg.resolution)
+        else:
+            grid = fit_grid(s.conformer(conf), channels, resolution=cfg.resolution, beta=cfg.beta)
+        x, c, w = atom_table(s, channels, conformer=conf)
+        box = np.array([grid.lo, grid.hi], np.float32)
+        xyz.append(np.asarray(x, np.float32))
+        chan.append(np.asarray(c, np.int64))
+        wid.append(np.asarray(w, np.float32))
+        offsets.append(offsets[-1] + len(x))
+        boxes.append(box)
+        divisors.append(item_divisors(x, c, w, C, beta=cfg.beta))
+
+    n = len(entries)
+    split = np.zeros(n, np.int8)
+    n_held = int(round(cfg.heldout * n))
+    if n_held:
+        perm = np.random.default_rng(cfg.seed).permutation(n)
+        split[perm[:n_held]] = 1
+    items = [item for _, _, item in entries]
+    meta = {
+        "format": FORMAT, "version": VERSION,
+        "data": dataclasses.asdict(cfg),
+        "channels": [channel_to_dict(ch) for ch in channels],
+        "channel_names": [ch.name for ch in channels],
+        "items": items,
+        "provenance": {"prepared_seconds": round(time.time() - t0, 1),
+                       "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       "normalize": "max", "box_convention": "lo/hi = first/last voxel centre"},
+    }
+    return PreparedData(
+        xyz=np.concatenate(xyz).reshape(-1, 3), channel=np.concatenate(chan), width=np.concatenate(wid),
+        offsets=np.asarray(offsets, np.int64), boxes=np.stack(boxes).astype(np.float32),
+        divisors=np.stack(divisors).astype(np.float32), split=split, meta=meta,
+    )

@@ -1,0 +1,447 @@
+"""The training loop: flat, top to bottom, with small helpers (nanoGPT's train.py).
+
+Runs on one CPU or GPU, or under ``torchrun`` as DDP (NCCL on GPUs, gloo on
+CPUs). Every rank draws the same global batch from the same seeded generator
+and keeps its shard (items when the batch divides evenly, else points), so N
+ranks follow the trajectory of one process with the same global batch, up to
+floating-point reduction order. Only rank 0 writes.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from molviz.errors import InputError
+from molviz.training._checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from molviz.training._config import TrainConfig
+from molviz.training._data import PreparedData, grid_field, normalized_coords, table_field
+
+CHECKPOINT_DIR = "checkpoint"
+HISTORY = "history.jsonl"
+
+
+class FieldNet(nn.Module):
+    """Network plus the part that makes latents: an encoder (auto-encoder) or a latent table."""
+
+    def __init__(self, siren: nn.Module, *, encoder: nn.Module | None = None, table: nn.Module | None = None):
+        super().__init__()
+        self.siren, self.encoder, self.table = siren, encoder, table
+
+    def latents(self, index: torch.Tensor, fields: torch.Tensor | None) -> torch.Tensor:
+        if self.encoder is not None:
+            return self.encoder(fields)                                 # (B, C, N, N, N) -> (B, L)
+        return self.table(index)                                        # (B,) -> (B, L)
+
+    def forward(self, coords: torch.Tensor, index: torch.Tensor, fields: torch.Tensor | None = None) -> torch.Tensor:
+        return self.siren(coords, self.latents(index, fields))          # (B, P, 3) -> (B, P, C)
+
+
+# ----------------------------------------------------------------------------- set-up helpers
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {device} asked for CUDA, but this torch sees no GPU; use --device cpu")
+    return torch.device(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu: {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+
+
+def dist_setup(device: str) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises torch.distributed when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, resolve_device(device)
+    import torch.distributed as dist
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return rank, world, dev
+
+
+def build_net(cfg: TrainConfig, n_channels: int, n_items: int) -> FieldNet:
+    from molviz.models import Encoder3D, EncoderConfig, LatentTable, ModulatedSiren, config_for_size
+    over = {"modulation": cfg.modulation}
+    if cfg.latent_dim:
+        over["latent_dim"] = cfg.latent_dim
+    siren = ModulatedSiren(config_for_size(cfg.size, out_dim=n_channels, **over))
+    L = siren.cfg.latent_dim
+    if cfg.mode == "autoencoder":
+        width = 8 if cfg.size == "XS" else 32
+        enc = Encoder3D(EncoderConfig(in_channels=n_channels, latent_dim=L, width=width,
+                                      downsample=cfg.data.resolution >= 16))
+        return FieldNet(siren, encoder=enc)
+    return FieldNet(siren, table=LatentTable(n_items, L))
+
+
+def get_lr(step: int, cfg: TrainConfig) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine down to ``min_lr_ratio``."""
+    if step < cfg.warmup:
+        return (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def grid_fields(data: PreparedData, resolution: int, divisors: np.ndarray, *, device: torch.device,
+                dtype: torch.dtype, progress: bool = False) -> torch.Tensor:
+    """Every item's normalised field on its training grid: (N, C, R, R, R)."""
+    from tqdm.auto import tqdm
+    N, C, R = data.n_items, data.n_channels, resolution
+    beta = data.data_config.beta
+    out = torch.empty(N, C, R, R, R, dtype=dtype, device=device)
+    for i in tqdm(range(N), desc="grid targets", disable=not progress or N < 20, dynamic_ncols=True):
+        out[i] = grid_field(*data.table(i), C, data.boxes[i], R, beta=beta, divisors=divisors[i],
+                            device=device).to(dtype)                                # (C, R, R, R)
+    return out
+
+
+def continuous_pool(data: PreparedData, items: np.ndarray, n_points: int, near_fraction: float,
+                    divisors: np.ndarray, *, seed: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random points per item (a share around atom centres, the rest uniform) and their exact targets.
+
+    Returns coords (N, P, 3) in [-1, 1] and targets (N, P, C) float32 (rows of items not in
+    ``items`` stay zero). Depends only on ``seed``, so a resumed run rebuilds the same pool.
+    """
+    g = torch.Generator().manual_seed(seed)
+    N, C = data.n_items, data.n_channels
+    beta = data.data_config.beta
+    coords = torch.zeros(N, n_points, 3, device=device)
+    targets = torch.zeros(N, n_points, C, device=device)
+    n_near = int(round(near_fraction * n_points))
+    for i in items:
+        xyz, ch, w = data.table(int(i))
+        lo, hi = torch.from_numpy(data.boxes[i, 0]), torch.from_numpy(data.boxes[i, 1])
+        uni = torch.rand(n_points - n_near, 3, generator=g) * (hi - lo) + lo
+        rows = torch.randint(len(xyz), (n_near,), generator=g)
+        # A blob exp(-beta d^2 / r^2) is a Gaussian of std r / sqrt(2 beta): sample inside it.
+        std = torch.from_numpy(w)[rows, None] / math.sqrt(2 * beta)
+        near = torch.from_numpy(xyz)[rows] + torch.randn(n_near, 3, generator=g) * std
+        pts = torch.cat([near, uni]).clamp(min=lo, max=hi)                 # (P, 3) angstrom
+        coords[i] = (2 * (pts - lo) / (hi - lo) - 1).to(device)
+        targets[i] = table_field(xyz, ch, w, C, pts.to(device), beta=beta, divisors=divisors[i])
+    return coords, targets
+
+
+def _rng_state(sampler: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    state = {"sampler": sampler.get_state(), "torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(rng: dict[str, torch.Tensor], sampler: torch.Generator, device: torch.device) -> None:
+    sampler.set_state(rng["sampler"])
+    torch.set_rng_state(rng["torch"])
+    if device.type == "cuda" and "cuda" in rng:
+        torch.cuda.set_rng_state(rng["cuda"], device)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, device: str = "auto",
+          resume: bool = False, time_limit: float | None = None, stop_after: int | None = None,
+          progress: bool = True, data_path: str | None = None, command: str | None = None) -> dict[str, Any]:
+    """Train ``cfg`` on prepared ``data``; checkpoints and the final bundle go to ``out``.
+
+    ``time_limit`` (seconds of this session) and ``stop_after`` (steps of this session) stop
+    early, save a checkpoint and still write a usable bundle. Returns a summary dict.
+
+    Examples
+    --------
+    >>> from molviz.training import get_preset, PreparedData
+    >>> cfg = get_preset("6ega", quick=True)
+    >>> summary = train(cfg, PreparedData.load("runs/prepared/6ega.npz"), "runs/x")  # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    out = Path(out)
+    rank, world, dev = dist_setup(device)
+    master = rank == 0
+    data.check_matches(cfg.data)
+    R, C = cfg.data.resolution, data.n_channels
+    beta = data.data_config.beta
+    train_items = np.flatnonzero(data.split == 0)
+    held_items = np.flatnonzero(data.split == 1)
+    if cfg.mode == "autodecoder":      # an auto-decoder has no held-out items: each needs its own latent
+        train_items = np.arange(data.n_items)
+    if len(train_items) == 0:
+        raise InputError("the prepared data has no training items")
+    if master:
+        out.mkdir(parents=True, exist_ok=True)
+
+    # ---- seeds and data on the device
+    torch.manual_seed(cfg.seed)
+    sampler = torch.Generator().manual_seed(cfg.seed + 1)
+    divisors = data.divisors   # continuous channel maxima: valid at any resolution
+    store = cfg.target_storage
+    if store == "auto":
+        nbytes = data.n_items * C * R**3 * 4
+        store = "fp32" if nbytes < (8 << 30 if dev.type == "cuda" else 2 << 30) else "fp16"
+    need_grid = cfg.protocol == "grid" or cfg.mode == "autoencoder"
+    fields = grid_fields(data, R, divisors, device=dev, progress=progress and master,
+                         dtype=torch.float16 if store == "fp16" else torch.float32) if need_grid else None
+    grid_coords = normalized_coords(R, device=dev)                          # (R^3, 3)
+    n_points = cfg.points or (R**3 if cfg.protocol == "grid" else 8192)
+    pool_size = max(n_points, min(8 * R**3, 1 << 18)) if cfg.protocol == "continuous" else 0
+    pool_key = None
+    pool = None
+
+    # ---- model and optimiser
+    net = build_net(cfg, C, data.n_items).to(dev)
+    groups = [{"params": list(net.siren.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}]
+    if net.encoder is not None:
+        groups.append({"params": list(net.encoder.parameters()), "lr": cfg.lr, "base_lr": cfg.lr})
+    if net.table is not None:
+        groups.append({"params": list(net.table.parameters()), "lr": cfg.latent_lr, "base_lr": cfg.latent_lr})
+    opt = torch.optim.Adam(groups)
+    model = net
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        model = DDP(net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    use_amp = dev.type == "cuda" and cfg.precision == "bf16"
+
+    step, elapsed_before = 0, 0.0
+    ckpt_dir = out / CHECKPOINT_DIR
+    if resume:
+        step, rng, info = load_checkpoint(ckpt_dir, module=net, opt=opt, device=dev)
+        _set_rng_state(rng, sampler, dev)
+        elapsed_before = float(info.get("elapsed", 0.0))
+        if info.get("config") and info["config"] != json.loads(json.dumps(cfg.to_dict())):
+            changed = sorted(k for k in cfg.to_dict() if info["config"].get(k) != cfg.to_dict()[k])
+            if master:
+                print(f"molviz train: resuming with changed settings: {', '.join(changed)}", file=sys.stderr)
+        if master:   # keep the history consistent with the checkpoint
+            hist = out / HISTORY
+            if hist.exists():
+                lines = [ln for ln in hist.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+                atomic_write_text(hist, "".join(ln + "\n" for ln in lines))
+
+    def get_batch(step: int):
+        """The global batch of ``step`` (identical on every rank), then this rank's shard."""
+        nonlocal pool, pool_key
+        B = cfg.batch
+        idx = torch.from_numpy(train_items)[torch.randint(len(train_items), (B,), generator=sampler)]
+        if cfg.protocol == "grid":
+            if cfg.points and cfg.points < R**3:
+                pidx = torch.randint(R**3, (B, cfg.points), generator=sampler)      # (B, P)
+            else:
+                pidx = None
+        else:
+            key = 0   # one fixed pool per run: exact targets, drawn once
+            if pool_key != key:
+                pool = continuous_pool(data, train_items, pool_size, cfg.near_fraction, divisors,
+                                       seed=cfg.seed * 7919 + key, device=dev)
+                pool_key = key
+            pidx = torch.randint(pool_size, (B, n_points), generator=sampler)
+        # shard: items if they divide evenly over the ranks, else points
+        if world > 1 and B % world == 0:
+            sl = slice(rank * B // world, (rank + 1) * B // world)
+            idx = idx[sl]
+            pidx = pidx[sl] if pidx is not None else None
+        elif world > 1:
+            P = pidx.shape[1] if pidx is not None else R**3
+            if pidx is None:
+                pidx = torch.arange(R**3).expand(B, -1)
+            pidx = pidx[:, rank * P // world:(rank + 1) * P // world]
+        idx_d = idx.to(dev)
+        enc_in = fields[idx_d].float() if cfg.mode == "autoencoder" else None       # (b, C, R, R, R)
+        if cfg.protocol == "grid":
+            flat = fields[idx_d].float().flatten(2).transpose(1, 2)                # (b, R^3, C)
+            if pidx is None:
+                coords = grid_coords.expand(len(idx), -1, -1)                      # (b, R^3, 3)
+                target = flat
+            else:
+                pidx_d = pidx.to(dev)
+                coords = grid_coords[pidx_d]                                        # (b, P, 3)
+                target = torch.gather(flat, 1, pidx_d[..., None].expand(-1, -1, C))
+        else:
+            pidx_d = pidx.to(dev)
+            coords = torch.gather(pool[0][idx_d], 1, pidx_d[..., None].expand(-1, -1, 3))
+            target = torch.gather(pool[1][idx_d], 1, pidx_d[..., None].expand(-1, -1, C))
+        return idx_d, coords, target, enc_in
+
+    @torch.no_grad()
+    def evaluate(items: np.ndarray) -> float:
+        """Mean PSNR over ``items`` on the full training grid (the paper's measure)."""
+        from molviz.models import psnr
+        net.eval()
+        vals = []
+        for i in items:
+            i_t = torch.tensor([int(i)], device=dev)
+            if fields is not None:
+                truth = fields[i_t].float()                                         # (1, C, R, R, R)
+            else:
+                truth = grid_field(*data.table(int(i)), C, data.boxes[i], R, beta=beta,
+                                   divisors=divisors[i], device=dev)[None]          # (1, C, R, R, R)
+            z = net.latents(i_t, truth if net.encoder is not None else None)
+            pred = net.siren(grid_coords[None], z).transpose(1, 2).reshape(1, C, R, R, R)
+            vals.append(psnr(pred, truth))
+        net.train()
+        return float(np.mean(vals)) if vals else float("nan")
+
+    def write_history(record: dict) -> None:
+        if master:
+            with open(out / HISTORY, "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def checkpoint(step: int, elapsed: float) -> None:
+        if master:
+            save_checkpoint(ckpt_dir, step=step, module=net, opt=opt, rng=_rng_state(sampler, dev),
+                            info={"elapsed": elapsed, "config": cfg.to_dict(), "world_size": world})
+
+    eval_train = train_items[: cfg.eval_items]
+    eval_held = held_items[: cfg.eval_items]
+    t_start = time.time()
+    first_step = step
+    stopped = "completed"
+    last = {"loss": float("nan"), "psnr": float("nan")}
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and master), dynamic_ncols=True,
+               desc=f"train {cfg.preset}", unit="step")
+    net.train()
+    while step < cfg.steps:
+        if time_limit is not None and time.time() - t_start > time_limit:
+            stopped = "time-limit"
+            break
+        if stop_after is not None and step - first_step >= stop_after:
+            stopped = "stop-after"
+            break
+        mult = get_lr(step, cfg)
+        for g in opt.param_groups:
+            g["lr"] = g["base_lr"] * mult
+        idx, coords, target, enc_in = get_batch(step)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=use_amp):
+            pred = model(coords, idx, enc_in)                                       # (b, P, C)
+        pred = pred.float()
+        err = pred - target
+        loss = err.abs().mean() if cfg.loss == "l1" else (err**2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        step += 1
+
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            stats = torch.stack([loss.detach(), (err.detach() ** 2).mean()])
+            if world > 1:
+                import torch.distributed as dist
+                dist.all_reduce(stats)
+                stats /= world
+            lv, mse = stats.tolist()
+            last = {"loss": lv, "psnr": -10 * math.log10(max(mse, 1e-30))}
+            elapsed = elapsed_before + time.time() - t_start
+            write_history({"step": step, "loss": lv, "psnr": round(last["psnr"], 4), "lr": cfg.lr * mult,
+                           "seconds": round(elapsed, 3)})
+            bar.set_postfix(loss=f"{lv:.2e}", psnr=f"{last['psnr']:.2f}dB")
+        bar.update(1)
+        if master and cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
+            rec = {"step": step, "eval_psnr": round(evaluate(eval_train), 4),
+                   "seconds": round(elapsed_before + time.time() - t_start, 3)}
+            if len(eval_held) and cfg.mode == "autoencoder":
+                rec["heldout_psnr"] = round(evaluate(eval_held), 4)
+            write_history(rec)
+            bar.write(f"step {step}: train PSNR {rec['eval_psnr']:.2f} dB"
+                      + (f", held-out {rec['heldout_psnr']:.2f} dB" if "heldout_psnr" in rec else ""))
+        if cfg.ckpt_every and step % cfg.ckpt_every == 0 and step < cfg.steps:
+            checkpoint(step, elapsed_before + time.time() - t_start)
+    bar.close()
+    elapsed = elapsed_before + time.time() - t_start
+    checkpoint(step, elapsed)
+
+    summary: dict[str, Any] = {"step": step, "stopped": stopped, "seconds": round(elapsed, 2),
+                               "loss": last["loss"], "batch_psnr": last["psnr"], "world_size": world,
+                               "device": device_name(dev)}
+    if master:
+        summary["train_psnr"] = evaluate(eval_train)
+        if len(eval_held) and cfg.mode == "autoencoder":
+            summary["heldout_psnr"] = evaluate(eval_held)
+        write_history({"step": step, "eval_psnr": round(summary["train_psnr"], 4), "seconds": round(elapsed, 3),
+                       **({"heldout_psnr": round(summary["heldout_psnr"], 4)} if "heldout_psnr" in summary else {})})
+        summary["bundle"] = str(write_bundle(cfg, data, net, fields, divisors, out, summary=summary,
+                                             data_path=data_path, command=command, device=dev))
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()
+    return summary
+
+
+@torch.no_grad()
+def write_bundle(cfg: TrainConfig, data: PreparedData, net: FieldNet, fields: torch.Tensor | None,
+                 divisors: np.ndarray, out: Path, *, summary: dict, data_path: str | None,
+                 command: str | None, device: torch.device) -> Path:
+    """Save the trained network, latents, boxes, items and atom tables via molviz.models.save_bundle."""
+    from molviz.models import Bundle, save_bundle
+    net.eval()
+    if net.encoder is not None:
+        lat = torch.cat([net.encoder(fields[i:i + 64].float()) for i in range(0, data.n_items, 64)])
+    else:
+        lat = net.table.latents.detach()
+    items = []
+    for i, it in enumerate(data.items):
+        items.append({**it, "split": "heldout" if data.split[i] else "train"})
+    config = {
+        "name": cfg.preset,
+        "preset": cfg.preset,
+        "mode": cfg.mode,
+        "channels": data.meta["data"]["channels"],
+        "channel_defs": data.meta["channels"],
+        "channel_names": data.meta["channel_names"],
+        "grid": {"mode": cfg.data.box, "resolution": cfg.data.resolution, "spacing": cfg.data.spacing,
+                 "box_convention": "boxes hold the first and last voxel centre; network coords "
+                                   "p_norm = 2 (p - lo) / (hi - lo) - 1"},
+        "resolution": cfg.data.resolution,
+        "beta": cfg.data.beta,
+        "normalize": "max",
+        "divisors": "arrays['divisors'] (N, C): channel maxima over each item's training grid",
+        "protocol": cfg.protocol,
+        "loss": cfg.loss,
+        "training": cfg.to_dict(),
+        "data": {"prepared_file": data_path, "dataset": cfg.data.dataset, "n_items": data.n_items,
+                 "n_heldout": int(data.split.sum()), "provenance": data.meta.get("provenance", {})},
+        "metrics": {"train_psnr": summary.get("train_psnr"), "heldout_psnr": summary.get("heldout_psnr"),
+                    "resolution": cfg.data.resolution, "eval_items": cfg.eval_items},
+        "provenance": {"device": device_name(device), "world_size": summary["world_size"],
+                       "seconds": summary["seconds"], "steps": summary["step"], "stopped": summary["stopped"],
+                       "torch": torch.__version__,
+                       "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+                       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+    }
+    arrays = {"atoms_xyz": data.xyz, "atoms_channel": data.channel, "atoms_width": data.width,
+              "atoms_offsets": data.offsets, "divisors": np.asarray(divisors, np.float32),
+              "split": data.split.astype(np.int8)}
+    bundle = Bundle(config=config, model=net.siren.cpu(), latents=lat.float().cpu(), boxes=data.boxes,
+                    items=items, encoder=None if net.encoder is None else net.encoder.cpu(), arrays=arrays)
+    # save_bundle replaces its whole folder; ``out`` also keeps the checkpoint and history, so
+    # write the bundle beside it and move its files in (each move is atomic).
+    import shutil
+    import tempfile
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.bundle-", dir=out.parent))
+    try:
+        written = save_bundle(bundle, tmp / "bundle")
+        for f in written.iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    net.to(device)
+    return out
