@@ -1,0 +1,34 @@
+"""Inference: latents -> volumes at any resolution, interactive decoding, latent space.
+
+torch + numpy only (chem and fields are imported lazily by ``encode``), so the
+engine runs on a bare GPU box.
+
+::
+
+    Engine(bundle).decode(latents, resolution, box)      dense volumes (B, C, nx, ny, nz)
+                  .decode_adaptive(latent, resolution, levels)   isosurface-exact, decodes near the surface only
+                  .decode_progressive(...) / .submit(DecodeRequest)   coarse first; latest wins
+    interpolate(a, b, t, mode) / path(keyframes, n_frames, mode) / Engine.neighbours / Engine.encode
+
+Examples
+--------
+>>> from molviz.engine import Engine, interpolate
+>>> eng = Engine("assets/models/freesolv")                                  # doctest: +SKIP
+>>> z = interpolate(eng.latents[0], eng.latents[1], [0.0, 0.5, 1.0], mode="slerp")  # doctest: +SKIP
+>>> eng.decode(z, resolution=64).shape                                      # doctest: +SKIP
+(3, 1, 64, 64, 64)
+"""
+from __future__ import annotations
+
+from molviz.engine._adaptive import AdaptiveResult, decode_adaptive
+from molviz.engine._cache import VolumeCache
+from molviz.engine._coords import FULL_BOX, box_axes, check_box, check_shape, flat_coords
+from molviz.engine._engine import Cancelled, Encoded, Engine, EngineStats
+from molviz.engine._latent import interpolate, neighbours, path
+from molviz.engine._scheduler import DecodeRequest, DecodeResult, LatestWins, Ticket
+
+__all__ = [
+    "FULL_BOX", "AdaptiveResult", "Cancelled", "DecodeRequest", "DecodeResult", "Encoded", "Engine",
+    "EngineStats", "LatestWins", "Ticket", "VolumeCache", "box_axes", "check_box", "check_shape",
+    "decode_adaptive", "flat_coords", "interpolate", "neighbours", "path",
+]
