@@ -125,7 +125,7 @@ def _prepare_pdb(text: str, source: str, options: ReadOptions) -> tuple[str, lis
     atom_lines: list[int] = []
     residue_key: list[tuple] = []
     model = 0
-    first_model_atoms = 0
+    per_model: dict[int, int] = {}
     for i, line in enumerate(lines):
         record = line[:6]
         if record == "MODEL ":
@@ -145,9 +145,8 @@ def _prepare_pdb(text: str, source: str, options: ReadOptions) -> tuple[str, lis
                                  "fix the record")
             atom_lines.append(i)
             residue_key.append((model, line[16:27]))
-            if model <= 1:
-                first_model_atoms += 1
-    _check_atoms(first_model_atoms, source, options)
+            per_model[model] = per_model.get(model, 0) + 1
+    _check_atoms(max(per_model.values(), default=0), source, options)
     counts: dict[tuple, int] = {}
     for key in residue_key:
         counts[key] = counts.get(key, 0) + 1
@@ -206,6 +205,13 @@ def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
     source = str(path)
     text = read_text(path, "PDB" if fmt == "pdb" else "mmCIF")
     notes: list[str] = []
+    if not text.isascii():  # PDB and mmCIF are ASCII; gemmi's fixed columns would split characters
+        if fmt == "pdb":
+            for i, line in enumerate(text.split("\n")):
+                if line.startswith(("ATOM  ", "HETATM")) and not line.isascii():
+                    raise InputError(f"{source}: line {i + 1}: non-ASCII characters in an atom record; "
+                                     "PDB files are plain ASCII, fix or remove that line")
+        text = text.encode("ascii", "replace").decode("ascii")
     try:
         if fmt == "pdb":
             text, notes = _prepare_pdb(text, source, options)
