@@ -250,6 +250,16 @@ def test_mmcif(protein_6ega_pdb, nmr_2juy_pdb, tmp_path):
         np.testing.assert_allclose(a.coords, b.coords, atol=1e-3)
         np.testing.assert_array_equal(a.atomic_numbers, b.atomic_numbers)
         np.testing.assert_array_equal(a.components, b.components)
+        if pdb == protein_6ega_pdb:  # no element symbols at all: inferred from the names
+            doc = st.make_mmcif_document()
+            col = doc[0].find_values("_atom_site.type_symbol")
+            for i in range(len(col)):
+                col[i] = "?"
+            bare = tmp_path / "no_type_symbol.cif"
+            doc.write_file(str(bare))
+            c = load(bare)
+            np.testing.assert_array_equal(c.atomic_numbers, a.atomic_numbers)
+            assert len(c.warnings) == 1 and "inferred" in c.warnings[0]
         gz = tmp_path / (pdb.stem + ".cif.gz")
         gz.write_bytes(gzip.compress(cif.read_bytes()))
         assert load(gz).n_atoms == a.n_atoms
@@ -408,3 +418,47 @@ def test_million_atom_xyz(tmp_path):
     s = load(path)  # exactly at the default limit
     assert s.n_atoms == n
     np.testing.assert_allclose(s.coords[0, ::997], xyz[::997], atol=1e-3)
+
+
+MOL2_WATER = """@<TRIPOS>MOLECULE
+water
+ 3 2 0 0 0
+SMALL
+NO_CHARGES
+
+@<TRIPOS>ATOM
+      1 O1          0.0000    0.0000    0.0000 O.3     1  HOH1        0.0000
+      2 H1          0.9572    0.0000    0.0000 H       1  HOH1        0.0000
+      3 H2         -0.2400    0.9266    0.0000 H       1  HOH1        0.0000
+@<TRIPOS>BOND
+     1     1     2    1
+     2     1     3    1
+"""
+
+
+def test_mol2(tmp_path):
+    one = tmp_path / "water.mol2"
+    one.write_text(MOL2_WATER)
+    s = load(one)
+    assert formula(s) == {"O": 1, "H": 2} and s.name == "water"
+    np.testing.assert_allclose(s.coords[0, 1], [0.9572, 0, 0], atol=1e-4)
+    two = tmp_path / "waters.mol2"
+    two.write_text(MOL2_WATER + MOL2_WATER.replace("0.9572", "0.9000"))
+    assert load(two).n_conformers == 2
+
+
+def test_altlocs_keep_first(tmp_path, protein_6ega_pdb):
+    atoms = [line for line in protein_6ega_pdb.read_text().splitlines() if line.startswith("ATOM")][:20]
+    lines = []
+    for k, line in enumerate(atoms):
+        if k == 5:  # two alternative positions for one atom
+            lines.append(line[:16] + "A" + line[17:54] + "  0.60" + line[60:])
+            moved = f"{float(line[30:38]) + 1.0:8.3f}"
+            lines.append(line[:16] + "B" + line[17:30] + moved + line[38:54] + "  0.40" + line[60:])
+        else:
+            lines.append(line)
+    path = tmp_path / "altloc.pdb"
+    path.write_text("\n".join(lines) + "\nEND\n")
+    s = load(path)
+    assert s.n_atoms == 20
+    assert s.coords[0, 5, 0] == pytest.approx(float(atoms[5][30:38]), abs=1e-3)

@@ -234,6 +234,7 @@ def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
     entity_of = {sc: ent for ent in st.entities for sc in ent.subchains}
 
     models = []
+    inferred: set[str] = set()
     for m, model in enumerate(st):
         xyz, z, names, resnames, comps = [], [], [], [], []
         for chain in model:
@@ -248,7 +249,7 @@ def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
                         if number == 0:
                             raise InputError(f"{source}: unknown element for atom {atom.name!r} of residue "
                                              f"{residue.name} {residue.seqid}; write its element symbol in the file")
-                        notes.append(f"element of {residue.name}/{atom.name} inferred as {SYMBOLS[number - 1]}")
+                        inferred.add(SYMBOLS[number - 1])
                     pos = atom.pos
                     xyz.append((pos.x, pos.y, pos.z))
                     z.append(number)
@@ -260,6 +261,9 @@ def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
         models.append((np.asarray(xyz, np.float64), np.asarray(z), names, resnames, comps))
     if not models:
         raise InputError(f"{source}: no atoms found; check that the file has ATOM/HETATM records")
+    if inferred:
+        notes.append("elements inferred from atom and residue names (no element symbols in the file): "
+                     + ", ".join(sorted(inferred)))
     first = models[0]
     for k, other in enumerate(models[1:], start=2):
         if len(other[1]) != len(first[1]) or other[2] != first[2] or not np.array_equal(other[1], first[1]):
@@ -355,8 +359,12 @@ def read_rdkit(path: Path, fmt: str, options: ReadOptions) -> Structure:
         if not all(ok):
             raise InputError(f"{source}: hydrogens='add' needs a molecule RDKit can sanitise; fix the "
                              "valences in the file or use hydrogens='keep'")
+        before = mols[0].GetNumAtoms()
         with rdkit_messages():
             mols = [Chem.AddHs(mol, addCoords=True) for mol in mols]
+        if mols[0].GetNumAtoms() == before:
+            notes.append("hydrogens='add' added none: the file's atoms have no open valences "
+                         "(MOL2 atoms without hydrogens are read as written)")
     coords = []
     for i, mol in enumerate(mols, start=1):
         if mol.GetNumConformers() == 0:
