@@ -46,6 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint exactly")
     p.add_argument("--seed", type=int)
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly, checkpoint and write the bundle")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a busy machine)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
 
@@ -114,6 +115,9 @@ def _train(args) -> int:
     from molviz.errors import InputError
     from molviz.training._data import PreparedData, prepare
     cfg = _config_from_args(args)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     command = "molviz " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
     if args.prepare_only:
         data = prepare(cfg.data, progress=not args.no_progress)

@@ -103,6 +103,7 @@ class PreparedData:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez_compressed(f, **self.to_arrays())
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -297,6 +298,16 @@ def prepare(cfg: DataConfig, *, progress: bool = True) -> PreparedData:
 
     if cfg.dataset not in _SOURCES:
         raise InputError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(_SOURCES)}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # many tiny tensors: threads only add contention (10-50x slower on a busy box)
+    try:
+        return _prepare(cfg, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _prepare(cfg: DataConfig, progress: bool) -> PreparedData:
+    from molviz.fields import atom_table, fit_grid, parse_channels, spacing_grid
     t0 = time.time()
     entries = _SOURCES[cfg.dataset](cfg, progress)
     structures = [s for s, _, _ in entries]

@@ -164,6 +164,7 @@ def write_decoded_npz(path: str | os.PathLike, field: np.ndarray, box: np.ndarra
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -39,6 +39,7 @@ class FitResult:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -113,7 +114,7 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         if step % 10 == 0:
             bar.set_postfix(loss=f"{losses[-1]:.3e}", psnr=f"{-10 * np.log10(max(float((err**2).mean()), 1e-30)):.2f}dB")
         if len(losses) >= 2 * window:

@@ -1,0 +1,123 @@
+"""molviz.training evaluation: PSNR as the paper defines it, decode, eval CLI, ridge regression."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from molviz.training import PreparedData, evaluate_bundle, get_preset, ground_truth, prepare, ridge_report, train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    """A tiny FreeSolv auto-encoder (12 molecules, 8^3, XS), trained for a few steps."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("evalb")
+    data = prepare(get_preset("freesolv", quick=True).data, progress=False)
+    cfg = get_preset("freesolv", quick=True)
+    cfg.steps, cfg.eval_items = 4, 2
+    train(cfg, data, root / "fs", progress=False)
+    return root / "fs"
+
+
+def _cli(*argv):
+    from molviz.training import _cli
+    p = argparse.ArgumentParser(prog="molviz")
+    _cli.register(p.add_subparsers(dest="command"))
+    args = p.parse_args(list(argv))
+    return args.func(args)
+
+
+def test_psnr_of_a_hand_computed_case():
+    from molviz.models import psnr
+    # MSE = (0.1^2 * 3 + 0) / 4 = 0.0075 -> 20 log10(1 / sqrt(0.0075)) = 21.249 dB
+    pred = np.array([[0.1, 0.1], [0.1, 0.5]])
+    target = np.array([[0.0, 0.0], [0.0, 0.5]])
+    assert psnr(pred, target) == pytest.approx(20 * math.log10(1 / math.sqrt(0.0075)))
+    assert psnr(pred, target) == pytest.approx(21.2494, abs=1e-4)
+
+
+def test_eval_psnr_matches_a_hand_computation_with_a_zero_network(bundle_dir):
+    """Zero the last layer: the network outputs 0, so PSNR = -10 log10(mean(truth^2)), over all
+    voxels and channels; per-channel PSNR likewise per channel."""
+    from molviz.models import load_model
+    b = load_model(bundle_dir)
+    with torch.no_grad():
+        b.model.last.weight.zero_()
+        b.model.last.bias.zero_()
+    rep = evaluate_bundle(b, resolutions=(8, 12), items="all", max_items=3, device="cpu", progress=False)
+    for n in (8, 12):
+        for row in rep["results"][str(n)]["per_item"]:
+            truth = ground_truth(b, row["index"], n).double()
+            assert truth.shape == (11, n, n, n) and float(truth.max()) <= 1.0 + 1e-6
+            assert row["psnr"] == pytest.approx(-10 * math.log10(float((truth**2).mean())), rel=1e-9)
+            c = 1   # carbon: present in every FreeSolv molecule
+            assert row["channel_psnr"][c] == pytest.approx(-10 * math.log10(float((truth[c] ** 2).mean())), rel=1e-9)
+    assert rep["n_items"] == 3
+
+
+def test_ground_truth_equals_the_field_sampler_at_any_resolution(bundle_dir):
+    from molviz.chem import load
+    from molviz.fields import Grid, sample_field
+    from molviz.models import load_model
+    b = load_model(bundle_dir)
+    s = load(b.items[0]["smiles"], conformers=1, seed=0)
+    grid = Grid.from_box(b.boxes[0, 0], b.boxes[0, 1], 20)
+    want = sample_field(s, "freesolv", grid, beta=0.75)
+    assert np.abs(ground_truth(b, 0, 20).numpy() - want).max() < 1e-5
+
+
+def test_eval_cli_writes_eval_json(bundle_dir, capsys):
+    assert _cli("eval", str(bundle_dir), "--resolution", "8", "16", "--items", "heldout", "--json",
+                "--write", "--device", "cpu") == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["results"]) == {"8", "16"} and report["n_items"] == 1
+    assert math.isfinite(report["results"]["8"]["mean_psnr"])
+    assert len(report["results"]["16"]["channel_psnr"]) == 11
+    saved = json.loads((bundle_dir / "eval.json").read_text())
+    assert {"heldout@8", "heldout@16"} <= set(saved["psnr"])
+    assert saved["psnr"]["heldout@8"]["mean_psnr"] == report["results"]["8"]["mean_psnr"]
+
+
+def test_decode_cli_writes_the_featurize_layout(bundle_dir, tmp_path):
+    from molviz.models import load_model
+    out = tmp_path / "d.npz"
+    assert _cli("decode", str(bundle_dir), "--item", "2", "--resolution", "10", "--out", str(out),
+                "--device", "cpu") == 0
+    b = load_model(bundle_dir)
+    with np.load(out, allow_pickle=False) as z:
+        assert z["field"].shape == (11, 10, 10, 10)
+        assert list(z["channels"]) == b.channel_names
+        np.testing.assert_allclose(z["origin"], b.boxes[2, 0], rtol=1e-6)
+        np.testing.assert_allclose(z["origin"] + 9 * z["spacing"], b.boxes[2, 1], rtol=1e-5)
+        assert float(z["beta"]) == pytest.approx(0.75)
+
+
+def test_ridge_report_gives_cross_validated_r2(bundle_dir):
+    from molviz.models import load_model
+    rep = ridge_report(load_model(bundle_dir))
+    assert set(rep["r2"]) == {"MolMR", "ExactMolWt", "TPSA", "MolLogP", "NumRotatableBonds", "expt"}
+    assert all(math.isfinite(v) and v <= 1.0 for v in rep["r2"].values())
+    assert rep["n"]["expt"] == 12
+
+
+def test_heldout_on_a_bundle_without_split_is_an_input_error(tmp_path):
+    from molviz.errors import InputError
+    from molviz.models import load_model
+    cfg = get_preset("nmr", quick=True)
+    cfg.data.max_items, cfg.steps = 2, 1
+    train(cfg, prepare(cfg.data, progress=False), tmp_path / "n", progress=False)
+    with pytest.raises(InputError, match="no held-out"):
+        evaluate_bundle(load_model(tmp_path / "n"), items="heldout", progress=False)
