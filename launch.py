@@ -131,7 +131,12 @@ def ensure_venv(*, extras: tuple[str, ...]) -> Path:
     python = venv_python()
     if not python.exists():
         say(f"creating virtual environment in {VENV}")
-        venv.EnvBuilder(with_pip=True, clear=False, upgrade_deps=False).create(VENV)
+        try:
+            venv.EnvBuilder(with_pip=True, clear=False, upgrade_deps=False).create(VENV)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            shutil.rmtree(VENV, ignore_errors=True)
+            raise SystemExit(f"[launch] error: could not create {VENV} ({exc}); on Debian/Ubuntu "
+                             "install the python3-venv package first") from None
     stamp_path = VENV / STAMP_NAME
     version = ".".join(map(str, sys.version_info[:3]))
     if not install_needed(stamp_path, extras=extras, python_version=version):
@@ -156,6 +161,13 @@ def ensure_venv(*, extras: tuple[str, ...]) -> Path:
     return python
 
 
+def pytest_args(argv: list[str]) -> list[str]:
+    """pytest's arguments: the caller's, with ``-m "not gpu"`` unless they chose markers."""
+    if any(a.startswith("-m") for a in argv):
+        return list(argv)
+    return ["-m", "not gpu", *argv]
+
+
 def app_available(python: Path) -> bool:
     """Whether the installed molviz has the app's command line (``molviz.app._cli``)."""
     probe = "import importlib.util, sys; sys.exit(importlib.util.find_spec('molviz.app._cli') is None)"
@@ -178,10 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     python = ensure_venv(extras=("test",) if testing else ())
     try:
         if testing:
-            if not any(a.startswith("-m") for a in argv):  # the caller chose markers
-                argv = ["-m", "not gpu", *argv]
             say("running the test suite")
-            return run([python, "-m", "pytest", *argv])
+            return run([python, "-m", "pytest", *pytest_args(argv)])
         if app_available(python):
             say("starting the app: molviz serve " + " ".join(argv))
             return run([python, "-m", "molviz", "serve", *argv])

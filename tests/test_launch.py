@@ -70,3 +70,10 @@ def test_digest_is_stable_and_sensitive(launch, project):
     a = launch.install_digest(project, python_version="3.11.7")
     assert a == launch.install_digest(project, python_version="3.11.7")
     assert a != launch.install_digest(project, extras=("test",), python_version="3.11.7")
+
+
+def test_pytest_args(launch):
+    assert launch.pytest_args([]) == ["-m", "not gpu"]
+    assert launch.pytest_args(["-x", "tests/test_chem.py"]) == ["-m", "not gpu", "-x", "tests/test_chem.py"]
+    assert launch.pytest_args(["-m", "slow"]) == ["-m", "slow"]
+    assert launch.pytest_args(["-mslow", "-q"]) == ["-mslow", "-q"]
