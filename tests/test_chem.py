@@ -365,6 +365,7 @@ def test_bad_files(name, phrase):
     ("molecule.txt", "no such file"),
     ("", "empty source"),
     ("C C", "not a SMILES"),
+    ("*CC", "dummy atom"),
 ])
 def test_bad_strings(source, phrase):
     with pytest.raises(InputError, match=phrase):
@@ -380,6 +381,13 @@ def test_bad_arguments(protein_6ega_pdb):
         load()
     with pytest.raises(InputError, match="folder"):
         load(protein_6ega_pdb.parent)
+
+
+def test_xyz_frames_must_match(tmp_path):
+    path = tmp_path / "frames.xyz"
+    path.write_text("2\nA\nC 0 0 0\nO 1.2 0 0\n3\nB\nC 0 0 0\nO 1.2 0 0\nH 2 0 0\n")
+    with pytest.raises(InputError, match="frame 2 has different atoms"):
+        load(path)
 
 
 def test_nan_in_pdb(tmp_path, protein_6ega_pdb):

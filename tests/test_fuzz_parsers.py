@@ -183,7 +183,7 @@ def test_fuzz_gzip_pdb(data, workdir):
 
 SMILES_SEEDS = ["CCCCCC(=O)OC", "c1ccc(cc1)O", "C1CC[C@@H](N)CC1", "Clc1ccc(Cl)c(Cl)c1",
                 "CC(C)(C)c1ccccc1", "O=C(Nc1ccccc1)C2CC2", "C/C=C/C(=O)O", "[NH4+].[Cl-]"]
-SMILES_ALPHABET = "CNOSPFIBrcnos()[]=#@+-123456789/\\.%Hl "
+SMILES_ALPHABET = "CNOSPFIBrcnos()[]=#@+-123456789/\\.%Hl *"
 
 
 @st.composite

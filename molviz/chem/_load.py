@@ -157,6 +157,11 @@ def load(
     if name is None:
         name = "+".join(p.name for p in parts)
     structure = _combine(parts, name)
+    bad = (structure.atomic_numbers < 1) | (structure.atomic_numbers > 118)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise InputError(f"{name}: atom {k + 1} ({structure.atom_names[k]}) has no known element "
+                         f"(atomic number {structure.atomic_numbers[k]}); fix it in the source")
     if hydrogens == "remove":
         structure = structure.select(structure.atomic_numbers != 1)
         if structure.n_atoms == 0:

@@ -421,6 +421,10 @@ def read_smiles(smiles: str, options: ReadOptions) -> Structure:
                          "check the SMILES, or the path and its extension (.pdb .cif .sdf .mol .mol2 .xyz)")
     if mol.GetNumAtoms() == 0:
         raise InputError(f"SMILES {text!r}: no atoms; give a SMILES with at least one atom")
+    dummies = [a.GetIdx() + 1 for a in mol.GetAtoms() if a.GetAtomicNum() == 0]
+    if dummies:
+        raise InputError(f"SMILES {text!r}: atom {dummies[0]} is a dummy atom ('*'), which has no element; "
+                         "replace it with a real atom (e.g. [H] or C)")
     n = options.conformers or 1
     mol = Chem.AddHs(mol)
     _check_atoms(mol.GetNumAtoms(), f"SMILES {text!r}", options)
@@ -454,8 +458,8 @@ def read_smiles(smiles: str, options: ReadOptions) -> Structure:
     coords = np.stack([mol.GetConformer(i).GetPositions() for i in ids]).astype(np.float32)
     _check_coords(coords, f"SMILES {text!r}")
     z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
-    if options.hydrogens == "remove":
-        pass  # done by load() for every source alike
+    with rdkit_messages():
+        canonical = Chem.MolToSmiles(Chem.RemoveHs(mol))
     return Structure(
         coords=coords,
         atomic_numbers=z,
@@ -463,7 +467,7 @@ def read_smiles(smiles: str, options: ReadOptions) -> Structure:
         atom_names=np.array([f"{a.GetSymbol()}{a.GetIdx() + 1}" for a in mol.GetAtoms()]),
         residue_names=np.full(len(z), "LIG"),
         name=text,
-        smiles=Chem.MolToSmiles(Chem.RemoveHs(mol)),
+        smiles=canonical,
         sources=(text,),
         warnings=tuple(notes),
     )
