@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import io
+import math
 import re
 import zlib
 from dataclasses import dataclass
@@ -140,17 +141,17 @@ def _prepare_pdb(text: str, source: str, options: ReadOptions) -> tuple[str, lis
             except ValueError:
                 raise InputError(f"{source}: line {i + 1}: coordinates {line[30:54]!r} are not numbers "
                                  "(columns 31-54); fix the record") from None
-            if not all(np.isfinite(xyz)):
+            if not all(map(math.isfinite, xyz)):
                 raise InputError(f"{source}: line {i + 1}: NaN or infinite coordinates {line[30:54]!r}; "
                                  "fix the record")
             atom_lines.append(i)
-            residue_key.append((model, line[16:27]))
+            residue_key.append((model, line[17:27]))  # name, chain, number, insertion code
             per_model[model] = per_model.get(model, 0) + 1
     _check_atoms(max(per_model.values(), default=0), source, options)
     counts: dict[tuple, int] = {}
     for key in residue_key:
         counts[key] = counts.get(key, 0) + 1
-    inferred: list[str] = []
+    inferred: set[str] = set()
     for i, key in zip(atom_lines, residue_key):
         line = lines[i]
         element = line[76:78].strip() if len(line) > 76 else ""
@@ -164,10 +165,9 @@ def _prepare_pdb(text: str, source: str, options: ReadOptions) -> tuple[str, lis
             raise InputError(f"{source}: line {i + 1}: cannot infer the element of atom {line[12:16].strip()!r} "
                              f"in residue {line[17:20].strip()!r}; write the element in columns 77-78")
         lines[i] = line.ljust(80)[:76] + symbol.rjust(2) + line.ljust(80)[78:]
-        if len(inferred) < 1 or symbol not in inferred:
-            inferred.append(symbol)
+        inferred.add(symbol)
     notes = [f"elements inferred from atom and residue names (empty element columns): "
-             f"{', '.join(sorted(set(inferred)))}"] if inferred else []
+             f"{', '.join(sorted(inferred))}"] if inferred else []
     return "\n".join(lines), notes
 
 
@@ -240,6 +240,7 @@ def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
         for chain in model:
             for residue in chain:
                 entity = entity_of.get(residue.subchain)
+                component = None  # one per residue, from its first atom's element (ions)
                 for atom in residue:
                     el = atom.element
                     number = el.atomic_number
@@ -255,7 +256,9 @@ def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
                     z.append(number)
                     names.append(atom.name)
                     resnames.append(residue.name)
-                    comps.append(_component_of(residue, entity, SYMBOLS[number - 1]))
+                    if component is None:
+                        component = _component_of(residue, entity, SYMBOLS[number - 1])
+                    comps.append(component)
         if not z:
             continue
         models.append((np.asarray(xyz, np.float64), np.asarray(z), names, resnames, comps))
