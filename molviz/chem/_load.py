@@ -142,7 +142,7 @@ def load(
     --------
     >>> from molviz.chem import load
     >>> s = load("CCO", conformers=3, seed=1)
-    >>> s.n_conformers, s.n_atoms, s.components[0]
+    >>> s.n_conformers, s.n_atoms, str(s.components[0])
     (3, 9, 'ligand')
     """
     if not sources:
