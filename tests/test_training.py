@@ -265,3 +265,12 @@ def test_training_package_imports_without_rdkit_gemmi_pyvista():
             "import molviz.training, molviz.training._cli\n"
             "from molviz.training import train, evaluate_bundle, PreparedData\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_time_budget_compresses_the_schedule_and_stops(nmr_npz, tmp_path):
+    cfg = _quick("nmr", steps=1_000_000, warmup=1, log_every=1)
+    s = train(cfg, PreparedData.load(nmr_npz), tmp_path / "b", time_budget=1.0, progress=False)
+    assert s["stopped"] == "time-budget" and s["step"] < 1_000_000
+    lrs = [json.loads(x)["lr"] for x in (tmp_path / "b" / "history.jsonl").read_text().splitlines() if '"lr"' in x]
+    # by step count the cosine would barely have moved; by the clock it ends near the floor
+    assert lrs[-1] < 0.2 * cfg.lr

@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocol", choices=("grid", "continuous"))
     p.add_argument("--points", type=int, help="points per item per step (default: the whole grid / 8192)")
     p.add_argument("--near-fraction", type=float, help="continuous: share of points around atoms")
+    p.add_argument("--pool-points", type=int, help="continuous: exact targets precomputed per item")
+    p.add_argument("--pool-refresh", type=int, help="continuous: fresh pool every K steps (0: never)")
     p.add_argument("--loss", choices=("l1", "mse"))
     p.add_argument("--lr", type=float)
     p.add_argument("--latent-lr", type=float)
@@ -46,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint exactly")
     p.add_argument("--seed", type=int)
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly, checkpoint and write the bundle")
+    p.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="like --time-limit, but the cosine schedule is compressed to end on time")
     p.add_argument("--threads", type=int, help="CPU threads for torch (1 is fastest on a busy machine)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train)
@@ -94,7 +98,8 @@ def _config_from_args(args):
     cfg = get_preset(args.preset, quick=args.quick)
     for flag, attr in [("steps", "steps"), ("size", "size"), ("latent_dim", "latent_dim"),
                        ("modulation", "modulation"), ("protocol", "protocol"), ("points", "points"),
-                       ("near_fraction", "near_fraction"), ("loss", "loss"), ("lr", "lr"),
+                       ("near_fraction", "near_fraction"),
+                       ("pool_points", "pool_points"), ("pool_refresh", "pool_refresh"), ("loss", "loss"), ("lr", "lr"),
                        ("latent_lr", "latent_lr"), ("warmup", "warmup"), ("batch", "batch"),
                        ("precision", "precision"), ("eval_every", "eval_every"),
                        ("ckpt_every", "ckpt_every"), ("seed", "seed")]:
@@ -130,6 +135,7 @@ def _train(args) -> int:
     data = PreparedData.load(args.data) if args.data else prepare(cfg.data, progress=not args.no_progress)
     from molviz.training._train import train
     summary = train(cfg, data, args.out, device=args.device, resume=args.resume, time_limit=args.time_limit,
+                    time_budget=args.time_budget,
                     progress=not args.no_progress, data_path=args.data, command=command)
     if "bundle" in summary:
         extra = f", held-out {summary['heldout_psnr']:.2f} dB" if "heldout_psnr" in summary else ""
@@ -201,6 +207,23 @@ def _fit(args) -> int:
     print(f"fitted latent in {res.steps} steps ({'converged' if res.converged else 'step limit'}): "
           f"PSNR {res.psnr:.2f} dB at {bundle.config['resolution']}^3 -> {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m molviz.training train ...``): only this module's commands,
+    so a bare GPU box needs nothing but torch, numpy and safetensors."""
+    from molviz.errors import MolvizError
+    parser = argparse.ArgumentParser(prog="python -m molviz.training")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except MolvizError as exc:
+        print(f"molviz {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _is_file(s: str) -> bool:

@@ -45,6 +45,8 @@ class TrainConfig:
     protocol: Protocol = "grid"
     points: int | None = None           # points per item per step; None: the whole grid (grid protocol)
     near_fraction: float = 0.5          # continuous: share of points drawn around atom centres
+    pool_points: int | None = None      # continuous: exact targets precomputed per item (None: 8 R^3, <= 2^18)
+    pool_refresh: int = 0               # continuous: draw a fresh pool every K steps (0: one pool per run)
     loss: Literal["l1", "mse"] = "l1"   # the paper used L1
     steps: int = 2000
     batch: int = 1                      # items per step (global, over all DDP ranks)
@@ -77,7 +79,7 @@ def _6ega() -> TrainConfig:
         preset="6ega", mode="autodecoder",
         data=DataConfig(dataset="6ega", channels="paper-6ega", beta=0.25, resolution=32),
         size="L", latent_dim=128,       # the paper: 8 layers x 256, latent 128
-        steps=20000, batch=1, lr=2e-4, latent_lr=1e-3, warmup=200,
+        steps=20000, batch=1, lr=2e-4, latent_lr=1e-3, warmup=200, pool_refresh=2000,
         eval_every=1000, ckpt_every=5000,
     )
 

@@ -238,7 +238,7 @@ def descriptors(smiles: str | None) -> dict[str, float]:
 
 
 def _progress(iterable, *, total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from molviz.training._progress import tqdm
     return tqdm(iterable, total=total, desc=desc, disable=not enabled, unit="mol", dynamic_ncols=True)
 
 

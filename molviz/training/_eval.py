@@ -82,7 +82,7 @@ def evaluate_bundle(bundle, *, resolutions: tuple[int, ...] | None = None,
     >>> report["results"]["32"]["mean_psnr"]  # doctest: +SKIP
     42.3
     """
-    from tqdm.auto import tqdm
+    from molviz.training._progress import tqdm
 
     from molviz.models import psnr
     from molviz.training._train import resolve_device

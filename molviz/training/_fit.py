@@ -89,7 +89,7 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
     >>> res.psnr > 30  # doctest: +SKIP
     True
     """
-    from tqdm.auto import tqdm
+    from molviz.training._progress import tqdm
 
     from molviz.models import psnr
     from molviz.training._train import resolve_device

@@ -95,18 +95,22 @@ def build_net(cfg: TrainConfig, n_channels: int, n_items: int) -> FieldNet:
     return FieldNet(siren, table=LatentTable(n_items, L))
 
 
-def get_lr(step: int, cfg: TrainConfig) -> float:
-    """Learning-rate multiplier: linear warm-up, then cosine down to ``min_lr_ratio``."""
+def get_lr(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
+    """Learning-rate multiplier: linear warm-up, then cosine down to ``min_lr_ratio``.
+
+    ``time_fraction`` (elapsed / time budget) moves the cosine along when the time budget,
+    not the step count, will end the run, so the schedule completes either way.
+    """
     if step < cfg.warmup:
         return (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    t = max((step - cfg.warmup) / max(1, cfg.steps - cfg.warmup), time_fraction)
     return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
 def grid_fields(data: PreparedData, resolution: int, divisors: np.ndarray, *, device: torch.device,
                 dtype: torch.dtype, progress: bool = False) -> torch.Tensor:
     """Every item's normalised field on its training grid: (N, C, R, R, R)."""
-    from tqdm.auto import tqdm
+    from molviz.training._progress import tqdm
     N, C, R = data.n_items, data.n_channels, resolution
     beta = data.data_config.beta
     out = torch.empty(N, C, R, R, R, dtype=dtype, device=device)
@@ -160,12 +164,15 @@ def _set_rng_state(rng: dict[str, torch.Tensor], sampler: torch.Generator, devic
 # ----------------------------------------------------------------------------- the loop
 
 def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, device: str = "auto",
-          resume: bool = False, time_limit: float | None = None, stop_after: int | None = None,
+          resume: bool = False, time_limit: float | None = None, time_budget: float | None = None,
+          stop_after: int | None = None,
           progress: bool = True, data_path: str | None = None, command: str | None = None) -> dict[str, Any]:
     """Train ``cfg`` on prepared ``data``; checkpoints and the final bundle go to ``out``.
 
     ``time_limit`` (seconds of this session) and ``stop_after`` (steps of this session) stop
-    early, save a checkpoint and still write a usable bundle. Returns a summary dict.
+    early, save a checkpoint and still write a usable bundle. ``time_budget`` (seconds) also
+    stops, but first compresses the cosine schedule so it ends on time (the run is then no
+    longer bit-reproducible: the schedule depends on the clock). Returns a summary dict.
 
     Examples
     --------
@@ -173,7 +180,7 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
     >>> cfg = get_preset("6ega", quick=True)
     >>> summary = train(cfg, PreparedData.load("runs/prepared/6ega.npz"), "runs/x")  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from molviz.training._progress import tqdm
 
     out = Path(out)
     rank, world, dev = dist_setup(device)
@@ -203,7 +210,7 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
                          dtype=torch.float16 if store == "fp16" else torch.float32) if need_grid else None
     grid_coords = normalized_coords(R, device=dev)                          # (R^3, 3)
     n_points = cfg.points or (R**3 if cfg.protocol == "grid" else 8192)
-    pool_size = max(n_points, min(8 * R**3, 1 << 18)) if cfg.protocol == "continuous" else 0
+    pool_size = max(n_points, cfg.pool_points or min(8 * R**3, 1 << 18)) if cfg.protocol == "continuous" else 0
     pool_key = None
     pool = None
 
@@ -248,8 +255,9 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
             else:
                 pidx = None
         else:
-            key = 0   # one fixed pool per run: exact targets, drawn once
+            key = step // cfg.pool_refresh if cfg.pool_refresh else 0   # a function of the step: resumable
             if pool_key != key:
+                pool = None   # free the old pool before drawing the next
                 pool = continuous_pool(data, train_items, pool_size, cfg.near_fraction, divisors,
                                        seed=cfg.seed * 7919 + key, device=dev)
                 pool_key = key
@@ -316,6 +324,7 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
     first_step = step
     stopped = "completed"
     last = {"loss": float("nan"), "psnr": float("nan")}
+    time_fraction = 0.0   # elapsed / time_budget, synchronised over ranks at every log step
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and master), dynamic_ncols=True,
                desc=f"train {cfg.preset}", unit="step")
     net.train()
@@ -326,7 +335,10 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
         if stop_after is not None and step - first_step >= stop_after:
             stopped = "stop-after"
             break
-        mult = get_lr(step, cfg)
+        if time_budget is not None and time_fraction >= 1.0:
+            stopped = "time-budget"
+            break
+        mult = get_lr(step, cfg, time_fraction)
         for g in opt.param_groups:
             g["lr"] = g["base_lr"] * mult
         idx, coords, target, enc_in = get_batch(step)
@@ -343,12 +355,14 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
         step += 1
 
         if step % cfg.log_every == 0 or step == cfg.steps:
-            stats = torch.stack([loss.detach(), (err.detach() ** 2).mean()])
+            frac = (time.time() - t_start) / time_budget if time_budget else 0.0
+            stats = torch.stack([loss.detach(), (err.detach() ** 2).mean(),
+                                 torch.tensor(frac, device=dev)])
             if world > 1:
                 import torch.distributed as dist
                 dist.all_reduce(stats)
                 stats /= world
-            lv, mse = stats.tolist()
+            lv, mse, time_fraction = stats.tolist()   # rank 0 and the others agree on the clock
             last = {"loss": lv, "psnr": -10 * math.log10(max(mse, 1e-30))}
             elapsed = elapsed_before + time.time() - t_start
             write_history({"step": step, "loss": lv, "psnr": round(last["psnr"], 4), "lr": cfg.lr * mult,
