@@ -301,3 +301,44 @@ def test_encode_rejects_bad_inputs(bundle):
         eng.encode("CCO")
     with pytest.raises(InputError):
         eng.item_index("no-such-item")
+
+
+def _cli(argv):
+    import argparse
+
+    from molviz.engine import _cli
+    parser = argparse.ArgumentParser(prog="molviz")
+    _cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_neighbours_cli(bundle, tmp_path, capsys):
+    import json
+
+    from molviz.models import save_bundle
+    path = save_bundle(bundle, tmp_path / "tiny")
+    assert _cli(["neighbours", "item2", "--bundle", str(path), "-k", "2", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["query"] == "item2" and len(rows[0]["neighbours"]) == 2
+    assert all(n["index"] != 2 for n in rows[0]["neighbours"])
+    np.savez(tmp_path / "z.npz", latents=bundle.latents[:1].numpy(), names=np.array(["q"]))
+    assert _cli(["neighbours", "--latent", str(tmp_path / "z.npz"), "--bundle", str(path), "-k", "1"]) == 0
+    assert "item0" in capsys.readouterr().out
+    with pytest.raises(InputError):
+        _cli(["neighbours", "--bundle", str(path)])
+    with pytest.raises(InputError):
+        _cli(["neighbours", "0", "--bundle", str(tmp_path / "missing")])
+
+
+@pytest.mark.slow
+def test_encode_cli_writes_latents(trained_autoencoder, tmp_path, capsys):
+    import json
+    smiles = trained_autoencoder.items[1]["smiles"]
+    out = tmp_path / "enc.npz"
+    assert _cli(["encode", smiles, "--bundle", str(trained_autoencoder.path), "-k", "1", "--out", str(out),
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["method"] == "encoder" and rows[0]["neighbours"][0]["index"] == 1
+    with np.load(out, allow_pickle=False) as d:
+        assert d["latents"].shape == (1, trained_autoencoder.latents.shape[1]) and d["boxes"].shape == (1, 2, 3)

@@ -3,8 +3,9 @@
 The multiresolution isosurface extraction of Occupancy Networks (Mescheder et
 al. 2019, sec. 3.4), for a volume on any ``nx x ny x nz`` grid of voxel centres:
 
-1. Decode a coarse sub-lattice (every ``coarse_step``-th voxel per axis, last
-   voxel included; intervals as equal as the resolution allows).
+1. Decode a coarse sub-lattice: every ``coarse_step``-th voxel per axis
+   (a power of two; the grid is extended past ``hi`` with the same spacing to a
+   multiple of it, and cropped at the end, so every level is a uniform lattice).
 2. A lattice cell is *active* if, for some channel c, its 8 corner values come
    within a band of the level: ``min <= level_c + band``, ``max >= level_c - band``,
    ``band = safety * G * half_diagonal``. ``G`` is the cell's sampled local
@@ -66,36 +67,27 @@ class AdaptiveResult:
         return self.n_decoded / self.decoded.size
 
 
-def _coarse_lattice(n: int, step: int) -> np.ndarray:
-    cells = max(1, math.ceil((n - 1) / max(1, step)))
-    return np.unique(np.round(np.linspace(0, n - 1, cells + 1)).astype(np.int64))
+def _coarse_stride(shape: tuple[int, int, int], coarse_step: int) -> int:
+    """The largest power of two <= coarse_step that leaves at least one cell per axis."""
+    s = 1 << max(0, int(coarse_step).bit_length() - 1)
+    while s > 1 and s > min(shape) - 1:
+        s //= 2
+    return s
 
 
-def _refine(lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bisect every interval longer than 1: new lattice and each new interval's parent interval."""
-    pts, parent = [int(lat[0])], []
-    for k, (a, b) in enumerate(zip(lat[:-1], lat[1:])):
-        if b - a >= 2:
-            pts.append(int((a + b) // 2))
-            parent.append(k)
-        pts.append(int(b))
-        parent.append(k)
-    return np.asarray(pts, np.int64), np.asarray(parent, np.int64)
+def _extended_axes(shape, box: Box, stride: int, device) -> list[torch.Tensor]:
+    """Each axis' voxel centres, extended past ``hi`` with the same spacing to ``k * stride + 1`` points.
 
-
-def _lerp_axis(v: torch.Tensor, old: np.ndarray, new: np.ndarray, dim: int) -> torch.Tensor:
-    """Linear interpolation of lattice values along ``dim`` from positions ``old`` to ``new``."""
-    hi = np.clip(np.searchsorted(old, new, side="left"), 0, len(old) - 1)
-    lo = np.where(old[hi] == new, hi, np.maximum(hi - 1, 0))
-    span = (old[hi] - old[lo]).astype(np.float64)
-    w = np.where(span > 0, (new - old[lo]) / np.where(span > 0, span, 1.0), 0.0)
-    dev = v.device
-    shape = [1] * v.dim()
-    shape[dim] = len(new)
-    wt = torch.as_tensor(w, dtype=v.dtype, device=dev).reshape(shape)
-    a = v.index_select(dim, torch.as_tensor(lo, device=dev))
-    b = v.index_select(dim, torch.as_tensor(hi, device=dev))
-    return a + (b - a) * wt
+    The first n entries are exactly :func:`box_axes`' (same points as a dense decode); the few
+    extra points let every refinement level be a uniform sub-lattice (strided views, no gathers).
+    """
+    out = []
+    for ax, n in zip(box_axes(shape, box, device=device), shape):
+        n_ext = math.ceil((n - 1) / stride) * stride + 1
+        step = (ax[-1] - ax[0]) / (n - 1)
+        extra = ax[-1] + step * torch.arange(1, n_ext - n + 1, device=device, dtype=torch.float32)
+        out.append(torch.cat([ax, extra]))
+    return out
 
 
 @torch.no_grad()
@@ -114,9 +106,10 @@ def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, 
     box : (lo, hi), optional
         Normalised sub-box, as in :meth:`Engine.decode`.
     coarse_step : int
-        Voxels per coarse cell (8: a 257^3 request starts from 33^3).
+        Voxels per coarse cell, rounded down to a power of two (8: a 257^3
+        request starts from a 33^3 lattice).
     safety : float
-        Multiplies the sampled slope in the band (see the module docstring).
+        Multiplies the sampled local slope in the band (see the module docstring).
 
     Returns
     -------
@@ -143,71 +136,66 @@ def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, 
         raise InputError(f"safety {safety} < 1 would skip cells the sampled slope says may hold the surface")
     use = np.isfinite(lv)
     dev = engine.device
-    axes = box_axes(shape, box_, device=dev)
-    vol = torch.zeros(C, *shape, device=dev)
-    decoded = torch.zeros(shape, dtype=torch.bool, device=dev)
+    s = _coarse_stride(shape, coarse_step)
+    axes = _extended_axes(shape, box_, s, dev)
+    ext = tuple(len(a) for a in axes)
+    vol = torch.zeros(C, *ext, device=dev)
+    decoded = torch.zeros(ext, dtype=torch.bool, device=dev)
+    chans = torch.as_tensor(np.flatnonzero(use), device=dev)          # only channels with a level
+    lv_t = torch.as_tensor(lv[use], dtype=torch.float32, device=dev)[:, None, None, None]
 
     with engine._lock:
         mods = engine._modulations(z)
 
-        def run(lat: list[np.ndarray], need: torch.Tensor) -> None:
-            """Decode the lattice points where ``need`` is set and that are not decoded yet."""
-            ix, iy, iz = (torch.as_tensor(a, device=dev) for a in lat)
-            sub = need & ~decoded[ix[:, None, None], iy[None, :, None], iz[None, None, :]]
-            k = sub.nonzero()                                                     # (K, 3) lattice indices
+        def run(stride: int, need: torch.Tensor) -> None:
+            """Decode the stride-``stride`` lattice points where ``need`` is set and not decoded yet."""
+            k = (need & ~decoded[::stride, ::stride, ::stride]).nonzero() * stride    # (K, 3) voxel indices
             if len(k) == 0:
                 return
-            fx, fy, fz = ix[k[:, 0]], iy[k[:, 1]], iz[k[:, 2]]
-            coords = torch.stack([axes[0][fx], axes[1][fy], axes[2][fz]], dim=-1)  # (K, 3)
+            fx, fy, fz = k[:, 0], k[:, 1], k[:, 2]
+            coords = torch.stack([axes[0][fx], axes[1][fy], axes[2][fz]], dim=-1)       # (K, 3)
             out = torch.empty(len(coords), C, device=dev)
-            engine._run_chunks(len(coords), lambda s, e: coords[s:e], mods, out, None)
+            engine._run_chunks(len(coords), lambda a, b: coords[a:b], mods, out, None)
             vol[:, fx, fy, fz] = out.T
             decoded[fx, fy, fz] = True
 
-        lat = [_coarse_lattice(n, coarse_step) for n in shape]
-        run(lat, torch.ones(*(len(a) for a in lat), dtype=torch.bool, device=dev))
-        lv_t = torch.as_tensor(np.where(use, lv, 0.0), dtype=torch.float32, device=dev)[:, None, None, None]
-        use_t = torch.as_tensor(use, device=dev)[:, None, None, None]
-        while any(np.any(np.diff(a) > 1) for a in lat):
-            ix, iy, iz = (torch.as_tensor(a, device=dev) for a in lat)
-            sel = (ix[:, None, None], iy[None, :, None], iz[None, None, :])
-            V = vol[(slice(None), *sel)]                                          # (C, mx, my, mz)
-            E = decoded[sel]                                                      # (mx, my, mz)
-            # Local slope of each cell: the largest |difference| / length over the edges of the
-            # cell and of its 26 neighbours (decoded endpoints only), per channel.
-            slope = torch.zeros(C, *(len(a) - 1 for a in lat), device=dev)
-            for d in range(3):
-                h = torch.as_tensor(np.diff(lat[d]), dtype=torch.float32, device=dev)
-                hs = [1, 1, 1]
-                hs[d] = -1
-                both = E.narrow(d, 1, E.shape[d] - 1) & E.narrow(d, 0, E.shape[d] - 1)
-                g = (V.narrow(d + 1, 1, V.shape[d + 1] - 1) - V.narrow(d + 1, 0, V.shape[d + 1] - 1)).abs()
-                g = torch.where(both[None], g / h.reshape(hs), torch.zeros((), device=dev))
-                k = [2, 2, 2]
-                k[d] = 1   # an edge along d belongs to the 4 cells around it
-                slope = torch.maximum(slope, F.max_pool3d(g[None], tuple(k), stride=1)[0])
-            slope = F.max_pool3d(slope[None], 3, stride=1, padding=1)[0]          # (C, mx-1, my-1, mz-1)
-            cmax = F.max_pool3d(V[None], 2, stride=1)[0]                          # (C, mx-1, my-1, mz-1)
-            cmin = -F.max_pool3d(-V[None], 2, stride=1)[0]
-            corners_ok = -F.max_pool3d(-E[None, None].float(), 2, stride=1)[0, 0] > 0.5
-            hx, hy, hz = (torch.as_tensor(np.diff(a), dtype=torch.float32, device=dev) for a in lat)
-            half_diag = 0.5 * torch.sqrt(hx[:, None, None] ** 2 + hy[None, :, None] ** 2 + hz[None, None, :] ** 2)
-            band = safety * slope * half_diag
-            near = (cmin <= lv_t + band) & (cmax >= lv_t - band) & use_t
-            active = near.any(dim=0) & corners_ok                                 # (mx-1, my-1, mz-1)
-            new, parents = zip(*(_refine(a) for a in lat))
-            child = active[torch.as_tensor(parents[0], device=dev)[:, None, None],
-                           torch.as_tensor(parents[1], device=dev)[None, :, None],
-                           torch.as_tensor(parents[2], device=dev)[None, None, :]]
+        run(s, torch.ones(*(len(range(0, n, s)) for n in ext), dtype=torch.bool, device=dev))
+        while s > 1:
+            V = vol[:, ::s, ::s, ::s]                                                   # (C, mx, my, mz)
+            E = decoded[::s, ::s, ::s]
+            if len(chans) == 0:  # no channel has a level: nothing to refine, only fill
+                active = torch.zeros(*(m - 1 for m in E.shape), dtype=torch.bool, device=dev)
+            else:
+                U = V.index_select(0, chans)                                    # (C', mx, my, mz)
+                # Local slope of each cell: the largest |difference| / length along the decoded
+                # lattice edges of the cell and of its 26 neighbours, per channel.
+                slope = torch.zeros(len(chans), *(m - 1 for m in E.shape), device=dev)
+                for d in range(3):
+                    both = E.narrow(d, 1, E.shape[d] - 1) & E.narrow(d, 0, E.shape[d] - 1)
+                    n_d = U.shape[d + 1] - 1
+                    g = (U.narrow(d + 1, 1, n_d) - U.narrow(d + 1, 0, n_d)).abs() / s
+                    g = torch.where(both[None], g, torch.zeros((), device=dev))
+                    k = [2, 2, 2]
+                    k[d] = 1   # an edge along d touches the 4 cells around it
+                    slope = torch.maximum(slope, F.max_pool3d(g[None], tuple(k), stride=1)[0])
+                slope = F.max_pool3d(slope[None], 3, stride=1, padding=1)[0]    # (C', mx-1, my-1, mz-1)
+                cmax = F.max_pool3d(U[None], 2, stride=1)[0]
+                cmin = -F.max_pool3d(-U[None], 2, stride=1)[0]
+                corners_ok = -F.max_pool3d(-E[None, None].float(), 2, stride=1)[0, 0] > 0.5
+                band = safety * slope * (0.5 * math.sqrt(3.0) * s)
+                near = (cmin <= lv_t + band) & (cmax >= lv_t - band)
+                active = near.any(dim=0) & corners_ok                           # (mx-1, my-1, mz-1)
+            h = s // 2
+            child = active.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
             need = F.max_pool3d(F.pad(child[None, None].float(), (1, 1, 1, 1, 1, 1)), 2, stride=1)[0, 0] > 0.5
-            # every new lattice point first gets its parent cell's trilinear value ...
-            W = V
-            for d in range(3):
-                W = _lerp_axis(W, lat[d], new[d], d + 1)                          # (C, nx', ny', nz')
-            nx_, ny_, nz_ = (torch.as_tensor(a, device=dev) for a in new)
-            nsel = (nx_[:, None, None], ny_[None, :, None], nz_[None, None, :])
-            vol[(slice(None), *nsel)] = torch.where(decoded[nsel][None], vol[(slice(None), *nsel)], W)
-            lat = list(new)
-            run(lat, need)   # ... then the points of active cells get the network's value
-    return AdaptiveResult(volume=vol.cpu().numpy(), decoded=decoded.cpu().numpy(), levels=lv.astype(np.float32),
-                          seconds=time.perf_counter() - t0)
+            # every new lattice point first gets its parent cell's trilinear value (exact midpoints) ...
+            W = F.interpolate(V[None], size=tuple(2 * m - 1 for m in E.shape), mode="trilinear",
+                              align_corners=True)[0]
+            view = vol[:, ::h, ::h, ::h]
+            view.copy_(torch.where(decoded[::h, ::h, ::h][None], view, W))
+            s = h
+            run(s, need)   # ... then the points of active cells get the network's value
+    nx, ny, nz = shape
+    return AdaptiveResult(volume=vol[:, :nx, :ny, :nz].cpu().numpy(),
+                          decoded=decoded[:nx, :ny, :nz].cpu().numpy(),
+                          levels=lv.astype(np.float32), seconds=time.perf_counter() - t0)
