@@ -480,3 +480,21 @@ def test_docstring_examples(module):
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_concurrent_loads_leave_stderr_alone():
+    from concurrent.futures import ThreadPoolExecutor
+
+    stderr = sys.stderr
+    sources = ["CCO", "C1CC(", "c1ccccc1", "not a smiles", "CC(=O)O", "[Se]1C=CC=C1"] * 3
+
+    def attempt(s):
+        try:
+            return load(s).n_atoms
+        except InputError:
+            return -1
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(attempt, sources))
+    assert sys.stderr is stderr
+    assert results.count(-1) == 6 and results[0] == 9

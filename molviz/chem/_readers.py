@@ -11,6 +11,7 @@ import gzip
 import io
 import math
 import re
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,14 +82,21 @@ def read_text(path: Path, what: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+_STDERR_LOCK = threading.RLock()  # redirect_stderr is process-wide: one reader at a time swaps it
+
+
 @contextlib.contextmanager
 def rdkit_messages():
-    """Collect RDKit's log lines (parse errors, sanitisation problems) instead of printing them."""
+    """Collect RDKit's log lines (parse errors, sanitisation problems) instead of printing them.
+
+    The lock keeps concurrent loads (e.g. the app's worker threads) from restoring each
+    other's buffers as ``sys.stderr``.
+    """
     from rdkit import rdBase
 
     rdBase.LogToPythonStderr()
     buf = io.StringIO()
-    with contextlib.redirect_stderr(buf):
+    with _STDERR_LOCK, contextlib.redirect_stderr(buf):
         yield buf
 
 
