@@ -47,6 +47,7 @@ cutoff of its bounding box.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -73,7 +74,18 @@ def tail_bound(u: float, beta: float, r_max: float, density: float = MAX_ATOM_DE
 
 def cutoff_factor(beta: float, r_max: float, *, tol: float = DEFAULT_TOL,
                   density: float = MAX_ATOM_DENSITY) -> float:
-    """Smallest ``u`` (in widths) with ``tail_bound(u) <= tol``; the cutoff is ``u * r_a``."""
+    """Smallest ``u`` (in widths) with ``tail_bound(u) <= tol``; the cutoff is ``u * r_a``.
+
+    Examples
+    --------
+    >>> round(cutoff_factor(0.25, 1.0), 2), round(cutoff_factor(2.0, 1.0), 2)
+    (7.82, 2.43)
+    """
+    return _cutoff_factor(float(beta), float(r_max), float(tol), float(density))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cutoff_factor(beta: float, r_max: float, tol: float, density: float) -> float:
     if tol <= 0:
         raise InputError(f"tol must be > 0, got {tol}")
     lo, hi = 0.0, 1.0
@@ -101,8 +113,8 @@ def cutoff_radii(width: torch.Tensor, channel: torch.Tensor, n_channels: int, *,
     bound = torch.zeros(n_channels, dtype=torch.float32)
     for c, r in enumerate(r_max.cpu().tolist()):
         if r > 0:
-            u[c] = cutoff_factor(beta, r, tol=tol, density=density)
-            bound[c] = tail_bound(float(u[c]), beta, r, density)
+            u[c] = uc = cutoff_factor(beta, r, tol=tol, density=density)
+            bound[c] = tail_bound(uc, beta, r, density)
     u = u.to(width.device)
     return (u[channel] * width).float(), bound.to(width.device)
 

@@ -1,0 +1,220 @@
+"""``molviz featurize``: molecules -> Eq. 1 fields on a grid (.npz, or .ccp4/.mrc maps)."""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from molviz.errors import InputError
+
+EPILOG = """examples:
+  molviz featurize 6ega_protein.pdb 6ega_ligand_J8A_withH.sdf --channels paper-6ega \\
+      --resolution 32 --beta 0.25 --out 6ega.npz
+  molviz featurize 6ega_protein.pdb 6ega_ligand_J8A_withH.sdf --channels paper-6ega \\
+      --resolution 96 --beta 0.25 --out 6ega.ccp4      # 6ega_<channel>.ccp4, one per channel
+  molviz featurize --smiles-file freesolv.smi --channels freesolv --beta 0.75 --out fs.npz
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "featurize", help="sample the Eq. 1 field of molecules on a grid",
+        description="Sample the paper's Eq. 1 field (one channel per atom selection) on a grid "
+        "and write it as .npz (field, origin, spacing, channels, beta) or as one .ccp4/.mrc "
+        "map per channel (open in ChimeraX or PyMOL).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="molecule files or SMILES; several make one complex (protein + ligand)")
+    p.add_argument("--smiles-file", metavar="FILE",
+                   help="featurize a dataset: one SMILES per line (optional name after it), or "
+                        "FreeSolv's database.txt; writes a stacked .npz")
+    p.add_argument("--channels", default="elements+density",
+                   help="channel spec or preset: paper-6ega, freesolv, elements, "
+                        "elements+density (default), or tokens like ligand:C,protein:density")
+    p.add_argument("--resolution", type=int, default=32, help="voxels per axis, 8..512 (default 32)")
+    p.add_argument("--spacing", type=float, default=None, metavar="A",
+                   help="fixed voxel spacing in angstrom, box centred on the centroid "
+                        "(default: the paper's fitted box)")
+    p.add_argument("--beta", type=float, default=0.25,
+                   help="sharpness (paper: 0.25 for 6EGA, 0.75 for FreeSolv/NMR; default 0.25)")
+    p.add_argument("--normalize", choices=("max", "none"), default="max",
+                   help="max: each channel divided by its maximum, in [0, 1] (default)")
+    p.add_argument("--conformer", default="0",
+                   help="conformer index, or 'all' for every conformer on one shared grid")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output: .npz, .ccp4 or .mrc")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from molviz.fields import fit_grid, parse_channels, sample_conformers, sample_field, spacing_grid
+
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in (".npz", ".ccp4", ".mrc", ".map"):
+        raise InputError(f"--out {out}: use a .npz, .ccp4 or .mrc file name")
+    if bool(args.inputs) == bool(args.smiles_file):
+        raise InputError("give either INPUT files/SMILES (one complex) or --smiles-file (a dataset)")
+
+    if args.smiles_file:
+        return _run_dataset(args, out, suffix)
+
+    from molviz.chem import load
+
+    structure = load(*args.inputs)
+    channels = parse_channels(args.channels, structure)
+    conf = _conformer_arg(args.conformer, structure.n_conformers)
+    if args.spacing is not None:
+        grid = spacing_grid(structure, spacing=args.spacing, resolution=args.resolution,
+                            conformer=conf)
+    else:
+        grid = fit_grid(structure, channels, resolution=args.resolution, beta=args.beta,
+                        conformer=conf)
+    if conf is None:
+        field = sample_conformers(structure, channels, grid, beta=args.beta,
+                                  normalize=args.normalize, device=args.device)
+    else:
+        field = sample_field(structure, channels, grid, beta=args.beta, normalize=args.normalize,
+                             conformer=conf, device=args.device)
+    names = [c.name for c in channels]
+    if suffix == ".npz":
+        _write_npz(out, field=field.astype(np.float32), origin=np.asarray(grid.origin, np.float32),
+                   spacing=np.asarray(grid.spacing, np.float32), channels=np.array(names, dtype=str),
+                   beta=np.float32(args.beta), normalize=np.array(args.normalize),
+                   shape=np.asarray(grid.shape, np.int64), name=np.array(structure.name))
+        print(f"wrote {out}: field {field.shape}, channels {', '.join(names)}")
+    else:
+        if field.ndim == 5:
+            raise InputError("maps hold one conformer: pass --conformer I, or write .npz for all")
+        paths = write_maps(out, field, grid, names)
+        print(f"wrote {len(paths)} maps: {', '.join(str(p) for p in paths)}")
+    return 0
+
+
+def _conformer_arg(value: str, n: int) -> int | None:
+    if str(value).lower() == "all":
+        return None
+    try:
+        i = int(value)
+    except ValueError:
+        raise InputError(f"--conformer {value!r}: give an index or 'all'") from None
+    if not -n <= i < n:
+        raise InputError(f"--conformer {i}: the structure has {n} conformer(s)")
+    return i
+
+
+def _read_smiles_file(path: Path) -> list[tuple[str, str]]:
+    if not path.is_file():
+        raise InputError(f"--smiles-file {path}: no such file")
+    text = path.read_text(errors="replace")
+    if ";" in text.splitlines()[0] if text.strip() else False:  # FreeSolv database.txt
+        from molviz.chem import read_freesolv
+
+        return [(r["compound_id"], r["smiles"]) for r in read_freesolv(path)]
+    rows = []
+    for i, line in enumerate(text.splitlines()):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        rows.append((parts[1] if len(parts) > 1 else f"mol{i}", parts[0]))
+    if not rows:
+        raise InputError(f"--smiles-file {path}: no SMILES found (one per line)")
+    return rows
+
+
+def _run_dataset(args: argparse.Namespace, out: Path, suffix: str) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from molviz.chem import load
+    from molviz.fields import fit_grid, parse_channels, sample_field, spacing_grid
+
+    if suffix != ".npz":
+        raise InputError("a dataset (--smiles-file) is written as one stacked .npz; use --out F.npz")
+    rows = _read_smiles_file(Path(args.smiles_file))
+    structures = [load(smi, name=name) for name, smi in tqdm(rows, desc="conformers", unit="mol")]
+    channels = parse_channels(args.channels, structures)
+    fields, origins, spacings = [], [], []
+    for s in tqdm(structures, desc="featurize", unit="mol"):
+        if args.spacing is not None:
+            grid = spacing_grid(s, spacing=args.spacing, resolution=args.resolution, conformer=0)
+        else:
+            grid = fit_grid(s, channels, resolution=args.resolution, beta=args.beta, conformer=0)
+        fields.append(sample_field(s, channels, grid, beta=args.beta, normalize=args.normalize,
+                                   device=args.device))
+        origins.append(grid.origin)
+        spacings.append(grid.spacing)
+    names = [c.name for c in channels]
+    _write_npz(out, field=np.stack(fields).astype(np.float32),
+               origin=np.asarray(origins, np.float32), spacing=np.asarray(spacings, np.float32),
+               channels=np.array(names, dtype=str), beta=np.float32(args.beta),
+               normalize=np.array(args.normalize), names=np.array([n for n, _ in rows], dtype=str),
+               smiles=np.array([s for _, s in rows], dtype=str))
+    print(f"wrote {out}: {len(structures)} molecules, field {(len(fields), *fields[0].shape)}")
+    return 0
+
+
+def _publish(tmp: str, path: Path) -> None:
+    """Give the temporary file normal permissions (mkstemp makes it 0600), then move it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
+def _write_npz(path: Path, **arrays) -> None:
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        _publish(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
+def write_maps(out: Path, field, grid, names: list[str]) -> list[Path]:
+    """One CCP4/MRC map per channel, ``<stem>_<channel><suffix>``, placed on the atoms.
+
+    gemmi's grid is indexed [u, v, w] = [x, y, z] like ours; the unit cell is
+    ``shape * spacing``, the start indices ``round(origin / spacing)`` (CCP4 header words
+    5-7) and the exact origin in angstrom goes to the MRC-2014 ORIGIN words (50-52),
+    which ChimeraX uses; axis order MAPC/MAPR/MAPS = 1, 2, 3 (x fastest).
+    """
+    import gemmi
+    import numpy as np
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    nx, ny, nz = grid.shape
+    cell = gemmi.UnitCell(nx * grid.spacing[0], ny * grid.spacing[1], nz * grid.spacing[2], 90, 90, 90)
+    for vol, name in zip(field, names):
+        m = gemmi.Ccp4Map()
+        m.grid = gemmi.FloatGrid(np.ascontiguousarray(vol, dtype=np.float32), cell, gemmi.SpaceGroup("P 1"))
+        m.update_ccp4_header(2, True)
+        for word, (o, s) in zip((5, 6, 7), zip(grid.origin, grid.spacing)):
+            m.set_header_i32(word, int(round(o / s)))
+        for word, o in zip((50, 51, 52), grid.origin):
+            m.set_header_float(word, float(o))
+        path = out.with_name(f"{out.stem}_{_safe(name)}{out.suffix}")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=out.suffix)
+        os.close(fd)
+        try:
+            m.write_ccp4_map(tmp)
+            _publish(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        paths.append(path)
+    return paths
