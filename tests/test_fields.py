@@ -260,15 +260,15 @@ def test_featurize_npz_and_ccp4(tmp_path, protein_6ega_pdb, ligand_6ega_sdf):
     gemmi = pytest.importorskip("gemmi")
     out = tmp_path / "6ega.npz"
     assert _featurize([str(protein_6ega_pdb), str(ligand_6ega_sdf), "--channels", "paper-6ega",
-                       "--resolution", "16", "--beta", "0.25", "--out", str(out)]) == 0
+                       "--resolution", "16", "--beta", "2", "--out", str(out)]) == 0
     d = np.load(out, allow_pickle=False)
     assert d["field"].shape == (6, 16, 16, 16) and d["field"].dtype == np.float32
     assert d["origin"].shape == (3,) and d["spacing"].shape == (3,)
     assert list(d["channels"]) == [c.name for c in parse_channels("paper-6ega")]
-    assert float(d["beta"]) == 0.25
+    assert float(d["beta"]) == 2.0
     ccp4 = tmp_path / "6ega.ccp4"
     assert _featurize([str(protein_6ega_pdb), str(ligand_6ega_sdf), "--channels", "paper-6ega",
-                       "--resolution", "16", "--beta", "0.25", "--out", str(ccp4)]) == 0
+                       "--resolution", "16", "--beta", "2", "--out", str(ccp4)]) == 0
     m = gemmi.read_ccp4_map(str(tmp_path / "6ega_ligand-C.ccp4"))
     assert tuple(m.grid.shape) == (16, 16, 16)
     assert np.allclose(np.array(m.grid), d["field"][1])
