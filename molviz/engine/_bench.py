@@ -11,8 +11,8 @@ Rows
 - ``decode``: dense decode of one latent (points/s, FLOP/s from the layer
   shapes, % of the ceiling).
 - ``update``: one interactive update at N^3 = dense decode + isosurfaces of all
-  channels (level: half of each channel's maximum), and the same with adaptive
-  decoding.
+  channels (level 0.5: trained fields are normalised to peak 1; random stand-ins
+  use half-way from median to maximum), and the same with adaptive decoding.
 - ``adaptive``: decoded fraction and the error against dense (max |difference| in
   the cells the dense surface crosses; vertex counts and Hausdorff distance of
   the meshes).
@@ -266,7 +266,10 @@ def run(args: argparse.Namespace) -> int:
                 emit({"bundle": label, "row": "chunk", "chunk": chunk, "points_per_s": 48 ** 3 / t})
 
         # --- interactive updates: dense and adaptive, decode + isosurfaces of every channel
-        levels = _levels(eng.decode(z, resolution=32, cache=False)[0])
+        if bundle.config.get("normalize") == "max":   # trained: every channel peaks near 1
+            levels = np.full(eng.n_channels, 0.5)
+        else:                                         # random stand-in: half-way to its own maximum
+            levels = _levels(eng.decode(z, resolution=32, cache=False)[0])
         for n in sizes:
             r = 1 if n >= 128 else reps
             grid = eng.item_grid(0, n)

@@ -403,16 +403,20 @@ class Engine:
         C = self.n_channels
         with self._lock:
             axes = box_axes(shape, box, device=self.device)
-            out = torch.empty(len(z), n, C, device=self.device)                        # (B, P, C)
+            out = torch.empty(len(z), C, n, device=self.device)                        # (B, C, P)
             for b in range(len(z)):
                 mods = self._modulations(z[b:b + 1])
-                self._run_chunks(n, lambda s, e: flat_coords(axes, s, e), mods, out[b], should_stop)
-            vol = out.transpose(1, 2).reshape(len(z), C, *shape)                        # (B, C, nx, ny, nz)
-            return vol.contiguous().cpu().numpy() if self.device.type != "cpu" else vol.contiguous().numpy()
+                self._run_chunks(n, lambda s, e: flat_coords(axes, s, e), mods, out[b], should_stop,
+                                 channels_first=True)
+            return out.reshape(len(z), C, *shape).cpu().numpy()                        # (B, C, nx, ny, nz)
 
     def _run_chunks(self, n: int, make_coords: Callable[[int, int], torch.Tensor], mods,
-                    out: torch.Tensor, should_stop: Callable[[], bool] | None) -> None:
-        """Fill ``out`` (n, C) chunk by chunk; on OOM halve the chunk and retry the same points."""
+                    out: torch.Tensor, should_stop: Callable[[], bool] | None, *,
+                    channels_first: bool = False) -> None:
+        """Fill ``out`` ((n, C), or (C, n) with ``channels_first``) chunk by chunk.
+
+        On an out-of-memory error the chunk halves and the same points are retried.
+        """
         t0 = time.perf_counter()
         start = 0
         while start < n:
@@ -420,7 +424,11 @@ class Engine:
                 raise Cancelled()
             stop = min(n, start + self.chunk_points)
             try:
-                out[start:stop] = self._decode_chunk(make_coords(start, stop), mods)
+                y = self._decode_chunk(make_coords(start, stop), mods)                  # (p, C)
+                if channels_first:
+                    out[:, start:stop] = y.T
+                else:
+                    out[start:stop] = y
             except Exception as exc:
                 if not _is_oom(exc):
                     raise
