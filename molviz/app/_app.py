@@ -1,0 +1,993 @@
+"""The molviz browser app: one :class:`TrameApp`, engine set-up, state defaults, UI, reactions.
+
+Every reaction is an ``@change`` method: it validates the client's values
+(:mod:`molviz.app.limits`), asks the engine through :class:`~molviz.app.explore.Explorer`
+in a worker thread (:mod:`molviz.app._jobs`), and then updates the view on the
+event loop. A refused value puts the last good one back, shows a message, and
+leaves the picture as it was.
+
+Single user per process: trame keeps one shared state per server process, so two
+browser tabs on one server drive the same view. Serve several users with one
+process each (trame's launcher, or one ``molviz serve --port N`` per user).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from trame.app import TrameApp
+from trame.decorators import change, controller, trigger
+
+from molviz.app._jobs import Debounce, Lane
+from molviz.app.explore import Endpoint, Explorer, View, bundled_models_dir, default_bundle, find_bundles
+from molviz.app.latent_map import COLOR_BY, LatentMap, depiction_svg
+from molviz.app.limits import (
+    Limits,
+    clean_bool,
+    clean_choice,
+    clean_float,
+    clean_int,
+    clean_resolution,
+    clean_smiles,
+)
+from molviz.app.movie import MovieConfig, render_movie
+from molviz.app.scene import (
+    BuiltScene,
+    ChannelStyle,
+    Layer,
+    Scene,
+    SceneOptions,
+    build_scene,
+    channel_color,
+    png_bytes,
+    side_by_side_offset,
+)
+from molviz.errors import MolvizError
+
+log = logging.getLogger("molviz.app")
+
+MAX_CHANNELS = 16                  # channel cards the page has (a bigger bundle shows its first 16)
+COARSE = 32                        # resolution of the quick first pass while the user drags
+REFINE_DELAY = 0.35                # seconds without input before the full resolution is decoded
+TRUTH_FOR_PSNR = 64                # below this the truth is sampled even when not shown, for the PSNR chip
+EXPORT_SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+RESOLUTIONS = ["32", "64", "128", "256", "custom"]
+CHANNEL_FIELDS = ("visible", "level", "mode", "color", "opacity", "repr")
+LEVEL_RANGES = {"fraction": (0.01, 1.0, 0.01), "percent": (0.1, 50.0, 0.1)}   # min, max, step
+LEVEL_DEFAULTS = {"fraction": 0.5, "percent": 2.0}
+
+
+@dataclass
+class Request:
+    """What a view job computes; compared to drop work the user no longer wants."""
+
+    source: str                    # "item", "interpolation", "encoded"
+    resolution: int
+    item: int = 0
+    t: float = 0.0
+    compare: str = "reconstruction"
+    final: bool = True             # False for the coarse pass (no ground truth just for the PSNR chip)
+
+
+def _key(prefix: str, i: int, name: str) -> str:
+    return f"{prefix}{i}_{name}"
+
+
+def channel_keys() -> list[str]:
+    return [_key("ch", i, f) for i in range(MAX_CHANNELS) for f in CHANNEL_FIELDS]
+
+
+class MolvizApp(TrameApp):
+    """The viewer: models, channels, resolution, interpolation, latent map, exports.
+
+    Parameters
+    ----------
+    server : trame server or name, optional
+    bundle : path, optional
+        Bundle to open first (default: ``assets/models/freesolv``).
+    models_dir : path, optional
+        A folder of bundles to offer beside the bundled models (named at start-up, never by the client).
+    limits : Limits, optional
+        Server-side limits on what the browser may ask for.
+
+    Examples
+    --------
+    >>> app = MolvizApp(bundle="assets/models/freesolv")     # doctest: +SKIP
+    >>> app.server.start(port=8080)                          # doctest: +SKIP
+    """
+
+    def __init__(self, server=None, *, bundle: str | Path | None = None, models_dir: str | Path | None = None,
+                 limits: Limits | None = None, window_size: tuple[int, int] = (1000, 760)) -> None:
+        super().__init__(server, client_type="vue3")
+        self.t_start = time.perf_counter()
+        # ---- engine set-up (server side only; the client sees names and indices)
+        self.limits = limits or Limits()
+        first = Path(bundle).expanduser().resolve() if bundle else default_bundle()
+        self.catalog: list[Path] = find_bundles(*(p for p in (first, bundled_models_dir(), models_dir) if p))
+        if first is not None and first not in self.catalog:
+            from molviz.models import load_model
+            load_model(first)                     # raises BundleError with the reason
+        if not self.catalog:
+            from molviz.errors import BundleError
+            raise BundleError("no model bundle found: give one (molviz serve PATH) or put bundles in "
+                              f"{bundled_models_dir()} or a --models-dir folder")
+        self.scene = Scene(window_size=window_size)
+        self.explorer: Explorer | None = None
+        self.map: LatentMap | None = None
+        self.current: View | None = None          # what the view shows now
+        self.built: BuiltScene | None = None
+        self.encoded: Endpoint | None = None
+        self.encoded_xy: np.ndarray | None = None
+        self.view_lane = Lane("view")
+        self.map_lane = Lane("map")
+        self.aux_lane = Lane("encode")
+        self.view_lane.on_busy = self._on_busy
+        self._refine = Debounce(REFINE_DELAY, self._refine_now)
+        self._good: dict[str, Any] = {}           # last accepted value of each validated key
+        self._have: set[tuple] = set()            # (source key, resolution) already decoded once
+        self._play_task: asyncio.Task | None = None
+        self._exporting = False
+        self.first_picture_s: float | None = None
+        self.view = None
+        self.map_widget = None
+        # ---- state defaults, then the page
+        self._state_defaults()
+        self._build_ui()
+        # ---- first picture: the default model's first item, at the coarse resolution, before serving
+        self._load_model(0, initial=True)
+
+    # ================================================================== set-up
+    def _state_defaults(self) -> None:
+        s = self.state
+        s.model_options = [{"title": p.name, "value": i} for i, p in enumerate(self.catalog)]
+        s.model_index = 0
+        s.item_index = 0
+        s.item_options = []
+        s.view_source = "item"
+        s.view_caption = ""
+        s.resolution_choice = "64"
+        s.resolution_custom = 96
+        s.resolution = 64
+        s.compare = "reconstruction"
+        s.psnr_text = ""
+        s.busy = False
+        s.busy_text = ""
+        s.show_atoms = True
+        s.show_outline = True
+        s.clip_axis = "none"
+        s.clip_position = 0.5
+        s.view_mode = "remote"
+        s.screenshot_scale = 2
+        s.n_channels = 0
+        s.channel_names = []
+        for i in range(MAX_CHANNELS):
+            s[_key("ch", i, "visible")] = False
+            s[_key("ch", i, "level")] = 0.5
+            s[_key("ch", i, "mode")] = "fraction"
+            s[_key("ch", i, "color")] = "#909090"
+            s[_key("ch", i, "opacity")] = 1.0
+            s[_key("ch", i, "repr")] = "surface"
+            s[_key("ch", i, "level_min")] = 0.01
+            s[_key("ch", i, "level_max")] = 1.0
+            s[_key("ch", i, "level_step")] = 0.01
+        s.endpoint_a = 0
+        s.endpoint_b = 1
+        s.endpoint_options = []
+        s.interp_mode = "linear"
+        s.interp_t = 0.0
+        s.playing = False
+        s.loop = True
+        s.round_trip = False
+        s.fps = 12
+        s.export_format = "mp4"
+        s.export_size = "720p"
+        s.export_frames = 60
+        s.export_fps = 24
+        s.export_orbit = False
+        s.exporting = False
+        s.export_progress = 0
+        s.smiles = ""
+        s.has_encoded = False
+        s.neighbours = []
+        s.placement_text = ""
+        s.map_color_by = "expt"
+        s.map_color_options = []
+        s.map_pick_mode = "view"
+        s.map_source = ""
+        s.hover_svg = ""
+        s.hover_text = ""
+        s.error_text = ""
+        s.error_show = False
+        s.first_picture_s = None
+        self._good["display"] = (True, True, "none", 0.5)
+        for key in ("model_index", "item_index", "resolution_choice", "resolution_custom", "compare",
+                    "clip_axis", "clip_position", "endpoint_a", "endpoint_b", "interp_mode", "interp_t", "fps",
+                    "export_format", "export_size", "export_frames", "export_fps", "map_color_by",
+                    "map_pick_mode", "view_source", "view_mode", "screenshot_scale", *channel_keys()):
+            self._good[key] = s[key]
+
+    def _build_ui(self) -> None:
+        from molviz.app.ui.layout import build_layout
+        self.ui = build_layout(self, max_channels=MAX_CHANNELS)
+
+    # ================================================================== helpers
+    def _error(self, exc: BaseException | str) -> None:
+        """Show a message in the page; the view keeps its last good picture."""
+        text = str(exc) if isinstance(exc, (MolvizError, str)) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, (MolvizError, str)):
+            log.exception("molviz app: unexpected error", exc_info=exc)
+        self.state.error_text = text
+        self.state.error_show = True
+        self.state.flush()
+
+    def _refuse(self, key: str, exc: BaseException) -> None:
+        """Put the last accepted value of ``key`` back and say why."""
+        with self.state.suppress_change_listeners(key):
+            self.state[key] = self._good.get(key)
+        self._error(exc)
+
+    def _accept(self, key: str, value) -> None:
+        self._good[key] = value
+
+    def _on_busy(self, busy: bool) -> None:
+        self.state.busy = busy
+        if not busy:
+            self.state.busy_text = ""
+        self.state.flush()
+
+    @property
+    def ex(self) -> Explorer:
+        assert self.explorer is not None
+        return self.explorer
+
+    def _push_view(self, reset_camera: bool = False) -> None:
+        """Send the new picture (remote) or geometry (local) to the browser."""
+        if reset_camera:
+            self.scene.reset_camera()
+        if self.view is None or self.server.protocol is None:
+            return
+        if self.state.view_mode == "local":
+            self.view.update_geometry()
+            if reset_camera:
+                self.view.reset_camera()
+        else:
+            self.view.update_image()
+
+    # ================================================================== model and items
+    def _load_model(self, index: int, *, initial: bool = False) -> None:
+        path = self.catalog[index]
+        try:
+            explorer = Explorer.open(path)
+        except MolvizError as exc:
+            if initial:
+                raise
+            self._refuse("model_index", exc)
+            return
+        self.explorer = explorer
+        self._accept("model_index", index)
+        self._have.clear()
+        self.current = None
+        self.encoded = None
+        self.encoded_xy = None
+        s = self.state
+        labels = explorer.item_labels()
+        smiles = [it.get("smiles") or "" for it in explorer.bundle.items] + [""] * explorer.n_items
+        options = [{"title": f"{i}: {labels[i]}" + (f"  ({smiles[i]})" if smiles[i] else ""), "value": i}
+                   for i in range(explorer.n_items)]
+        names = explorer.channel_names[:MAX_CHANNELS]
+        with s:
+            s.item_options = options
+            s.endpoint_options = options
+            s.channel_names = names
+            s.n_channels = len(names)
+            s.has_encoded = False
+            s.neighbours = []
+            s.placement_text = ""
+            s.item_index = 0
+            s.endpoint_a = 0
+            s.endpoint_b = min(1, explorer.n_items - 1)
+            s.interp_t = 0.0
+            s.view_source = "item"
+            self._reset_channel_styles(0)
+            for k in ("item_index", "endpoint_a", "endpoint_b", "interp_t", "view_source"):
+                self._good[k] = s[k]
+        self._load_map()
+        self._request_view(interactive=not initial, reset_camera=True, initial=initial)
+
+    def _reset_channel_styles(self, item: int) -> None:
+        """Element colours, and only the channels with atoms in this item visible (density translucent)."""
+        present = self.ex.present_channels(self.ex.item_atoms(item))
+        s = self.state
+        for i, name in enumerate(self.ex.channel_names[:MAX_CHANNELS]):
+            prop = name.split(":")[-1] in ("density", "electronegativity")
+            n_present_elements = sum(p for p, nm in zip(present, self.ex.channel_names)
+                                     if nm.split(":")[-1] not in ("density", "electronegativity"))
+            vals = {
+                "visible": bool(present[i]) and (not prop or n_present_elements == 0),
+                "level": LEVEL_DEFAULTS["fraction"], "mode": "fraction", "color": channel_color(name),
+                "opacity": 0.35 if prop else 0.9, "repr": "surface",
+            }
+            for f, v in vals.items():
+                s[_key("ch", i, f)] = v
+                self._good[_key("ch", i, f)] = v
+            self._set_level_range(i, "fraction")
+
+    def _set_level_range(self, i: int, mode: str) -> None:
+        s = self.state
+        if mode == "absolute":
+            top = 1.0
+            if self.current is not None and i < self.current.volume.shape[0]:
+                top = float(max(np.max(self.current.volume[i]), 1e-3))
+            lo, hi, step = 0.0, round(top, 3), round(top / 200, 5) or 0.001
+        else:
+            lo, hi, step = LEVEL_RANGES[mode]
+        s[_key("ch", i, "level_min")] = lo
+        s[_key("ch", i, "level_max")] = hi
+        s[_key("ch", i, "level_step")] = step
+
+    # ================================================================== reactions
+    @change("model_index")
+    def on_model(self, model_index, **_):
+        try:
+            i = clean_int(model_index, "model", 0, len(self.catalog) - 1)
+        except MolvizError as exc:
+            self._refuse("model_index", exc)
+            return
+        if i != self._good.get("model_index") or self.explorer is None:
+            self._load_model(i)
+
+    @change("item_index")
+    def on_item(self, item_index, **_):
+        if self.explorer is None:
+            return
+        try:
+            i = clean_int(item_index, "item", 0, self.ex.n_items - 1)
+        except MolvizError as exc:
+            self._refuse("item_index", exc)
+            return
+        if i == self._good.get("item_index") and self._good.get("view_source") == "item" and self.current is not None:
+            return
+        self._accept("item_index", i)
+        with self.state.suppress_change_listeners("view_source"):
+            self.state.view_source = "item"
+        self._good["view_source"] = "item"
+        self._reset_channel_styles(i)
+        self.state.flush()
+        self._request_view(interactive=True, reset_camera=True)
+        self._update_map()
+
+    @change("view_source")
+    def on_view_source(self, view_source, **_):
+        try:
+            src = clean_choice(view_source, "view", ("item", "interpolation", "encoded"))
+            if src == "encoded" and self.encoded is None:
+                raise MolvizError("encode a molecule first (Encode a molecule: type a SMILES)")
+        except MolvizError as exc:
+            self._refuse("view_source", exc)
+            return
+        if src != self._good.get("view_source"):
+            self._accept("view_source", src)
+            self._request_view(interactive=True, reset_camera=True)
+
+    @change("resolution_choice", "resolution_custom")
+    def on_resolution(self, resolution_choice, resolution_custom, **_):
+        if self.explorer is None:
+            return
+        try:
+            choice = clean_choice(resolution_choice, "resolution", RESOLUTIONS)
+            raw = resolution_custom if choice == "custom" else int(choice)
+            n = clean_resolution(raw, self.limits, n_channels=len(self.ex.channel_names))
+        except MolvizError as exc:
+            key = "resolution_custom" if resolution_choice == "custom" else "resolution_choice"
+            self._refuse(key, exc)
+            return
+        self._accept("resolution_choice", choice)
+        if choice == "custom":
+            self._accept("resolution_custom", n)
+        if n != self.state.resolution:
+            self.state.resolution = n
+            self._request_view(interactive=True)
+
+    @change("compare")
+    def on_compare(self, compare, **_):
+        try:
+            clean_choice(compare, "show", ("reconstruction", "truth", "side_by_side"))
+        except MolvizError as exc:
+            self._refuse("compare", exc)
+            return
+        if compare == self._good.get("compare"):
+            return
+        self._accept("compare", compare)
+        self._request_view(interactive=False, reset_camera=True)
+
+    @change(*channel_keys())
+    def on_channel_style(self, **state):
+        if self.explorer is None:
+            return
+        changed = [k for k in channel_keys() if state.get(k) != self._good.get(k)]
+        for key in changed:
+            i, field = int(key[2:key.index("_")]), key[key.index("_") + 1:]
+            try:
+                value = self._clean_channel_value(i, field, state[key])
+            except MolvizError as exc:
+                self._refuse(key, exc)
+                return
+            if field == "mode" and value != self._good.get(key):
+                # a new mode means a new scale: start from that mode's default level
+                level = LEVEL_DEFAULTS.get(value)
+                if value == "absolute":
+                    top = float(np.max(self.current.volume[i])) if self.current is not None else 1.0
+                    level = round(0.5 * top, 4)
+                self._set_level_range(i, value)
+                with self.state.suppress_change_listeners(_key("ch", i, "level")):
+                    self.state[_key("ch", i, "level")] = level
+                self._good[_key("ch", i, "level")] = level
+            self._accept(key, value)
+        if changed:
+            self._request_view(interactive=True, restyle_only=True)
+
+    def _clean_channel_value(self, i: int, field: str, value):
+        name = f"channel {i} {field}"
+        if field == "visible":
+            return clean_bool(value)
+        if field == "mode":
+            return clean_choice(value, name, ("absolute", "fraction", "percent"))
+        if field == "level":
+            mode = self._good.get(_key("ch", i, "mode"), "fraction")
+            lo, hi = (0.0, 1e6) if mode == "absolute" else LEVEL_RANGES[mode][:2]
+            return clean_float(value, f"channel {i} level ({mode})", lo, hi, clamp=False)
+        if field == "opacity":
+            return clean_float(value, name, 0.0, 1.0)
+        if field == "repr":
+            return clean_choice(value, name, ("surface", "wireframe"))
+        if field == "color":
+            if not isinstance(value, str) or len(value) != 7 or value[0] != "#" or \
+                    any(c not in "0123456789abcdefABCDEF" for c in value[1:]):
+                raise MolvizError(f"{name} must be a colour like #3050F8, got {str(value)[:20]!r}")
+            return value
+        raise MolvizError(f"unknown channel field {field!r}")
+
+    @change("show_atoms", "show_outline", "clip_axis", "clip_position")
+    def on_display(self, show_atoms, show_outline, clip_axis, clip_position, **_):
+        try:
+            clean_choice(clip_axis, "clip plane", ("none", "x", "y", "z"))
+        except MolvizError as exc:
+            self._refuse("clip_axis", exc)
+            return
+        try:
+            clean_float(clip_position, "clip position", 0.0, 1.0)
+        except MolvizError as exc:
+            self._refuse("clip_position", exc)
+            return
+        now = (bool(show_atoms), bool(show_outline), clip_axis, float(clip_position))
+        if now == self._good.get("display"):
+            return
+        self._good["display"] = now
+        self._accept("clip_axis", clip_axis)
+        self._accept("clip_position", clip_position)
+        self._request_view(interactive=True, restyle_only=True)
+
+    @change("view_mode")
+    def on_view_mode(self, view_mode, **_):
+        try:
+            clean_choice(view_mode, "rendering", ("remote", "local"))
+        except MolvizError as exc:
+            self._refuse("view_mode", exc)
+            return
+        if view_mode == self._good.get("view_mode"):
+            return
+        self._accept("view_mode", view_mode)
+        self._push_view(reset_camera=view_mode == "local")
+
+    @controller.set("reset_camera")
+    def reset_camera(self, **_):
+        self._push_view(reset_camera=True)
+
+    # ------------------------------------------------------------------ interpolation
+    @change("endpoint_a", "endpoint_b", "interp_mode")
+    def on_endpoints(self, endpoint_a, endpoint_b, interp_mode, **_):
+        if self.explorer is None:
+            return
+        if (endpoint_a, endpoint_b, interp_mode) == tuple(self._good.get(k) for k in ("endpoint_a", "endpoint_b",
+                                                                                        "interp_mode")):
+            return
+        for key, value in (("endpoint_a", endpoint_a), ("endpoint_b", endpoint_b)):
+            try:
+                clean_int(value, key.replace("_", " "), -1 if self.encoded is not None else 0, self.ex.n_items - 1)
+            except MolvizError as exc:
+                self._refuse(key, exc)
+                return
+            self._accept(key, int(value))
+        try:
+            self._accept("interp_mode", clean_choice(interp_mode, "interpolation", ("linear", "slerp")))
+        except MolvizError as exc:
+            self._refuse("interp_mode", exc)
+            return
+        self._update_map()
+        if self._good.get("view_source") == "interpolation":
+            self._request_view(interactive=True)
+
+    @change("interp_t")
+    def on_t(self, interp_t, **_):
+        try:
+            t = clean_float(interp_t, "t", 0.0, 1.0)
+        except MolvizError as exc:
+            self._refuse("interp_t", exc)
+            return
+        if t == self._good.get("interp_t"):
+            return
+        self._accept("interp_t", t)
+        reset = self._good.get("view_source") != "interpolation"
+        if reset:
+            with self.state.suppress_change_listeners("view_source"):
+                self.state.view_source = "interpolation"
+            self._good["view_source"] = "interpolation"
+        self._request_view(interactive=True, reset_camera=reset)
+
+    def _endpoint(self, which: str) -> Endpoint:
+        i = int(self._good[f"endpoint_{which}"])
+        if i == -1:
+            if self.encoded is None:
+                raise MolvizError("encode a molecule first to use it as an endpoint")
+            return self.encoded
+        return self.ex.item_endpoint(i)
+
+    @change("playing", "fps")
+    def on_play(self, playing, fps, **_):
+        try:
+            self._accept("fps", clean_int(fps, "fps", 1, 30))
+        except MolvizError as exc:
+            self._refuse("fps", exc)
+            return
+        if playing and (self._play_task is None or self._play_task.done()):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self._play_task = loop.create_task(self._play())
+
+    async def _play(self) -> None:
+        """Advance t at ``fps``; the view lane drops frames the CPU cannot draw in time."""
+        direction = 1.0
+        while self.state.playing:
+            fps = int(self._good.get("fps", 12))
+            t = float(self._good.get("interp_t", 0.0)) + direction / (2.0 * fps)
+            if t > 1.0 or t < 0.0:
+                if self.state.round_trip:
+                    direction = -direction
+                    t = min(max(t, 0.0), 1.0)
+                elif self.state.loop:
+                    t = 0.0
+                else:
+                    t = 1.0
+                    with self.state:
+                        self.state.playing = False
+            with self.state:
+                self.state.interp_t = round(t, 4)
+            await asyncio.sleep(1.0 / fps)
+            await asyncio.sleep(0)
+
+    # ------------------------------------------------------------------ view jobs
+    def _request(self, resolution: int) -> Request:
+        src = self._good.get("view_source", "item")
+        return Request(source=src, resolution=resolution, item=int(self._good.get("item_index", 0)),
+                       t=float(self._good.get("interp_t", 0.0)), compare=self._good.get("compare", "reconstruction"))
+
+    def _source_key(self, req: Request) -> tuple:
+        if req.source == "item":
+            return ("item", req.item)
+        if req.source == "encoded":
+            return ("encoded", id(self.encoded))
+        return ("interp", self._good.get("endpoint_a"), self._good.get("endpoint_b"),
+                self._good.get("interp_mode"), round(req.t, 4))
+
+    def _styles(self) -> list[ChannelStyle]:
+        g = self._good
+        out = []
+        for i in range(len(self.ex.channel_names)):
+            if i >= MAX_CHANNELS:
+                out.append(ChannelStyle(visible=False))
+                continue
+            out.append(ChannelStyle(visible=bool(g[_key("ch", i, "visible")]), level=float(g[_key("ch", i, "level")]),
+                                    mode=g[_key("ch", i, "mode")], color=g[_key("ch", i, "color")],
+                                    opacity=float(g[_key("ch", i, "opacity")]),
+                                    representation=g[_key("ch", i, "repr")]))
+        return out
+
+    def _options(self) -> SceneOptions:
+        s = self.state
+        return SceneOptions(show_atoms=bool(s.show_atoms), show_outline=bool(s.show_outline),
+                            clip_axis=self._good.get("clip_axis", "none"),
+                            clip_position=float(self._good.get("clip_position", 0.5)))
+
+    def _request_view(self, *, interactive: bool, reset_camera: bool = False, restyle_only: bool = False,
+                      initial: bool = False) -> None:
+        """Queue the view's recomputation: coarse first while the user moves, full resolution when they stop."""
+        if self.explorer is None:
+            return
+        full = int(self.state.resolution)
+        req = self._request(full)
+        if restyle_only and self.current is not None and self.current.extra.get("request") == req:
+            self._submit_view(req, reset_camera=reset_camera)           # volumes cached: isosurfaces only
+            return
+        have_full = (self._source_key(req), full) in self._have
+        if (interactive or initial) and full > COARSE and not have_full:
+            coarse = self._request(COARSE)
+            coarse.final = False
+            self._submit_view(coarse, reset_camera=reset_camera, initial=initial)
+            if initial:
+                self._refine_pending = True
+                return
+            self._refine.trigger()
+        else:
+            self._refine.cancel()
+            self._submit_view(req, reset_camera=reset_camera, initial=initial)
+
+    def _refine_now(self) -> None:
+        self._refine_pending = False
+        if self.explorer is not None:
+            self._submit_view(self._request(int(self.state.resolution)))
+
+    def _submit_view(self, req: Request, *, reset_camera: bool = False, initial: bool = False) -> None:
+        ex, styles, options = self.ex, self._styles(), self._options()
+        source = self._source_key(req)
+        a = b = None
+        if req.source == "interpolation":
+            try:
+                a, b = self._endpoint("a"), self._endpoint("b")
+            except MolvizError as exc:
+                self._error(exc)
+                return
+        encoded = self.encoded
+        self.state.busy_text = f"decoding {req.resolution}\u00b3" if (source, req.resolution) not in self._have \
+            else "updating surfaces"
+
+        def work(should_stop):
+            t0 = time.perf_counter()
+            if req.source == "item":
+                want_truth = req.compare != "reconstruction" or (req.final and req.resolution <= TRUTH_FOR_PSNR)
+                view = ex.item_view(req.item, req.resolution, truth=want_truth, should_stop=should_stop)
+            elif req.source == "encoded":
+                from molviz.fields import Grid
+                view = View(label=f"encoded: {encoded.label}", grid=Grid.from_box(encoded.box[0], encoded.box[1],
+                                                                                  req.resolution),
+                            volume=ex.decode(encoded.latent, req.resolution, should_stop=should_stop),
+                            atoms=encoded.atoms)
+            else:
+                view = ex.frame(a, b, req.t, mode=self._good.get("interp_mode", "linear"),
+                                resolution=req.resolution, should_stop=should_stop)
+            view.extra["request"] = req
+            layers = _layers(view, ex.channel_names, req.compare)
+            built = build_scene(layers, styles, options)
+            return view, built, time.perf_counter() - t0
+
+        def done(result):
+            view, built, seconds = result
+            self._have.add((source, req.resolution))
+            self.current, self.built = view, built
+            self.scene.show(built, reset_camera=reset_camera or None)
+            self._push_view(reset_camera=False)
+            self._after_view(view, req, seconds)
+            if self.first_picture_s is None:
+                self.first_picture_s = time.perf_counter() - self.t_start
+                self.state.first_picture_s = round(self.first_picture_s, 2)
+                log.info("first picture after %.2f s", self.first_picture_s)
+            self.state.flush()
+
+        self.view_lane.submit(work, done, self._error)
+
+    def _after_view(self, view: View, req: Request, seconds: float) -> None:
+        s = self.state
+        psnr = view.psnr
+        shown = {"reconstruction": "reconstruction", "truth": "ground truth",
+                 "side_by_side": "side by side"}[req.compare]
+        s.psnr_text = f"PSNR {psnr:.1f} dB at {req.resolution}\u00b3" if psnr is not None else ""
+        s.view_caption = f"{view.label} \u00b7 {shown} \u00b7 {req.resolution}\u00b3 \u00b7 {seconds * 1000:.0f} ms"
+        s.resolution_shown = req.resolution
+        for i in range(min(MAX_CHANNELS, view.volume.shape[0])):
+            if self._good.get(_key("ch", i, "mode")) == "absolute":
+                self._set_level_range(i, "absolute")
+
+    # ------------------------------------------------------------------ screenshot, export
+    @trigger("screenshot_png")
+    def screenshot_png(self):
+        try:
+            scale = clean_int(self.state.screenshot_scale, "supersampling", 1, self.limits.max_supersample)
+        except MolvizError as exc:
+            self._error(exc)
+            return None
+        data = png_bytes(self.scene.screenshot(scale=scale))
+        return self.server.protocol.addAttachment(data) if self.server.protocol else data
+
+    def _export_config(self) -> tuple[MovieConfig, str]:
+        s = self.state
+        fmt = clean_choice(s.export_format, "movie format", ("gif", "mp4"))
+        size = clean_choice(s.export_size, "movie size", tuple(EXPORT_SIZES))
+        frames = clean_int(s.export_frames, "frames", 2, self.limits.max_frames)
+        fps = clean_int(s.export_fps, "movie fps", 1, 60)
+        cfg = MovieConfig(frames=frames, fps=fps, size=EXPORT_SIZES[size], mode=self._good.get("interp_mode", "linear"),
+                          resolution=min(int(self.state.resolution), 64), round_trip=bool(s.round_trip),
+                          orbit=60.0 if s.export_orbit else 0.0)
+        return cfg, fmt
+
+    @trigger("export_movie")
+    async def export_movie(self):
+        """Render the A -> B movie in a worker thread (progress bar), then hand the file to the browser."""
+        if self._exporting:
+            self._error("an export is already running; wait for it to finish")
+            return None
+        try:
+            cfg, fmt = self._export_config()
+            a, b = self._endpoint("a"), self._endpoint("b")
+        except MolvizError as exc:
+            self._error(exc)
+            return None
+        import tempfile
+        self._exporting = True
+        with self.state:
+            self.state.exporting = True
+            self.state.export_progress = 0
+        loop = asyncio.get_running_loop()
+        styles, options = self._styles(), self._options()
+
+        def progress(k, n):
+            loop.call_soon_threadsafe(self._export_progress, 100.0 * k / n)
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="molviz-export-") as tmp:
+                out = Path(tmp) / f"movie.{fmt}"
+                await loop.run_in_executor(None, lambda: render_movie(
+                    self.ex, a, b, out, styles=styles, options=options, config=cfg, progress=progress))
+                data = out.read_bytes()
+        except Exception as exc:  # noqa: BLE001 - reported in the page; the server stays up
+            self._error(exc)
+            return None
+        finally:
+            self._exporting = False
+            with self.state:
+                self.state.exporting = False
+        return self.server.protocol.addAttachment(data) if self.server.protocol else data
+
+    def _export_progress(self, pct: float) -> None:
+        with self.state:
+            self.state.export_progress = round(pct, 1)
+
+    # ------------------------------------------------------------------ encode a SMILES
+    @controller.set("encode_smiles")
+    def encode_smiles(self, **_):
+        try:
+            smiles = clean_smiles(self.state.smiles, self.limits)
+        except MolvizError as exc:
+            self._error(exc)
+            return
+        ex = self.ex
+        self.state.busy_text = f"encoding {smiles}"
+
+        def work(_should_stop):
+            enc = ex.encode(smiles)
+            return enc, ex.neighbours(enc.latent, 5)
+
+        def done(result):
+            enc, nbs = result
+            self.encoded = enc
+            if self.map is not None:
+                self.encoded_xy, how = self.map.place(enc.latent)
+            else:
+                self.encoded_xy, how = None, "no latent map"
+            labels = ex.item_labels()
+            with self.state:
+                self.state.has_encoded = True
+                self.state.placement_text = f"{smiles}: placed on the map by {how}"
+                self.state.neighbours = [{"index": i, "title": f"{i}: {labels[i]}",
+                                          "subtitle": f"latent distance {d:.3f}"} for i, d in nbs]
+                opts = [o for o in self.state.endpoint_options if o["value"] != -1]
+                self.state.endpoint_options = [{"title": f"typed: {smiles}", "value": -1}, *opts]
+            self._update_map(highlight=[i for i, _ in nbs])
+            self.show_encoded()
+
+        self.aux_lane.submit(work, done, self._error)
+
+    @controller.set("show_encoded")
+    def show_encoded(self, **_):
+        if self.encoded is None:
+            return
+        if self._good.get("view_source") == "encoded":
+            self._request_view(interactive=True, reset_camera=True)
+        else:
+            self.state.view_source = "encoded"
+            self.state.flush()
+
+    @controller.set("encoded_as_a")
+    def encoded_as_a(self, **_):
+        if self.encoded is not None:
+            self.state.endpoint_a = -1
+            self.state.flush()
+
+    @controller.set("encoded_as_b")
+    def encoded_as_b(self, **_):
+        if self.encoded is not None:
+            self.state.endpoint_b = -1
+            self.state.flush()
+
+    # ------------------------------------------------------------------ latent map
+    def _load_map(self) -> None:
+        ex = self.ex
+        self.map = LatentMap.from_bundle(ex.bundle)
+        if self.map is not None:
+            self._map_ready()
+            return
+        if ex.n_items < 4:
+            self.state.map_source = f"no latent map: the bundle has {ex.n_items} item(s)"
+            self.state.map_figure = {"data": [], "layout": {}}
+            return
+        self.state.map_source = ("this bundle ships no latent map: computing UMAP (umap-learn, n_neighbors=5) "
+                                 "now, about half a minute")
+        bundle = ex.bundle
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:          # not serving yet: start it with the server (on_server_ready)
+            self._map_pending = True
+            return
+
+        def done(m):
+            if self.explorer is not None and self.explorer.bundle is bundle:
+                self.map = m
+                self._map_ready()
+
+        self.map_lane.submit(lambda _stop: LatentMap.compute(bundle), done, self._error)
+
+    def _map_ready(self) -> None:
+        m = self.map
+        with self.state:
+            self.state.map_color_options = [{"title": COLOR_BY[k], "value": k} for k in m.color_options]
+            if self.state.map_color_by not in m.color_options:
+                self.state.map_color_by = m.color_options[0] if m.color_options else "expt"
+            self._good["map_color_by"] = self.state.map_color_by
+            self.state.map_source = f"map: {m.source}; {len(m.coords)} items"
+        self._update_map()
+
+    @change("map_color_by", "map_pick_mode")
+    def on_map_options(self, map_color_by, map_pick_mode, **_):
+        try:
+            clean_choice(map_pick_mode, "click mode", ("view", "endpoints"))
+            if self.map is not None and map_color_by not in self.map.color_options:
+                raise MolvizError(f"colour by must be one of {', '.join(self.map.color_options)}")
+        except MolvizError as exc:
+            self._refuse("map_color_by" if map_pick_mode in ("view", "endpoints") else "map_pick_mode", exc)
+            return
+        if (map_color_by, map_pick_mode) == (self._good.get("map_color_by"), self._good.get("map_pick_mode")):
+            return
+        self._accept("map_color_by", map_color_by)
+        self._accept("map_pick_mode", map_pick_mode)
+        self._pick_next = "a"
+        self._update_map()
+
+    def _update_map(self, highlight: list[int] | None = None) -> None:
+        if self.map is None or self.map_widget is None:
+            return
+        g = self._good
+        a, b = g.get("endpoint_a"), g.get("endpoint_b")
+        path = None
+        ends = []
+        for e in (a, b):
+            if e == -1 and self.encoded_xy is not None:
+                ends.append(self.encoded_xy)
+            elif e is not None and 0 <= int(e) < len(self.map.coords):
+                ends.append(self.map.coords[int(e)])
+        if len(ends) == 2 and self.explorer is not None:
+            try:
+                path = self._map_path(a, b)
+            except MolvizError:
+                path = np.array(ends)
+        extra = (self.encoded_xy, self.encoded.label) if self.encoded is not None and self.encoded_xy is not None \
+            else None
+        fig = self.map.figure(g.get("map_color_by", "expt"), selected=int(g.get("item_index", 0)),
+                              endpoints=(a if a != -1 else None, b if b != -1 else None), path=path,
+                              extra=extra, highlight=highlight)
+        self.map_widget.update(fig)
+
+    def _map_path(self, a, b) -> np.ndarray:
+        """Map positions of the interpolation path (each intermediate latent placed like a new molecule)."""
+        from molviz.engine import interpolate
+        ea, eb = self._endpoint("a"), self._endpoint("b")
+        zs = interpolate(ea.latent, eb.latent, np.linspace(0, 1, 11), mode=self._good.get("interp_mode", "linear"))
+        pts = [self.map.place(z, k=3)[0] for z in np.asarray(zs)]
+        if a != -1:
+            pts[0] = self.map.coords[int(a)]
+        if b != -1:
+            pts[-1] = self.map.coords[int(b)]
+        return np.asarray(pts)
+
+    _pick_next = "a"
+
+    def on_map_click(self, event=None, *_args, **_kwargs):
+        """A click on a point: show that item, or (endpoint mode) set A then B."""
+        try:
+            index = _clicked_index(event)
+            if index is None or self.explorer is None:
+                return
+            index = clean_int(index, "map point", 0, self.ex.n_items - 1)
+        except MolvizError as exc:
+            self._error(exc)
+            return
+        if self._good.get("map_pick_mode") == "endpoints":
+            key = f"endpoint_{self._pick_next}"
+            self._pick_next = "b" if self._pick_next == "a" else "a"
+            self.state[key] = index
+            self.state.flush()
+            return
+        self.state.item_index = index
+        self.state.flush()
+
+    def on_map_hover(self, event=None, *_args, **_kwargs):
+        index = _clicked_index(event)
+        if index is None or self.map is None or not 0 <= index < len(self.map.coords):
+            return
+        smiles = self.map.smiles[index] or ""
+        lines = [f"<b>{_html(self.map.names[index])}</b>", _html(smiles)]
+        for key in COLOR_BY:
+            if key in self.map.values and math.isfinite(self.map.values[key][index]):
+                lines.append(f"{key}: {self.map.values[key][index]:.3g}")
+        with self.state:
+            self.state.hover_svg = depiction_svg(smiles) if smiles else ""
+            self.state.hover_text = "<br>".join(lines)
+
+    # ------------------------------------------------------------------ tests and tools
+    async def idle(self) -> None:
+        """Wait until every lane and any pending refinement has finished (tests, scripts)."""
+        for _ in range(200):
+            await asyncio.gather(self.view_lane.idle(), self.aux_lane.idle(), self.map_lane.idle())
+            if self._refine._handle is None and not self.view_lane.busy and not self.aux_lane.busy:
+                return
+            await asyncio.sleep(REFINE_DELAY / 2)
+
+    def on_server_ready(self) -> None:
+        """After the server is up: decode the initial view at full resolution, compute a missing map."""
+        if getattr(self, "_refine_pending", False):
+            self._refine_pending = False
+            self._refine.trigger()
+        if getattr(self, "_map_pending", False):
+            self._map_pending = False
+            self._load_map()
+
+
+def _layers(view: View, names: list[str], compare: str) -> list[Layer]:
+    if compare == "truth" and view.truth is not None:
+        return [Layer(view.truth, view.grid, names, view.atoms)]
+    if compare == "side_by_side" and view.truth is not None:
+        return [Layer(view.volume, view.grid, names, view.atoms, label="reconstruction (network)"),
+                Layer(view.truth, view.grid, names, view.atoms, label="ground truth (Eq. 1)",
+                      offset=side_by_side_offset(view.grid))]
+    return [Layer(view.volume, view.grid, names, view.atoms)]
+
+
+def _clicked_index(event) -> int | None:
+    if not isinstance(event, dict):
+        return None
+    points = event.get("points")
+    if not isinstance(points, list) or not points or not isinstance(points[0], dict):
+        return None
+    p = points[0]
+    if int(p.get("curveNumber", 0) or 0) != 0:
+        return None
+    value = p.get("customdata", p.get("pointIndex", p.get("pointNumber")))
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(x) if math.isfinite(x) and x == int(x) else None
+
+
+def _html(text: str) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+__all__ = ["MAX_CHANNELS", "MolvizApp"]

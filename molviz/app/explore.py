@@ -1,0 +1,384 @@
+"""What the app and the headless commands compute, on top of the engine (no trame, no rendering).
+
+An :class:`Explorer` wraps one model bundle and its :class:`~molviz.engine.Engine`:
+it names items, finds each item's atoms, decodes reconstructions, samples the
+ground truth on the same grid (Eq. 1 through :func:`molviz.fields.sample_field`),
+interpolates between endpoints and encodes new molecules.
+
+Examples
+--------
+>>> ex = Explorer.open("assets/models/freesolv")          # doctest: +SKIP
+>>> view = ex.item_view(ex.resolve_item("ethanol"), resolution=64)   # doctest: +SKIP
+>>> view.volume.shape                                      # doctest: +SKIP
+(11, 64, 64, 64)
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from molviz.app.scene import Atoms
+from molviz.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from molviz.chem import Structure
+    from molviz.engine import Engine
+    from molviz.fields import Grid
+    from molviz.models import Bundle
+
+InterpolationMode = Literal["linear", "slerp"]
+
+
+@dataclass
+class Endpoint:
+    """One end of an interpolation: a latent, its box and (when known) its atoms."""
+
+    label: str
+    latent: np.ndarray                  # (L,) float32
+    box: np.ndarray                     # (2, 3) angstrom lo/hi (first/last voxel centre)
+    atoms: Atoms | None = None
+    item: int | None = None             # index in the bundle, None for an encoded molecule
+    smiles: str | None = None
+
+
+@dataclass
+class View:
+    """A decoded volume ready for the scene, with its ground truth when there is one."""
+
+    label: str
+    volume: np.ndarray                  # (C, n, n, n) reconstruction
+    grid: Grid
+    atoms: Atoms | None = None
+    truth: np.ndarray | None = None     # (C, n, n, n) Eq. 1 on the same grid, when known
+    item: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def psnr(self) -> float | None:
+        """PSNR (dB) of the reconstruction against the truth over all voxels and channels."""
+        if self.truth is None:
+            return None
+        from molviz.models import psnr
+        return float(psnr(self.volume, self.truth))
+
+
+def _lru_get(cache: OrderedDict, key):
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    return None
+
+
+def _lru_put(cache: OrderedDict, key, value, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+class Explorer:
+    """A bundle plus its engine, and everything the viewer derives from them.
+
+    Thread-safe for the app's use: one worker thread computes while the event
+    loop reads finished results (caches are guarded by a lock).
+    """
+
+    def __init__(self, bundle: Bundle, engine: Engine | None = None) -> None:
+        from molviz.engine import Engine
+
+        self.bundle = bundle
+        self.engine = engine if engine is not None else Engine(bundle)
+        self._lock = threading.RLock()
+        self._structures: OrderedDict = OrderedDict()
+        self._truths: OrderedDict = OrderedDict()
+        self._channels = None
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Explorer:
+        """Load a bundle folder (safetensors + JSON only) and start its engine."""
+        from molviz.models import load_model
+        return cls(load_model(path))
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def channel_names(self) -> list[str]:
+        names = self.bundle.channel_names
+        if not names:
+            names = [c.name for c in self.channels]
+        return names
+
+    @property
+    def n_items(self) -> int:
+        return self.bundle.n_items
+
+    @property
+    def data_config(self) -> dict:
+        """The data settings of training (dataset, hydrogens, seed, resolution, ...), merged."""
+        cfg = self.bundle.config
+        merged = dict((cfg.get("training") or {}).get("data") or {})
+        merged.update({k: v for k, v in (cfg.get("data") or {}).items() if v is not None})
+        return merged
+
+    @property
+    def beta(self) -> float:
+        cfg = self.bundle.config
+        beta = cfg.get("beta", self.data_config.get("beta"))
+        if beta is None:
+            raise InputError(f"bundle {self.name!r} does not record beta; the ground truth cannot be sampled")
+        return float(beta)
+
+    @property
+    def channels(self):
+        """The bundle's channels as :class:`molviz.fields.Channel` objects."""
+        if self._channels is None:
+            from molviz.fields import Channel, parse_channels
+            spec = self.bundle.config.get("channel_defs") or self.bundle.config.get("channels")
+            if isinstance(spec, list) and spec and isinstance(spec[0], dict):
+                self._channels = [Channel(name=d["name"],
+                                          elements=None if d.get("elements") is None else frozenset(d["elements"]),
+                                          components=None if d.get("components") is None else frozenset(d["components"]),
+                                          width=d.get("width", "vdw")) for d in spec]
+            else:
+                names = self.bundle.channel_names
+                self._channels = parse_channels(",".join(names) if names else str(self.bundle.config["channels"]))
+        return self._channels
+
+    # ------------------------------------------------------------------ items
+    def item_label(self, i: int) -> str:
+        item = self.bundle.items[i] if i < len(self.bundle.items) else {}
+        return str(item.get("name") or item.get("id") or f"item {i}")
+
+    def item_labels(self) -> list[str]:
+        return [self.item_label(i) for i in range(self.n_items)]
+
+    def resolve_item(self, key: int | str) -> int:
+        """An item by index (``"3"``, ``3``), name, id or exact SMILES; InputError lists how to find one.
+
+        Examples
+        --------
+        >>> ex.resolve_item("0")   # doctest: +SKIP
+        0
+        """
+        n = self.n_items
+        text = str(key).strip()
+        if isinstance(key, (int, np.integer)) or text.lstrip("-").isdigit():
+            i = int(text)
+            if not 0 <= i < n:
+                raise InputError(f"item index {i} is out of range: the bundle {self.name!r} has items 0..{n - 1}")
+            return i
+        low = text.lower()
+        for i, item in enumerate(self.bundle.items):
+            for k in ("name", "id", "smiles"):
+                v = item.get(k)
+                if v is not None and str(v).lower() == low:
+                    return i
+        close = [self.item_label(i) for i in self.search(text, limit=5)]
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise InputError(f"no item named {text!r} in bundle {self.name!r} (give an index 0..{n - 1}, "
+                         f"a name, an id or a SMILES){hint}")
+
+    def search(self, text: str, *, limit: int = 50) -> list[int]:
+        """Items whose name, id or SMILES contains ``text`` (case-insensitive), best first."""
+        low = str(text).strip().lower()
+        if not low:
+            return list(range(min(limit, self.n_items)))
+        starts, contains = [], []
+        for i, item in enumerate(self.bundle.items):
+            fields = [str(item.get(k) or "").lower() for k in ("name", "id", "smiles")]
+            if any(f.startswith(low) for f in fields):
+                starts.append(i)
+            elif any(low in f for f in fields):
+                contains.append(i)
+        return (starts + contains)[:limit]
+
+    def item_structure(self, i: int) -> Structure | None:
+        """The atoms item ``i`` was trained on: stored in the bundle, else re-loaded from its source."""
+        with self._lock:
+            hit = _lru_get(self._structures, i)
+        if hit is not None:
+            return hit
+        s = self._stored_structure(i)
+        if s is None:
+            s = self._reload_structure(i)
+        if s is not None:
+            with self._lock:
+                _lru_put(self._structures, i, s, 64)
+        return s
+
+    def _stored_structure(self, i: int):
+        """Structures a bundle may carry in ``arrays``: ``structure.<i>.<field>`` (Structure.to_arrays)."""
+        prefix = f"structure.{i}."
+        keys = [k for k in self.bundle.arrays if k.startswith(prefix)]
+        if not keys:
+            return None
+        from molviz.chem import Structure
+        return Structure.from_arrays({k[len(prefix):]: self.bundle.arrays[k] for k in keys})
+
+    def _reload_structure(self, i: int):
+        from molviz.chem import load, superpose
+        from molviz._assets import asset_path
+
+        item = self.bundle.items[i] if i < len(self.bundle.items) else {}
+        data = self.data_config
+        dataset = data.get("dataset")
+        hydrogens = data.get("hydrogens", "keep")
+        seed = int(data.get("seed", 0))
+        if dataset == "6ega":
+            return load(str(asset_path("data", "6ega", "6ega_protein.pdb")),
+                        str(asset_path("data", "6ega", "6ega_ligand_J8A_withH.sdf")),
+                        hydrogens=hydrogens, name="6EGA")
+        if dataset == "nmr":
+            with self._lock:
+                ens = _lru_get(self._structures, "nmr-ensemble")
+            if ens is None:
+                ens = superpose(load(str(asset_path("data", "nmr-2juy", "2juy.pdb")), hydrogens=hydrogens,
+                                     name="2JUY"))
+                with self._lock:
+                    _lru_put(self._structures, "nmr-ensemble", ens, 64)
+            return ens.conformer(int(item.get("conformer", i)))
+        if item.get("smiles"):
+            return load(str(item["smiles"]), conformers=1, hydrogens=hydrogens,
+                        name=str(item.get("id") or item.get("name") or i), seed=seed)
+        return None
+
+    def item_atoms(self, i: int) -> Atoms | None:
+        s = self.item_structure(i)
+        if s is None:
+            return None
+        conf = int((self.bundle.items[i] if i < len(self.bundle.items) else {}).get("conformer", 0))
+        return Atoms.from_structure(s, conf if conf < s.n_conformers else 0)
+
+    def item_grid(self, i: int, resolution: int) -> Grid:
+        return self.engine.item_grid(i, resolution)
+
+    def present_channels(self, atoms: Atoms | None) -> list[bool]:
+        """Which channels select any of ``atoms`` (empty channels start hidden)."""
+        if atoms is None:
+            return [True] * len(self.channel_names)
+        comps = atoms.components if atoms.components is not None else np.array(["ligand"] * len(atoms.numbers))
+        return [bool(ch.select(atoms.numbers, comps).any()) for ch in self.channels]
+
+    # ------------------------------------------------------------------ volumes
+    def decode(self, latent: np.ndarray, resolution: int, *, should_stop=None) -> np.ndarray:
+        """The engine's decode of one latent on its whole box: (C, n, n, n) float32 (read-only)."""
+        return self.engine.decode(np.asarray(latent, np.float32), resolution=int(resolution),
+                                  should_stop=should_stop)[0]
+
+    def latent(self, i: int) -> np.ndarray:
+        return self.bundle.latents[i].detach().cpu().numpy().astype(np.float32)
+
+    def ground_truth(self, i: int, resolution: int) -> np.ndarray | None:
+        """Eq. 1 for item ``i`` sampled on its box at ``resolution`` (None when its atoms are unknown)."""
+        key = (i, int(resolution))
+        with self._lock:
+            hit = _lru_get(self._truths, key)
+        if hit is not None:
+            return hit
+        if "atoms_offsets" in self.bundle.arrays and "divisors" in self.bundle.arrays:
+            # the bundle's own atom tables and divisors: the numbers `molviz eval` reports
+            from molviz.training import ground_truth
+            truth = np.asarray(ground_truth(self.bundle, i, int(resolution)), np.float32)
+        else:
+            s = self.item_structure(i)
+            if s is None:
+                return None
+            from molviz.fields import sample_field
+            conf = int((self.bundle.items[i] if i < len(self.bundle.items) else {}).get("conformer", 0))
+            conf = conf if conf < s.n_conformers else 0
+            truth = np.asarray(sample_field(s, self.channels, self.item_grid(i, resolution), beta=self.beta,
+                                            normalize="max", conformer=conf), np.float32)
+        with self._lock:
+            _lru_put(self._truths, key, truth, 8)
+        return truth
+
+    def item_view(self, i: int, resolution: int, *, truth: bool = True, should_stop=None) -> View:
+        """Reconstruction of item ``i`` at ``resolution`` (and its ground truth when asked)."""
+        vol = self.decode(self.latent(i), resolution, should_stop=should_stop)
+        gt = self.ground_truth(i, resolution) if truth else None
+        return View(label=self.item_label(i), volume=vol, grid=self.item_grid(i, resolution),
+                    atoms=self.item_atoms(i), truth=gt, item=i)
+
+    # ------------------------------------------------------------------ interpolation
+    def item_endpoint(self, i: int) -> Endpoint:
+        item = self.bundle.items[i] if i < len(self.bundle.items) else {}
+        return Endpoint(label=self.item_label(i), latent=self.latent(i),
+                        box=np.asarray(self.bundle.boxes[i], np.float64), atoms=self.item_atoms(i),
+                        item=i, smiles=item.get("smiles"))
+
+    def encode(self, smiles: str, *, label: str | None = None) -> Endpoint:
+        """Encode a SMILES string (already vetted by :func:`molviz.app.limits.clean_smiles`) into an endpoint."""
+        enc = self.engine.encode(smiles, details=True)
+        atoms = Atoms.from_structure(enc.structure) if enc.structure is not None else None
+        return Endpoint(label=label or smiles, latent=np.asarray(enc.latent, np.float32).reshape(-1),
+                        box=np.asarray(enc.box, np.float64), atoms=atoms, item=None, smiles=smiles)
+
+    def neighbours(self, latent: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
+        """The ``k`` stored items nearest to ``latent`` (L2 in latent space), nearest first."""
+        return [(int(i), float(d)) for i, d in self.engine.neighbours(np.asarray(latent, np.float32), k)]
+
+    def frame(self, a: Endpoint, b: Endpoint, t: float, *, mode: InterpolationMode = "linear",
+              resolution: int = 48, should_stop=None) -> View:
+        """The volume at ``t`` between two endpoints (the box and the atoms follow along)."""
+        from molviz.engine import interpolate
+        from molviz.fields import Grid
+
+        t = float(np.clip(t, 0.0, 1.0))
+        z = np.asarray(interpolate(a.latent, b.latent, t, mode=mode), np.float32)
+        box = (1.0 - t) * a.box + t * b.box
+        grid = Grid.from_box(box[0], box[1], int(resolution))
+        return View(label=f"{a.label} \u2192 {b.label}   t = {t:.2f}",
+                    volume=self.decode(z, resolution, should_stop=should_stop), grid=grid,
+                    atoms=blend_atoms(a.atoms, b.atoms, t), extra={"t": t, "latent": z})
+
+
+def blend_atoms(a: Atoms | None, b: Atoms | None, t: float) -> Atoms | None:
+    """Atoms at ``t``: positions interpolated when both ends have the same atoms, else the nearer end's."""
+    if a is not None and b is not None and a.numbers.shape == b.numbers.shape and np.array_equal(a.numbers, b.numbers):
+        return Atoms((1.0 - t) * a.coords + t * b.coords, a.numbers, a.components)
+    return a if t < 0.5 else b
+
+
+def bundled_models_dir() -> Path:
+    from molviz._assets import assets_dir
+    return assets_dir() / "models"
+
+
+def find_bundles(*folders: str | os.PathLike | None) -> list[Path]:
+    """Bundle folders (holding ``bundle.json``) directly inside each folder, bundled models first."""
+    seen, out = set(), []
+    for folder in folders:
+        if folder is None:
+            continue
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            continue
+        cands = [root] if (root / "bundle.json").is_file() else sorted(p for p in root.iterdir() if p.is_dir())
+        for p in cands:
+            if (p / "bundle.json").is_file() and (p / "weights.safetensors").is_file():
+                rp = p.resolve()
+                if rp not in seen:
+                    seen.add(rp)
+                    out.append(rp)
+    return out
+
+
+def default_bundle() -> Path | None:
+    """assets/models/freesolv when present, else the first bundled model, else None."""
+    root = bundled_models_dir()
+    if (root / "freesolv" / "bundle.json").is_file():
+        return (root / "freesolv").resolve()
+    found = find_bundles(root)
+    return found[0] if found else None
+
+
+__all__ = ["Endpoint", "Explorer", "View", "blend_atoms", "bundled_models_dir", "default_bundle", "find_bundles"]

@@ -1,0 +1,112 @@
+"""The page: toolbar, drawer of panels, 3D view beside the latent map, error snackbar."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trame.ui.vuetify3 import SinglePageWithDrawerLayout
+from trame.widgets import html
+from trame.widgets import plotly as plotly_widgets
+from trame.widgets import vtk as vtk_widgets
+from trame.widgets import vuetify3 as v3
+
+from molviz.app.ui.panels import (
+    ChannelsPanel,
+    DisplayPanel,
+    EncodePanel,
+    InterpolationPanel,
+    LatentMapPanel,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from molviz.app._app import MolvizApp
+
+
+def build_layout(app: MolvizApp, *, max_channels: int):
+    """Compose the panels into the page; returns the layout (the app keeps the view and figure widgets)."""
+    with SinglePageWithDrawerLayout(app.server, width=380, full_height=True) as layout:
+        layout.title.set_text("molviz")
+        with layout.toolbar.clear():
+            v3.VAppBarNavIcon(click="main_drawer = !main_drawer")
+            v3.VToolbarTitle("molviz", classes="flex-grow-0 mr-4")
+            v3.VSelect(label="model", v_model=("model_index",), items=("model_options",), density="compact",
+                       hide_details=True, style="max-width: 190px;", classes="mr-2", data_testid="model")
+            v3.VAutocomplete(label="molecule (name or SMILES)", v_model=("item_index",), items=("item_options",),
+                             density="compact", hide_details=True, style="max-width: 320px;", classes="mr-2",
+                             data_testid="item")
+            v3.VSelect(label="resolution", v_model=("resolution_choice",),
+                       items=("resolution_options", ["32", "64", "128", "256", "custom"]), density="compact",
+                       hide_details=True, style="max-width: 110px;", data_testid="resolution")
+            v3.VTextField(v_show=("resolution_choice === 'custom'",), v_model_number=("resolution_custom",),
+                          type="number", label="voxels", density="compact", hide_details=True,
+                          style="max-width: 90px;", classes="ml-1", data_testid="resolution-custom")
+            v3.VChip("{{ psnr_text }}", v_show=("psnr_text",), classes="ml-2", size="small", color="primary",
+                     variant="tonal", data_testid="psnr")
+            v3.VChip("{{ view_caption }}", classes="ml-2", size="small", variant="outlined")
+            v3.VSpacer()
+            v3.VProgressCircular(v_show=("busy",), indeterminate=True, size=22, width=3, color="primary",
+                                 classes="mr-2", data_testid="busy")
+            html.Div("{{ busy_text }}", v_show=("busy",), classes="text-caption mr-3")
+            v3.VBtn(icon="mdi-crop-free", click=app.ctrl.reset_camera, title="reset camera", size="small")
+            v3.VSelect(v_model=("screenshot_scale",), items=("[1, 2, 3, 4]",), density="compact",
+                       hide_details=True, style="max-width: 70px;", label="x", title="supersampling")
+            v3.VBtn(icon="mdi-camera", size="small", title="PNG screenshot",
+                    click="utils.download('molviz.png', trigger('screenshot_png'), 'image/png')",
+                    data_testid="screenshot")
+        with layout.drawer:
+            with v3.VExpansionPanels(multiple=True, v_model=("open_panels", [0, 1]), variant="accordion"):
+                with v3.VExpansionPanel(title="Channels"):
+                    with v3.VExpansionPanelText():
+                        ChannelsPanel(max_channels)
+                with v3.VExpansionPanel(title="Display"):
+                    with v3.VExpansionPanelText():
+                        DisplayPanel(atoms="show_atoms", outline="show_outline", clip_axis="clip_axis",
+                                     clip_position="clip_position", compare="compare", view_mode="view_mode")
+                with v3.VExpansionPanel(title="Interpolation"):
+                    with v3.VExpansionPanelText():
+                        InterpolationPanel(
+                            a="endpoint_a", b="endpoint_b", options="endpoint_options", mode="interp_mode",
+                            t="interp_t", playing="playing", loop="loop", round_trip="round_trip", fps="fps",
+                            export_format="export_format", export_size="export_size",
+                            export_frames="export_frames", export_fps="export_fps", export_orbit="export_orbit",
+                            exporting="exporting", export_progress="export_progress",
+                            ctrl_export="utils.download('molviz-interpolation.' + export_format, trigger('export_movie'), "
+                                        "export_format === 'gif' ? 'image/gif' : 'video/mp4')")
+                with v3.VExpansionPanel(title="Encode a molecule"):
+                    with v3.VExpansionPanelText():
+                        EncodePanel(smiles="smiles", neighbours="neighbours", placement="placement_text",
+                                    ctrl_encode=app.ctrl.encode_smiles, ctrl_use_a=app.ctrl.encoded_as_a,
+                                    ctrl_use_b=app.ctrl.encoded_as_b, ctrl_view=app.ctrl.show_encoded,
+                                    has_encoded="has_encoded")
+        with layout.content:
+            with html.Div(style="display: flex; height: calc(100vh - 64px); width: 100%;"):
+                with html.Div(style="flex: 3 1 0; position: relative; min-width: 0;", data_testid="view3d"):
+                    app.view = vtk_widgets.VtkRemoteLocalView(
+                        app.scene.render_window, namespace="view", mode=("view_mode", "remote"),
+                        interactive_ratio=1, interactive_quality=70, still_quality=95,
+                    )
+                    app.ctrl.view_update_image = app.view.update_image
+                    app.ctrl.view_update_geometry = app.view.update_geometry
+                    app.ctrl.view_reset_camera = app.view.reset_camera
+                with html.Div(style="flex: 2 1 0; min-width: 0; border-left: 1px solid #ddd;",
+                              data_testid="latent-map"):
+                    LatentMapPanel(lambda: _figure(app), color_by="map_color_by", color_options="map_color_options",
+                                   pick_mode="map_pick_mode", source="map_source", hover_svg="hover_svg",
+                                   hover_text="hover_text", style="height: 100%;")
+            v3.VSnackbar("{{ error_text }}", v_model=("error_show",), timeout=8000, color="error",
+                         location="top", multi_line=True, data_testid="error")
+    app.server.state.trame__title = "molviz"
+    return layout
+
+
+def _figure(app: MolvizApp):
+    fig = plotly_widgets.Figure(
+        state_variable_name="map_figure", display_mode_bar=True, display_logo=False, responsive=True,
+        click=(app.on_map_click, "[utils.safe($event)]"),
+        hover=(app.on_map_hover, "[utils.safe($event)]"),
+        style="height: 100%; width: 100%;",
+    )
+    app.map_widget = fig
+    return fig
+
+
+__all__ = ["build_layout"]

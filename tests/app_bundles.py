@@ -1,0 +1,61 @@
+"""Model bundles for the app's tests.
+
+``bundle_for_tests`` returns the shipped FreeSolv bundle when it is present
+(``assets/models/freesolv``), else writes a small real bundle: six FreeSolv
+molecules prepared by :func:`molviz.training.prepare` (RDKit conformers, atom
+tables, boxes, divisors), a freshly initialised XS network (untrained, so its
+surfaces are noise-like but real decodes), and a latent map from a PCA of the
+latents (the app reads any shipped map the same way). Written with
+:func:`molviz.models.save_bundle`, loaded with :func:`molviz.models.load_model`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = ROOT / "assets" / "models" / "freesolv"
+
+
+def shipped_bundle() -> Path | None:
+    return SHIPPED if (SHIPPED / "bundle.json").is_file() else None
+
+
+def make_small_bundle(path: Path, *, n_items: int = 6, seed: int = 0) -> Path:
+    """A real, untrained 6-molecule FreeSolv bundle with its atom tables and a latent map."""
+    import torch
+
+    from molviz.models import Bundle, Encoder3D, EncoderConfig, ModulatedSiren, config_for_size, save_bundle
+    from molviz.training import get_preset, prepare
+
+    cfg = get_preset("freesolv", quick=True)
+    cfg.data.max_items = n_items
+    cfg.data.heldout = 0.0
+    data = prepare(cfg.data, progress=False)
+    torch.manual_seed(seed)
+    model = ModulatedSiren(config_for_size("XS", out_dim=data.n_channels))
+    encoder = Encoder3D(EncoderConfig(in_channels=data.n_channels, latent_dim=model.cfg.latent_dim, width=4,
+                                      blocks=2)).eval()
+    latents = torch.randn(data.n_items, model.cfg.latent_dim) * 0.5
+    z = latents.numpy() - latents.numpy().mean(0)
+    coords = z @ np.linalg.svd(z, full_matrices=False)[2][:2].T                    # PCA to 2D
+    config = {
+        "name": "freesolv-small-test", "mode": "autoencoder", "channels": data.meta["data"]["channels"],
+        "channel_defs": data.meta["channels"], "channel_names": data.meta["channel_names"],
+        "resolution": cfg.data.resolution, "beta": cfg.data.beta, "normalize": "max",
+        "training": cfg.to_dict(), "data": {"dataset": "freesolv", "n_items": data.n_items},
+        "provenance": {"note": "untrained test bundle made by tests/app_bundles.py"},
+    }
+    arrays = {"atoms_xyz": data.xyz, "atoms_channel": data.channel, "atoms_width": data.width,
+              "atoms_offsets": data.offsets, "divisors": data.divisors, "split": data.split}
+    extras = {"latent_map": {"coords": coords.tolist(), "method": "PCA of the latents (test bundle)"}}
+    bundle = Bundle(config=config, model=model, latents=latents, boxes=data.boxes, items=data.items,
+                    encoder=encoder, arrays=arrays, extras=extras)
+    return save_bundle(bundle, path)
+
+
+def bundle_for_tests(tmp_dir: Path, *, prefer_shipped: bool = True) -> Path:
+    if prefer_shipped and shipped_bundle() is not None:
+        return SHIPPED
+    return make_small_bundle(tmp_dir / "freesolv-small")

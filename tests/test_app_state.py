@@ -1,0 +1,217 @@
+"""The app's state logic without a browser: set state, flush, check what the engine did and what the view holds.
+
+Without a running event loop the app's worker lanes run jobs inline, so each
+``flush()`` leaves the view updated; one test drives the real asyncio path.
+"""
+from __future__ import annotations
+
+import asyncio
+import io
+import math
+import uuid
+
+import numpy as np
+import pytest
+
+pytest.importorskip("trame")
+
+from app_bundles import make_small_bundle  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    return make_small_bundle(tmp_path_factory.mktemp("bundles") / "freesolv-small")
+
+
+def _new_app(bundle_path, **kwargs):
+    from trame.app import get_server
+
+    from molviz.app import MolvizApp
+
+    server = get_server(f"molviz-test-{uuid.uuid4().hex[:8]}", client_type="vue3")
+    app = MolvizApp(server, bundle=bundle_path, window_size=(320, 240), **kwargs)
+    app.state.ready()           # what starting the server does: flush, callbacks live
+    app.on_server_ready()       # refine the first (coarse) picture to the chosen resolution
+    return app
+
+
+@pytest.fixture(scope="module")
+def app(bundle_path):
+    return _new_app(bundle_path)
+
+
+def _set(app, **values):
+    for k, v in values.items():
+        app.state[k] = v
+    app.state.flush()
+
+
+def _reset(app):
+    _set(app, error_show=False, error_text="", view_source="item", item_index=0, compare="reconstruction",
+         resolution_choice="64")
+
+
+def test_first_picture_is_the_default_item(app):
+    assert app.first_picture_s is not None
+    assert app.current is not None and app.current.item == 0
+    assert app.current.volume.shape[1:] == (64, 64, 64)          # refined after the coarse first pass
+    names = [n for n in app.scene.built.actors if ":ch:" in n]
+    assert names, "no isosurface in the first picture"
+    assert any(n.endswith(":atoms") for n in app.scene.built.actors)
+    # the model picker holds names and indices only, never server paths
+    assert all("/" not in o["title"] for o in app.state.model_options)
+
+
+def test_level_change_recomputes_surface_without_decoding(app):
+    _reset(app)
+    ch = next(i for i in range(app.state.n_channels) if app.state[f"ch{i}_visible"])
+    name = app.state.channel_names[ch]
+    before_level = app.scene.built.levels[name]
+    before_tris = app.scene.built.triangles[name]
+    decoded = app.ex.engine.stats.decoded_points
+    _set(app, **{f"ch{ch}_level": 0.8})
+    assert app.scene.built.levels[name] > before_level
+    assert app.scene.built.triangles[name] != before_tris
+    assert app.ex.engine.stats.decoded_points == decoded        # restyle: volumes came from the cache
+    _set(app, **{f"ch{ch}_mode": "percent"})                    # new mode: that mode's default level
+    assert app.state[f"ch{ch}_level"] == 2.0 and app.state[f"ch{ch}_level_max"] == 50.0
+    _set(app, **{f"ch{ch}_mode": "fraction"})
+
+
+def test_resolution_asks_the_engine_for_that_grid(app):
+    _reset(app)
+    asked = []
+    engine = app.ex.engine
+    original = engine.decode
+
+    def spy(latents, **kw):
+        asked.append(kw["resolution"])
+        return original(latents, **kw)
+
+    engine.decode = spy
+    try:
+        _set(app, resolution_choice="custom", resolution_custom=40)
+    finally:
+        engine.decode = original
+    assert 40 in asked
+    assert app.current.volume.shape[1:] == (40, 40, 40)
+    assert app.current.grid.shape == (40, 40, 40)
+    _set(app, resolution_choice="64")
+
+
+@pytest.mark.parametrize("key, value", [
+    ("resolution_custom", -5), ("resolution_custom", float("nan")), ("resolution_custom", 10**9),
+    ("resolution_custom", "../../etc/passwd"), ("item_index", "../../etc/passwd"), ("item_index", 10**9),
+    ("item_index", float("nan")), ("model_index", "../../etc/passwd"), ("model_index", 7),
+    ("ch0_level", float("nan")), ("ch0_level", 1e300), ("ch0_color", "url(javascript:alert(1))"),
+    ("clip_axis", "../x"), ("interp_t", float("inf")), ("compare", "/etc/passwd"), ("fps", 10**9),
+    ("endpoint_a", -7), ("view_source", "../../"),
+])
+def test_hostile_values_are_refused_and_the_view_stays(app, key, value):
+    _reset(app)
+    if key == "resolution_custom":
+        _set(app, resolution_choice="custom", resolution_custom=48)
+    view, built = app.current, app.scene.built
+    good = app.state[key]
+    _set(app, error_show=False, **{key: value})
+    assert app.state.error_show, f"{key}={value!r} was not refused"
+    assert app.state.error_text
+    assert app.state[key] == good                       # the last good value is back in the page
+    assert app.current is view and app.scene.built is built
+    _set(app, resolution_choice="64")
+
+
+def test_refusal_messages_say_what_to_fix(app):
+    _reset(app)
+    _set(app, resolution_choice="custom", resolution_custom=4096)
+    assert "limit of 256" in app.state.error_text
+    _set(app, resolution_choice="64", error_show=False)
+    app.state.smiles = "C1CC(("
+    app.encode_smiles()
+    assert "not a valid SMILES" in app.state.error_text
+    app.state.smiles = "/etc/passwd"
+    app.encode_smiles()
+    assert "file path" in app.state.error_text
+    app.state.export_frames = 10**9
+    with pytest.raises(Exception, match="frames must be a whole number from 2 to 600"):
+        app._export_config()
+    app.state.export_frames = 60
+
+
+def test_interpolation_slider_moves_between_endpoints(app):
+    _reset(app)
+    _set(app, endpoint_a=0, endpoint_b=3, interp_mode="slerp")
+    _set(app, interp_t=0.5)
+    assert app.state.view_source == "interpolation"
+    assert app.current.extra["t"] == 0.5
+    a = app.ex.decode(app.ex.latent(0), app.current.volume.shape[1])
+    assert not np.allclose(app.current.volume, a)
+    _set(app, interp_t=1.0)
+    b = app.ex.decode(app.ex.latent(3), app.current.volume.shape[1])
+    np.testing.assert_allclose(app.current.volume, b, atol=1e-5)
+
+
+def test_side_by_side_shows_truth_and_psnr(app):
+    _reset(app)
+    _set(app, compare="side_by_side")
+    actors = app.scene.built.actors
+    assert any(n.startswith("L1:ch:") for n in actors) and any(n.startswith("L0:ch:") for n in actors)
+    assert app.current.truth is not None
+    expected = 20 * math.log10(1 / math.sqrt(float(np.mean((app.current.volume - app.current.truth) ** 2))))
+    assert f"{expected:.1f} dB" in app.state.psnr_text
+    _set(app, compare="truth")
+    assert not any(n.startswith("L1:") for n in app.scene.built.actors)
+
+
+def test_encoded_smiles_lands_on_map_with_neighbours(app):
+    _reset(app)
+    app.state.smiles = "CCO"
+    app.encode_smiles()
+    assert app.state.has_encoded
+    assert app.state.view_source == "encoded"
+    assert len(app.state.neighbours) == 5
+    assert "nearest-neighbour placement" in app.state.placement_text
+    assert app.current.label.startswith("encoded")
+    data = app.state.map_figure["data"]
+    assert any(tr.get("marker", {}).get("symbol") == "star" for tr in data)
+
+
+def test_map_click_shows_item_and_picks_endpoints(app):
+    _reset(app)
+    app.on_map_click({"points": [{"curveNumber": 0, "pointIndex": 4, "customdata": 4}]})
+    assert app.state.item_index == 4 and app.current.item == 4
+    _set(app, map_pick_mode="endpoints")
+    app.on_map_click({"points": [{"curveNumber": 0, "customdata": 2}]})
+    app.on_map_click({"points": [{"curveNumber": 0, "customdata": 5}]})
+    assert (app.state.endpoint_a, app.state.endpoint_b) == (2, 5)
+    traces = app.state.map_figure["data"]
+    assert any(tr.get("mode") == "lines+markers" for tr in traces)          # the path is drawn
+    app.on_map_click({"points": [{"curveNumber": 0, "customdata": "../../etc/passwd"}]})   # ignored
+    app.on_map_hover({"points": [{"curveNumber": 0, "customdata": 1}]})
+    assert "<svg" in app.state.hover_svg
+    _set(app, map_pick_mode="view")
+
+
+def test_screenshot_is_supersampled_png(app):
+    from PIL import Image
+
+    _reset(app)
+    app.state.screenshot_scale = 2
+    png = app.screenshot_png()
+    img = Image.open(io.BytesIO(png))
+    assert img.size == (640, 480)
+
+
+def test_async_lane_drops_stale_requests(bundle_path):
+    app = _new_app(bundle_path)
+
+    async def scrub():
+        _set(app, endpoint_a=0, endpoint_b=2)
+        for t in np.linspace(0.05, 0.6, 12):
+            _set(app, interp_t=float(round(t, 3)))
+        await app.idle()
+
+    asyncio.run(scrub())
+    assert app.current.extra["t"] == pytest.approx(0.6)
+    assert app.current.volume.shape[1] == 64                       # refined after the scrub stopped
+    assert app.view_lane.dropped > 0                                # superseded work was skipped
