@@ -1,0 +1,77 @@
+"""``molviz render`` and ``molviz animate``: headless pictures and movies through offscreen VTK."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from app_bundles import make_small_bundle
+
+
+@pytest.fixture(scope="module")
+def bundle_path(tmp_path_factory):
+    return make_small_bundle(tmp_path_factory.mktemp("bundles") / "freesolv-small")
+
+
+def _molviz(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "molviz", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd)
+
+
+def _blank(img: np.ndarray) -> float:
+    return float(np.mean(np.all(np.abs(img[..., :3].astype(int) - 255) <= 2, axis=-1)))
+
+
+@pytest.mark.slow
+def test_render_writes_a_picture_of_the_item(bundle_path, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "shot.png"
+    r = _molviz("render", str(bundle_path), "--item", "2", "--resolution", "48", "--size", "320x240",
+                "--show", "side_by_side", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "PSNR" in r.stdout
+    img = np.asarray(Image.open(out).convert("RGB"))
+    assert img.shape == (240, 320, 3)
+    assert _blank(img) < 0.97                       # surfaces, atoms and outline, not an empty frame
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50
+
+
+def test_render_refuses_bad_requests(bundle_path, tmp_path):
+    r = _molviz("render", str(bundle_path), "--item", "no-such-molecule", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "no item named" in r.stderr
+    r = _molviz("render", str(bundle_path), "--out", str(tmp_path / "x.jpg"))
+    assert r.returncode == 2 and ".png" in r.stderr
+    r = _molviz("render", str(bundle_path), "--resolution", "100000", "--out", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "resolution" in r.stderr
+    assert not list(tmp_path.iterdir())             # nothing half-written
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix, frames", [(".gif", 5), (".mp4", 6)])
+def test_animate_writes_every_frame(bundle_path, tmp_path, suffix, frames):
+    import imageio.v3 as iio
+
+    out = tmp_path / f"movie{suffix}"
+    r = _molviz("animate", str(bundle_path), "--from", "0", "--to", "3", "--frames", str(frames),
+                "--size", "320x240", "--resolution", "24", "--orbit", "30", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    movie = iio.imread(out, index=None)
+    assert movie.shape[0] == frames
+    assert movie.shape[1:3] == (240, 320)
+    assert _blank(movie[0]) < 0.98
+    assert not np.array_equal(movie[0], movie[-1])          # it moves
+    if suffix == ".mp4":
+        assert _pix_fmt(out) == "yuv420p"            # H.264 in yuv420p: plays in slide software
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]     # the temporary file was renamed
+
+
+def _pix_fmt(path) -> str:
+    import imageio_ffmpeg
+    probe = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                           capture_output=True, text=True)
+    line = next((ln for ln in probe.stderr.splitlines() if "Video:" in ln), "")
+    assert "h264" in line, line
+    return "yuv420p" if "yuv420p" in line else line
