@@ -6,17 +6,20 @@ Two backends compute the same marching-cubes surface:
   ``pyvista.ImageData.contour(method="flying_edges")``), multi-threaded.
 - ``"skimage"``: scikit-image's Lewiner marching cubes.
 
-``backend="auto"`` picks VTK, the faster one by measurement (``molviz bench
-engine``, 2-core CPU, one channel, ms per surface incl. normals):
+``backend="auto"`` picks VTK, the faster one by measurement: ms per surface
+(with normals), min of 3, density field of a FreeSolv-size molecule (RDKit
+conformer, beta 0.75) at level 0.5, 2-core AMD EPYC shared with other jobs
+(load ~5), 2026-11-26, ``molviz bench engine`` mesh rows:
 
-    volume   skimage   vtk
-    32^3       1.1     0.9
-    64^3       5.6     3.1
-    128^3     40.3    17.6
-    256^3    306.     129.
+    volume   skimage    vtk
+    32^3        1.5     1.9
+    64^3       10.5     3.5
+    128^3     116.     39.
+    256^3     621.    168.
 
-(FreeSolv-like single-molecule density field, level 0.5 of the maximum; see
-``_bench.py``'s mesh rows.)
+VTK is handed the C-order array as a (z, y, x) image (no Fortran-order copy:
+that copy alone cost more than the contouring at 256^3) and the coordinates
+are swapped back.
 """
 from __future__ import annotations
 
@@ -150,17 +153,25 @@ def isosurface(
 def _vtk_surface(vol: np.ndarray, grid: GridLike, value: float) -> "pyvista.PolyData":
     import pyvista as pv
 
-    image = pv.ImageData(dimensions=vol.shape, spacing=tuple(map(float, grid.spacing)),
-                         origin=tuple(map(float, grid.origin)))
-    image.point_data["values"] = vol.ravel(order="F")  # VTK runs x fastest
+    # VTK runs its first axis fastest. Rather than copying the C-order [x, y, z] array into
+    # Fortran order (a strided copy that cost more than the contouring at 256^3), hand VTK
+    # the array as-is as a (z, y, x) image and swap the coordinates back afterwards.
+    image = pv.ImageData(dimensions=vol.shape[::-1], spacing=tuple(map(float, grid.spacing[::-1])),
+                         origin=tuple(map(float, grid.origin[::-1])))
+    image.point_data["values"] = np.ascontiguousarray(vol).ravel()
     surf = image.contour([value], scalars="values", method="flying_edges", compute_normals=True,
                          compute_scalars=False)
     if surf.n_points == 0:
         return pv.PolyData()
-    # Flying edges' normals are minus the gradient: they point out of the enclosed,
-    # higher-valued region, and its triangles wind counter-clockwise seen from outside.
-    surf.point_data.active_normals_name = "Normals"
-    return surf
+    points = np.ascontiguousarray(np.asarray(surf.points)[:, ::-1])
+    normals = np.ascontiguousarray(np.asarray(surf.point_data["Normals"])[:, ::-1])
+    faces = np.asarray(surf.faces).reshape(-1, 4)
+    # Swapping x and z is a reflection: reverse each triangle to keep outward winding. Flying
+    # edges' normals are minus the gradient: they point out of the higher-valued region.
+    out = pv.PolyData(points, np.column_stack([faces[:, :1], faces[:, :0:-1]]).ravel())
+    out.point_data["Normals"] = normals
+    out.point_data.active_normals_name = "Normals"
+    return out
 
 
 def _skimage_surface(vol: np.ndarray, grid: GridLike, value: float) -> "pyvista.PolyData":
