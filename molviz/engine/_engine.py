@@ -151,9 +151,10 @@ class Engine:
     device : str
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
     precision : {"auto", "fp32", "bf16", "fp16"}
-        ``"auto"``: fp32 on CPU; fp16 autocast on CUDA (fp16 keeps 3 more mantissa
-        bits than bf16, which the w0 = 30 first sine layer needs; SIREN activations
-        are bounded, so fp16's range is enough).
+        ``"auto"``: fp32 on CPU; fp16 on CUDA for the hidden layers, with the first
+        layer (arguments up to ~w0 = 30) and the output layer in fp32. fp16 keeps 3
+        more mantissa bits than bf16, and sine activations are bounded, so its range
+        is enough. ``molviz bench engine`` reports the difference to fp32.
     chunk_points : int, optional
         Points per network call; default from free memory and the hidden width.
     cache_bytes : int
@@ -173,7 +174,7 @@ class Engine:
     >>> eng = Engine("assets/models/freesolv")                      # doctest: +SKIP
     >>> vol = eng.decode(eng.latents[0], resolution=64)            # doctest: +SKIP
     >>> vol.shape                                                   # doctest: +SKIP
-    (1, 1, 64, 64, 64)
+    (1, 11, 64, 64, 64)
     >>> zoom = eng.decode(eng.latents[0], resolution=64, box=((-0.2,) * 3, (0.2,) * 3))  # doctest: +SKIP
     """
 
@@ -279,7 +280,6 @@ class Engine:
     def item_grid(self, item: int | str, resolution: int | Sequence[int] = 64, *,
                   box: Box | None = None) -> "Grid":
         """The angstrom :class:`~molviz.fields.Grid` that ``decode_item(item, ...)`` samples."""
-        from molviz.fields import Grid
         return self.box_grid(self.boxes[self.item_index(item)], resolution, box=box)
 
     @staticmethod

@@ -3,7 +3,7 @@
 Two backends compute the same marching-cubes surface:
 
 - ``"vtk"``: VTK's flying edges (``vtkFlyingEdges3D`` through
-  ``pyvista.ImageData.contour(method="flying_edges")``), multi-threaded.
+  ``pyvista.ImageData.contour(method="flying_edges")``).
 - ``"skimage"``: scikit-image's Lewiner marching cubes.
 
 ``backend="auto"`` picks VTK, the faster one by measurement: ms per surface
