@@ -705,25 +705,29 @@ class MolvizApp(TrameApp):
         data = png_bytes(self.scene.screenshot(scale=scale))
         return self.server.protocol.addAttachment(data) if self.server.protocol else data
 
-    def _export_config(self) -> tuple[MovieConfig, str]:
+    def _export_config(self, fmt=None, size=None, frames=None, fps=None, orbit=None,
+                       round_trip=None) -> tuple[MovieConfig, str]:
+        """The movie settings the button sent (the page's values at the click), validated."""
         s = self.state
-        fmt = clean_choice(s.export_format, "movie format", ("gif", "mp4"))
-        size = clean_choice(s.export_size, "movie size", tuple(EXPORT_SIZES))
-        frames = clean_int(s.export_frames, "frames", 2, self.limits.max_frames)
-        fps = clean_int(s.export_fps, "movie fps", 1, 60)
+        fmt = clean_choice(s.export_format if fmt is None else fmt, "movie format", ("gif", "mp4"))
+        size = clean_choice(s.export_size if size is None else size, "movie size", tuple(EXPORT_SIZES))
+        frames = clean_int(s.export_frames if frames is None else frames, "frames", 2, self.limits.max_frames)
+        fps = clean_int(s.export_fps if fps is None else fps, "movie fps", 1, 60)
+        orbit = clean_bool(s.export_orbit if orbit is None else orbit)
+        round_trip = clean_bool(s.round_trip if round_trip is None else round_trip)
         cfg = MovieConfig(frames=frames, fps=fps, size=EXPORT_SIZES[size], mode=self._good.get("interp_mode", "linear"),
-                          resolution=min(int(self.state.resolution), 64), round_trip=bool(s.round_trip),
-                          orbit=60.0 if s.export_orbit else 0.0)
+                          resolution=min(int(self.state.resolution), 64), round_trip=round_trip,
+                          orbit=60.0 if orbit else 0.0)
         return cfg, fmt
 
     @trigger("export_movie")
-    async def export_movie(self):
+    async def export_movie(self, *settings):
         """Render the A -> B movie in a worker thread (progress bar), then hand the file to the browser."""
         if self._exporting:
             self._error("an export is already running; wait for it to finish")
             return None
         try:
-            cfg, fmt = self._export_config()
+            cfg, fmt = self._export_config(*settings[:6])
             a, b = self._endpoint("a"), self._endpoint("b")
         except MolvizError as exc:
             self._error(exc)

@@ -29,29 +29,29 @@ def build_layout(app: MolvizApp, *, max_channels: int):
             v3.VAppBarNavIcon(click="main_drawer = !main_drawer")
             v3.VToolbarTitle("molviz", classes="flex-grow-0 mr-4")
             v3.VSelect(label="model", v_model=("model_index",), items=("model_options",), density="compact",
-                       hide_details=True, style="max-width: 190px;", classes="mr-2", data_testid="model")
+                       hide_details=True, style="max-width: 190px;", classes="mr-2", raw_attrs=['data-testid="model"'])
             v3.VAutocomplete(label="molecule (name or SMILES)", v_model=("item_index",), items=("item_options",),
                              density="compact", hide_details=True, style="max-width: 320px;", classes="mr-2",
-                             data_testid="item")
+                             raw_attrs=['data-testid="item"'])
             v3.VSelect(label="resolution", v_model=("resolution_choice",),
                        items=("resolution_options", ["32", "64", "128", "256", "custom"]), density="compact",
-                       hide_details=True, style="max-width: 110px;", data_testid="resolution")
+                       hide_details=True, style="max-width: 110px;", raw_attrs=['data-testid="resolution"'])
             v3.VTextField(v_show=("resolution_choice === 'custom'",), v_model_number=("resolution_custom",),
                           type="number", label="voxels", density="compact", hide_details=True,
-                          style="max-width: 90px;", classes="ml-1", data_testid="resolution-custom")
+                          style="max-width: 90px;", classes="ml-1", raw_attrs=['data-testid="resolution-custom"'])
             v3.VChip("{{ psnr_text }}", v_show=("psnr_text",), classes="ml-2", size="small", color="primary",
-                     variant="tonal", data_testid="psnr")
+                     variant="tonal", raw_attrs=['data-testid="psnr"'])
             v3.VChip("{{ view_caption }}", classes="ml-2", size="small", variant="outlined")
             v3.VSpacer()
             v3.VProgressCircular(v_show=("busy",), indeterminate=True, size=22, width=3, color="primary",
-                                 classes="mr-2", data_testid="busy")
+                                 classes="mr-2", raw_attrs=['data-testid="busy"'])
             html.Div("{{ busy_text }}", v_show=("busy",), classes="text-caption mr-3")
             v3.VBtn(icon="mdi-crop-free", click=app.ctrl.reset_camera, title="reset camera", size="small")
             v3.VSelect(v_model=("screenshot_scale",), items=("[1, 2, 3, 4]",), density="compact",
                        hide_details=True, style="max-width: 70px;", label="x", title="supersampling")
             v3.VBtn(icon="mdi-camera", size="small", title="PNG screenshot",
                     click="utils.download('molviz.png', trigger('screenshot_png'), 'image/png')",
-                    data_testid="screenshot")
+                    raw_attrs=['data-testid="screenshot"'])
         with layout.drawer:
             with v3.VExpansionPanels(multiple=True, v_model=("open_panels", [0, 1]), variant="accordion"):
                 with v3.VExpansionPanel(title="Channels"):
@@ -69,7 +69,9 @@ def build_layout(app: MolvizApp, *, max_channels: int):
                             export_format="export_format", export_size="export_size",
                             export_frames="export_frames", export_fps="export_fps", export_orbit="export_orbit",
                             exporting="exporting", export_progress="export_progress",
-                            ctrl_export="utils.download('molviz-interpolation.' + export_format, trigger('export_movie'), "
+                            ctrl_export="utils.download('molviz-interpolation.' + export_format, trigger('export_movie', "
+                                        "[export_format, export_size, export_frames, export_fps, export_orbit, "
+                                        "round_trip]), "
                                         "export_format === 'gif' ? 'image/gif' : 'video/mp4')")
                 with v3.VExpansionPanel(title="Encode a molecule"):
                     with v3.VExpansionPanelText():
@@ -79,7 +81,7 @@ def build_layout(app: MolvizApp, *, max_channels: int):
                                     has_encoded="has_encoded")
         with layout.content:
             with html.Div(style="display: flex; height: calc(100vh - 64px); width: 100%;"):
-                with html.Div(style="flex: 3 1 0; position: relative; min-width: 0;", data_testid="view3d"):
+                with html.Div(style="flex: 3 1 0; position: relative; min-width: 0;", raw_attrs=['data-testid="view3d"']):
                     app.view = vtk_widgets.VtkRemoteLocalView(
                         app.scene.render_window, namespace="view", mode=("view_mode", "remote"),
                         interactive_ratio=1, interactive_quality=70, still_quality=95,
@@ -88,12 +90,12 @@ def build_layout(app: MolvizApp, *, max_channels: int):
                     app.ctrl.view_update_geometry = app.view.update_geometry
                     app.ctrl.view_reset_camera = app.view.reset_camera
                 with html.Div(style="flex: 2 1 0; min-width: 0; border-left: 1px solid #ddd;",
-                              data_testid="latent-map"):
+                              raw_attrs=['data-testid="latent-map"']):
                     LatentMapPanel(lambda: _figure(app), color_by="map_color_by", color_options="map_color_options",
                                    pick_mode="map_pick_mode", source="map_source", hover_svg="hover_svg",
                                    hover_text="hover_text", style="height: 100%;")
             v3.VSnackbar("{{ error_text }}", v_model=("error_show",), timeout=8000, color="error",
-                         location="top", multi_line=True, data_testid="error")
+                         location="top", multi_line=True, raw_attrs=['data-testid="error"'])
     app.server.state.trame__title = "molviz"
     return layout
 

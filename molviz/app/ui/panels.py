@@ -34,14 +34,14 @@ class ChannelCard(v3.VCard):
         with self:
             with html.Div(classes="d-flex align-center"):
                 v3.VCheckbox(v_model=(f"{p}visible",), density="compact", hide_details=True,
-                             classes="flex-grow-0 mr-1", data_testid=f"{p}visible")
+                             classes="flex-grow-0 mr-1", raw_attrs=[f'data-testid="{p}visible"'])
                 html.Div(f"{{{{ {name_expr} }}}}", classes="text-subtitle-2 flex-grow-1")
                 html.Input(type="color", v_model=(f"{p}color",), title="colour",
                            style="width: 28px; height: 22px; border: none; background: none;")
             with html.Div(classes="d-flex align-center", v_show=(f"{p}visible",)):
                 v3.VSlider(v_model=(f"{p}level",), min=(f"{p}level_min",), max=(f"{p}level_max",),
                            step=(f"{p}level_step",), density="compact", hide_details=True,
-                           thumb_label=True, classes="flex-grow-1", data_testid=f"{p}level",
+                           thumb_label=True, classes="flex-grow-1", raw_attrs=[f'data-testid="{p}level"'],
                            label="level")
                 v3.VSelect(v_model=(f"{p}mode",), items=("level_modes", LEVEL_MODES), density="compact",
                            hide_details=True, variant="plain", style="max-width: 130px;", classes="ml-2")
@@ -76,7 +76,7 @@ class DisplayPanel(html.Div):
                        items=("compare_options", [
                            {"title": "reconstruction (network)", "value": "reconstruction"},
                            {"title": "ground truth (Eq. 1)", "value": "truth"},
-                           {"title": "side by side", "value": "side_by_side"}]), data_testid="compare")
+                           {"title": "side by side", "value": "side_by_side"}]), raw_attrs=['data-testid="compare"'])
             with html.Div(classes="d-flex"):
                 v3.VSwitch(label="atoms", v_model=(atoms,), density="compact", hide_details=True, color="primary")
                 v3.VSwitch(label="outline", v_model=(outline,), density="compact", hide_details=True,
@@ -101,18 +101,18 @@ class InterpolationPanel(html.Div):
         super().__init__(**kwargs)
         with self:
             v3.VAutocomplete(label="A", v_model=(a,), items=(options,), density="compact", hide_details=True,
-                             classes="mb-1", data_testid="endpoint-a")
+                             classes="mb-1", raw_attrs=['data-testid="endpoint-a"'])
             v3.VAutocomplete(label="B", v_model=(b,), items=(options,), density="compact", hide_details=True,
-                             classes="mb-1", data_testid="endpoint-b")
+                             classes="mb-1", raw_attrs=['data-testid="endpoint-b"'])
             with v3.VBtnToggle(v_model=(mode,), mandatory=True, density="compact", variant="outlined",
                                divided=True, classes="mb-1"):
                 v3.VBtn("linear", value="linear", size="small")
                 v3.VBtn("slerp", value="slerp", size="small")
             v3.VSlider(v_model=(t,), min=0.0, max=1.0, step=0.01, label="t", thumb_label=True,
-                       density="compact", hide_details=True, data_testid="interp-t")
+                       density="compact", hide_details=True, raw_attrs=['data-testid="interp-t"'])
             with html.Div(classes="d-flex align-center flex-wrap"):
                 v3.VBtn(icon=(f"{playing} ? 'mdi-pause' : 'mdi-play'",), size="small", variant="tonal",
-                        click=f"{playing} = !{playing}", data_testid="play")
+                        click=f"{playing} = !{playing}", raw_attrs=['data-testid="play"'])
                 v3.VCheckbox(label="loop", v_model=(loop,), density="compact", hide_details=True, classes="ml-1")
                 v3.VCheckbox(label="round trip", v_model=(round_trip,), density="compact", hide_details=True)
                 v3.VTextField(label="fps", v_model_number=(fps,), type="number", density="compact",
@@ -120,18 +120,18 @@ class InterpolationPanel(html.Div):
             html.Div("Export movie", classes="text-subtitle-2 mt-2")
             with html.Div(classes="d-flex flex-wrap"):
                 v3.VSelect(v_model=(export_format,), items=("['gif', 'mp4']",), density="compact",
-                           hide_details=True, style="max-width: 90px;", label="format", data_testid="export-format")
+                           hide_details=True, style="max-width: 90px;", label="format", raw_attrs=['data-testid="export-format"'])
                 v3.VSelect(v_model=(export_size,), items=("export_sizes", ["480p", "720p", "1080p"]),
                            density="compact", hide_details=True, style="max-width: 100px;", label="size",
                            classes="ml-1")
                 v3.VTextField(label="frames", v_model_number=(export_frames,), type="number", density="compact",
                               hide_details=True, style="max-width: 80px;", classes="ml-1",
-                              data_testid="export-frames")
+                              raw_attrs=['data-testid="export-frames"'])
                 v3.VTextField(label="fps", v_model_number=(export_fps,), type="number", density="compact",
                               hide_details=True, style="max-width: 64px;", classes="ml-1")
             v3.VCheckbox(label="orbit the camera", v_model=(export_orbit,), density="compact", hide_details=True)
             v3.VBtn("export and download", prepend_icon="mdi-movie-open", size="small", color="primary",
-                    block=True, disabled=(exporting,), click=ctrl_export, data_testid="export")
+                    block=True, disabled=(exporting,), click=ctrl_export, raw_attrs=['data-testid="export"'])
             v3.VProgressLinear(v_show=(exporting,), model_value=(export_progress,), height=6, color="primary",
                                classes="mt-1")
 
@@ -145,7 +145,7 @@ class EncodePanel(html.Div):
         with self:
             v3.VTextField(label="SMILES (e.g. c1ccccc1O)", v_model=(smiles,), density="compact",
                           hide_details=True, append_inner_icon="mdi-arrow-right-bold",
-                          click_append_inner=ctrl_encode, keyup_enter=ctrl_encode, data_testid="smiles")
+                          click_append_inner=ctrl_encode, keyup_enter=ctrl_encode, raw_attrs=['data-testid="smiles"'])
             html.Div(f"{{{{ {placement} }}}}", classes="text-caption mt-1", v_show=(has_encoded,))
             with v3.VList(density="compact", v_show=(has_encoded,), classes="py-0"):
                 v3.VListSubheader("nearest items in latent space")
@@ -167,11 +167,11 @@ class LatentMapPanel(html.Div):
         with self:
             with html.Div(classes="d-flex align-center px-2 pt-1"):
                 v3.VSelect(label="colour by", v_model=(color_by,), items=(color_options,), density="compact",
-                           hide_details=True, style="max-width: 240px;", data_testid="color-by")
+                           hide_details=True, style="max-width: 260px;", raw_attrs=['data-testid="color-by"'])
                 with v3.VBtnToggle(v_model=(pick_mode,), mandatory=True, density="compact", variant="outlined",
                                    divided=True, classes="ml-2"):
-                    v3.VBtn("click shows", value="view", size="small")
-                    v3.VBtn("click sets A, B", value="endpoints", size="small")
+                    v3.VBtn("click: show", value="view", size="small")
+                    v3.VBtn("click: A, B", value="endpoints", size="small")
             html.Div(f"{{{{ {source} }}}}", classes="text-caption px-2")
             with html.Div(style="position: relative; height: calc(100% - 80px);"):
                 self.figure = figure_factory()

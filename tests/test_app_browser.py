@@ -1,0 +1,188 @@
+"""End to end in a real browser: ``molviz serve`` in a subprocess, Debian's chromium driven by Playwright.
+
+Playwright never downloads a browser here: it launches /usr/bin/chromium (CI
+installs it with apt; without it these tests skip with the reason). The tests
+share one server and one page and run in file order, like a user's session.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app_bundles import bundle_for_tests
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parent.parent / "runs" / "screenshots"
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); `apt-get install chromium` "
+                "(.ci/run does it)", allow_module_level=True)
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    bundle = bundle_for_tests(tmp_path_factory.mktemp("bundles"))
+    port = _free_port()
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    t0 = time.perf_counter()
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "molviz", "serve", str(bundle), "--port", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    deadline = time.time() + 180
+    while "serving" not in log.read_text():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"molviz serve did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield {"url": f"http://127.0.0.1:{port}/", "t0": t0, "proc": proc, "log": log}
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=True)
+        pg = context.new_page()
+        pg.goto(server["url"])
+        yield pg
+        browser.close()
+
+
+def _view(page) -> np.ndarray:
+    from PIL import Image
+    png = page.locator("[data-testid=view3d]").screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+
+
+def _inked(img: np.ndarray) -> float:
+    """Share of pixels that are not the white background."""
+    return float(np.mean(np.any(np.abs(img - 255) > 10, axis=-1)))
+
+
+def _wait_for_change(page, before: np.ndarray, *, timeout: float = 60.0, min_diff: float = 0.003) -> np.ndarray:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        page.wait_for_timeout(300)
+        now = _view(page)
+        if now.shape == before.shape and np.mean(np.any(np.abs(now - before) > 12, axis=-1)) > min_diff:
+            page.wait_for_timeout(1500)               # let the refined picture arrive too
+            return _view(page)
+    pytest.fail("the 3D view did not change")
+
+
+def _state(page, key):
+    return page.evaluate(f"window.trame.state.get({key!r})")
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name))
+
+
+def _open_panel(page, title: str) -> None:
+    header = page.locator(".v-expansion-panel-title", has_text=title)
+    panel = header.locator("xpath=..")
+    if "v-expansion-panel--active" not in (panel.get_attribute("class") or ""):
+        header.click()
+        page.wait_for_timeout(400)
+
+
+def test_page_shows_the_default_molecule(page, server):
+    deadline = time.time() + 90
+    while time.time() < deadline and _inked(_view(page)) < 0.02:
+        page.wait_for_timeout(250)
+    first = time.perf_counter() - server["t0"]
+    img = _view(page)
+    assert _inked(img) > 0.02, "the 3D view is blank"
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 100          # shaded surfaces, not a flat fill
+    print(f"first picture in the browser {first:.1f} s after launching molviz serve")
+    page.wait_for_timeout(2000)
+    _shot(page, "01-first-picture.png")
+
+
+def test_moving_a_channel_level_changes_the_picture(page):
+    ch = next(i for i in range(_state(page, "n_channels")) if _state(page, f"ch{i}_visible"))
+    _open_panel(page, "Channels")
+    before = _view(page)
+    slider = page.locator(f"[data-testid=ch{ch}_level] .v-slider-track")
+    box = slider.bounding_box()
+    page.mouse.click(box["x"] + 0.85 * box["width"], box["y"] + box["height"] / 2)
+    _wait_for_change(page, before)
+    assert _state(page, f"ch{ch}_level") > 0.7
+    _shot(page, "02-level-moved.png")
+
+
+def test_moving_the_interpolation_slider_changes_the_picture(page):
+    _open_panel(page, "Interpolation")
+    page.wait_for_timeout(500)
+    before = _view(page)
+    track = page.locator("[data-testid=interp-t] .v-slider-track")
+    track.scroll_into_view_if_needed()
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + 0.6 * box["width"], box["y"] + box["height"] / 2)
+    _wait_for_change(page, before)
+    assert _state(page, "view_source") == "interpolation"
+    assert 0.4 < _state(page, "interp_t") < 0.8
+    _shot(page, "03-interpolation.png")
+
+
+def test_latent_map_renders_and_a_click_loads_that_item(page):
+    points = page.locator("[data-testid=latent-map] .scatterlayer .trace").first.locator(".point")
+    assert points.count() >= 4, "the latent map shows no points"
+    start = _state(page, "item_index")
+    target = next(k for k in range(points.count()) if k != start)
+    box = points.nth(target).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before = _view(page)
+    page.mouse.move(x, y)
+    page.wait_for_timeout(400)
+    page.mouse.click(x, y)
+    _wait_for_change(page, before)
+    assert _state(page, "item_index") == target
+    assert _state(page, "view_source") == "item"
+    _shot(page, "04-map-click.png")
+
+
+def test_gif_export_downloads_with_the_requested_frames(page, tmp_path):
+    import imageio.v3 as iio
+
+    frames = 6
+    page.evaluate(f"""() => {{ const s = window.trame.state;
+        s.set('export_format', 'gif'); s.set('export_size', '480p'); s.set('export_frames', {frames}); }}""")
+    page.wait_for_timeout(500)
+    _open_panel(page, "Interpolation")
+    button = page.locator("[data-testid=export]")
+    button.scroll_into_view_if_needed()
+    with page.expect_download(timeout=240_000) as info:
+        button.click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    assert path.suffix == ".gif"
+    movie = iio.imread(path, index=None)
+    assert movie.shape[0] == frames
+    assert movie.shape[1:3] == (480, 854)
