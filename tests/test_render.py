@@ -75,3 +75,14 @@ def _pix_fmt(path) -> str:
     line = next((ln for ln in probe.stderr.splitlines() if "Video:" in ln), "")
     assert "h264" in line, line
     return "yuv420p" if "yuv420p" in line else line
+
+
+def test_serve_desktop_without_pywebview_says_how_to_fix():
+    try:
+        import webview  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("pywebview is installed here")
+    r = _molviz("serve", "--desktop")
+    assert r.returncode == 2 and "pywebview" in r.stderr and "without --desktop" in r.stderr

@@ -58,6 +58,7 @@ REFINE_DELAY = 0.35                # seconds without input before the full resol
 TRUTH_FOR_PSNR = 64                # below this the truth is sampled even when not shown, for the PSNR chip
 EXPORT_SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 RESOLUTIONS = ["32", "64", "128", "256", "custom"]
+_EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}}}
 CHANNEL_FIELDS = ("visible", "level", "mode", "color", "opacity", "repr")
 LEVEL_RANGES = {"fraction": (0.01, 1.0, 0.01), "percent": (0.1, 50.0, 0.1)}   # min, max, step
 LEVEL_DEFAULTS = {"fraction": 0.5, "percent": 2.0}
@@ -132,6 +133,7 @@ class MolvizApp(TrameApp):
         self._good: dict[str, Any] = {}           # last accepted value of each validated key
         self._have: set[tuple] = set()            # (source key, resolution) already decoded once
         self._play_task: asyncio.Task | None = None
+        self._pick_next = "a"                     # the next map click in endpoint mode sets A, then B
         self._exporting = False
         self.first_picture_s: float | None = None
         self.view = None
@@ -255,7 +257,7 @@ class MolvizApp(TrameApp):
         if self.state.view_mode == "local":
             self.view.update_geometry()
             if reset_camera:
-                self.view.reset_camera()
+                self.view.push_camera()
         else:
             self.view.update_image()
 
@@ -672,7 +674,7 @@ class MolvizApp(TrameApp):
             self._have.add((source, req.resolution))
             self.current, self.built = view, built
             self.scene.show(built, reset_camera=reset_camera or None)
-            self._push_view(reset_camera=False)
+            self._push_view(reset_camera=reset_camera)
             self._after_view(view, req, seconds)
             if self.first_picture_s is None:
                 self.first_picture_s = time.perf_counter() - self.t_start
@@ -828,8 +830,9 @@ class MolvizApp(TrameApp):
             return
         if ex.n_items < 4:
             self.state.map_source = f"no latent map: the bundle has {ex.n_items} item(s)"
-            self.state.map_figure = {"data": [], "layout": {}}
+            self.state.map_figure = _EMPTY_FIGURE
             return
+        self.state.map_figure = _EMPTY_FIGURE
         self.state.map_source = ("this bundle ships no latent map: computing UMAP (umap-learn, n_neighbors=5) "
                                  "now, about half a minute")
         bundle = ex.bundle
@@ -907,8 +910,6 @@ class MolvizApp(TrameApp):
         if b != -1:
             pts[-1] = self.map.coords[int(b)]
         return np.asarray(pts)
-
-    _pick_next = "a"
 
     def on_map_click(self, event=None, *_args, **_kwargs):
         """A click on a point: show that item, or (endpoint mode) set A then B."""

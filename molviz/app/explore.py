@@ -144,10 +144,11 @@ class Explorer:
             from molviz.fields import Channel, parse_channels
             spec = self.bundle.config.get("channel_defs") or self.bundle.config.get("channels")
             if isinstance(spec, list) and spec and isinstance(spec[0], dict):
-                self._channels = [Channel(name=d["name"],
-                                          elements=None if d.get("elements") is None else frozenset(d["elements"]),
-                                          components=None if d.get("components") is None else frozenset(d["components"]),
-                                          width=d.get("width", "vdw")) for d in spec]
+                def _set(v):
+                    return None if v is None else frozenset(v)
+                self._channels = [Channel(name=d["name"], elements=_set(d.get("elements")),
+                                          components=_set(d.get("components")), width=d.get("width", "vdw"))
+                                  for d in spec]
             else:
                 names = self.bundle.channel_names
                 self._channels = parse_channels(",".join(names) if names else str(self.bundle.config["channels"]))

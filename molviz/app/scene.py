@@ -186,7 +186,8 @@ def ball_and_stick(atoms: Atoms, *, ball_scale: float = 0.45,
     if len(pairs) == 0:
         return balls, None
     lines = np.hstack([np.full((len(pairs), 1), 2), pairs]).ravel()
-    sticks = pv.PolyData(xyz, lines=lines).tube(radius=0.11, n_sides=max(detail // 2, 5))
+    # triangles, not strips: vtk.js (local rendering) draws tube strips badly
+    sticks = pv.PolyData(xyz, lines=lines).tube(radius=0.11, n_sides=max(detail // 2, 5)).triangulate()
     return balls, sticks
 
 
@@ -334,6 +335,7 @@ class Scene:
             self.plotter.reset_camera(bounds=self.built.bounds, render=False)
         else:
             self.plotter.reset_camera(render=False)
+        self.plotter.camera.zoom(0.85)        # margin: the browser's view may be narrower than the window
         self._camera_set = True
 
     def orbit(self, degrees: float) -> None:

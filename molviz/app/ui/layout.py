@@ -69,7 +69,8 @@ def build_layout(app: MolvizApp, *, max_channels: int):
                             export_format="export_format", export_size="export_size",
                             export_frames="export_frames", export_fps="export_fps", export_orbit="export_orbit",
                             exporting="exporting", export_progress="export_progress",
-                            ctrl_export="utils.download('molviz-interpolation.' + export_format, trigger('export_movie', "
+                            ctrl_export="utils.download('molviz-interpolation.' + export_format, "
+                                        "trigger('export_movie', "
                                         "[export_format, export_size, export_frames, export_fps, export_orbit, "
                                         "round_trip]), "
                                         "export_format === 'gif' ? 'image/gif' : 'video/mp4')")
@@ -81,7 +82,8 @@ def build_layout(app: MolvizApp, *, max_channels: int):
                                     has_encoded="has_encoded")
         with layout.content:
             with html.Div(style="display: flex; height: calc(100vh - 64px); width: 100%;"):
-                with html.Div(style="flex: 3 1 0; position: relative; min-width: 0;", raw_attrs=['data-testid="view3d"']):
+                with html.Div(style="flex: 3 1 0; position: relative; min-width: 0;",
+                              raw_attrs=['data-testid="view3d"']):
                     app.view = vtk_widgets.VtkRemoteLocalView(
                         app.scene.render_window, namespace="view", mode=("view_mode", "remote"),
                         interactive_ratio=1, interactive_quality=70, still_quality=95,

@@ -120,7 +120,8 @@ class InterpolationPanel(html.Div):
             html.Div("Export movie", classes="text-subtitle-2 mt-2")
             with html.Div(classes="d-flex flex-wrap"):
                 v3.VSelect(v_model=(export_format,), items=("['gif', 'mp4']",), density="compact",
-                           hide_details=True, style="max-width: 90px;", label="format", raw_attrs=['data-testid="export-format"'])
+                           hide_details=True, style="max-width: 90px;", label="format",
+                           raw_attrs=['data-testid="export-format"'])
                 v3.VSelect(v_model=(export_size,), items=("export_sizes", ["480p", "720p", "1080p"]),
                            density="compact", hide_details=True, style="max-width: 100px;", label="size",
                            classes="ml-1")
