@@ -202,6 +202,19 @@ def test_peaks_bound_fine_grid_and_are_resolution_independent():
     assert coarse.max() <= 1.0 + 1e-6
 
 
+def test_large_table_peaks_match_exact(monkeypatch):
+    """Neighbour-list ascent with cutoff (big tables) agrees with exact all-pairs ascent."""
+    import molviz.fields._sampler as sampler
+
+    s = random_structure(21, n=300, spread=4.0)
+    for beta in (0.25, 2.0):
+        exact = channel_peaks(s, "C,O,density", beta=beta)
+        monkeypatch.setattr(sampler, "SMALL_TABLE", 0)
+        listed = channel_peaks(s, "C,O,density", beta=beta)
+        monkeypatch.undo()
+        assert (listed >= exact - 1e-5).all() and (listed <= exact + 2e-4).all(), (listed, exact)
+
+
 def test_empty_channel_is_zero():
     s = random_structure(5)
     s.components[:] = "ligand"
