@@ -33,15 +33,18 @@ decreasing, integration by parts gives the neglected sum::
 ``u_c`` is the smallest ``u`` with that bound <= ``tol`` (default 1e-4,
 :data:`DEFAULT_TOL`). Every channel that has an atom peaks at >= 1 (at the atom),
 so the error is below ``tol`` of the channel's peak, before and after
-``normalize="max"``. Grid sampling skips atoms by their x-distance only (a slab
-containing the cutoff sphere), point sampling by the distance to a block of
-points' bounding box: both keep every atom within ``u_c r_a``, so both obey the
-bound; they may differ from each other by up to ``tol``.
+``normalize="max"``. Grid sampling skips an atom only where one coordinate
+difference exceeds the channel's largest cutoff (a box containing the cutoff
+sphere), point sampling by the distance to a block of points' bounding box: both
+keep every atom within ``u_c r_a``, so both obey the bound; they may differ from
+each other by up to ``tol``. The bound is checked against a random cloud at the
+assumed density and against dense evaluation in ``tests/test_fields.py``.
 
 Work: grids use separability, ``exp(-b|p-a|^2) = gx * gy * gz``: per atom the 1-D
 factors, then for each chunk of x-slabs one matrix product over the atoms whose
-x-window covers it, ``F[x] = (gx[:, x] gy)^T gz``; cost ~ atoms x window x Ny x Nz
-multiply-adds in BLAS, no per-voxel exp.
+x-window covers it, ``F[x] = (gx[:, x] gy)^T gz``, restricted to the y/z range those
+atoms reach; cost ~ atoms x window x (y/z extent) multiply-adds in BLAS and no
+per-voxel exp, i.e. it grows with atoms x voxels near each atom (per slab).
 Points are Morton-sorted into blocks; each block meets only atoms within the
 cutoff of its bounding box.
 """
