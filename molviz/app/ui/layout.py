@@ -102,11 +102,17 @@ def build_layout(app: MolvizApp, *, max_channels: int):
     return layout
 
 
+# only plain numbers leave the browser: plotly's event objects hold functions and cycles
+_POINTS = ("{points: ($event.points || []).map(p => ({curveNumber: p.curveNumber, pointIndex: p.pointIndex, "
+           "customdata: p.customdata}))}")
+
+
 def _figure(app: MolvizApp):
     fig = plotly_widgets.Figure(
         state_variable_name="map_figure", display_mode_bar=True, display_logo=False, responsive=True,
-        click=(app.on_map_click, "[utils.safe($event)]"),
-        hover=(app.on_map_hover, "[utils.safe($event)]"),
+        click=(app.on_map_click, f"[{_POINTS}]"),
+        hover=(app.on_map_hover, f"[{_POINTS}]"),
+        unhover="hover_svg = ''; hover_text = ''",
         style="height: 100%; width: 100%;",
     )
     app.map_widget = fig

@@ -38,14 +38,14 @@ class ChannelCard(v3.VCard):
                 html.Div(f"{{{{ {name_expr} }}}}", classes="text-subtitle-2 flex-grow-1")
                 html.Input(type="color", v_model=(f"{p}color",), title="colour",
                            style="width: 28px; height: 22px; border: none; background: none;")
-            with html.Div(classes="d-flex align-center", v_show=(f"{p}visible",)):
+            with html.Div(classes="d-flex align-center", v_if=(f"{p}visible",)):
                 v3.VSlider(v_model=(f"{p}level",), min=(f"{p}level_min",), max=(f"{p}level_max",),
                            step=(f"{p}level_step",), density="compact", hide_details=True,
                            thumb_label=True, classes="flex-grow-1", raw_attrs=[f'data-testid="{p}level"'],
                            label="level")
                 v3.VSelect(v_model=(f"{p}mode",), items=("level_modes", LEVEL_MODES), density="compact",
                            hide_details=True, variant="plain", style="max-width: 130px;", classes="ml-2")
-            with html.Div(classes="d-flex align-center", v_show=(f"{p}visible",)):
+            with html.Div(classes="d-flex align-center", v_if=(f"{p}visible",)):
                 v3.VSlider(v_model=(f"{p}opacity",), min=0.05, max=1.0, step=0.05, density="compact",
                            hide_details=True, label="opacity", classes="flex-grow-1")
                 v3.VSelect(v_model=(f"{p}repr",), items=("['surface', 'wireframe']",), density="compact",
@@ -146,14 +146,15 @@ class EncodePanel(html.Div):
         with self:
             v3.VTextField(label="SMILES (e.g. c1ccccc1O)", v_model=(smiles,), density="compact",
                           hide_details=True, append_inner_icon="mdi-arrow-right-bold",
-                          click_append_inner=ctrl_encode, keyup_enter=ctrl_encode, raw_attrs=['data-testid="smiles"'])
+                          click_append_inner=ctrl_encode, keyup_enter=ctrl_encode, raw_attrs=['data-testid="smiles"'],
+                          __events=[("keyup_enter", "keyup.enter"), ("click_append_inner", "click:appendInner")])
             html.Div(f"{{{{ {placement} }}}}", classes="text-caption mt-1", v_show=(has_encoded,))
             with v3.VList(density="compact", v_show=(has_encoded,), classes="py-0"):
                 v3.VListSubheader("nearest items in latent space")
                 v3.VListItem(v_for=f"nb in {neighbours}", key="nb.index", title=("nb.title",),
                              subtitle=("nb.subtitle",), click="item_index = nb.index; view_source = 'item'",
                              density="compact")
-            with html.Div(classes="d-flex", v_show=(has_encoded,)):
+            with html.Div(classes="d-flex", v_if=(has_encoded,)):
                 v3.VBtn("show", size="small", variant="tonal", click=ctrl_view)
                 v3.VBtn("use as A", size="small", variant="tonal", click=ctrl_use_a, classes="ml-1")
                 v3.VBtn("use as B", size="small", variant="tonal", click=ctrl_use_b, classes="ml-1")
@@ -177,7 +178,7 @@ class LatentMapPanel(html.Div):
             with html.Div(style="position: relative; height: calc(100% - 80px);"):
                 self.figure = figure_factory()
                 with v3.VCard(v_show=(hover_svg,), elevation=3,
-                              style="position: absolute; right: 8px; top: 8px; width: 270px; "
+                              style="position: absolute; left: 8px; top: 8px; width: 270px; "
                                     "pointer-events: none; background: rgba(255,255,255,0.92);"):
                     html.Div(v_html=(hover_svg,), style="width: 260px; height: 190px;")
                     html.Div(v_html=(hover_text,), classes="text-caption px-2 pb-1")
