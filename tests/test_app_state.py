@@ -215,3 +215,35 @@ def test_async_lane_drops_stale_requests(bundle_path):
     assert app.current.extra["t"] == pytest.approx(0.6)
     assert app.current.volume.shape[1] == 64                       # refined after the scrub stopped
     assert app.view_lane.dropped > 0                                # superseded work was skipped
+
+
+def test_model_picker_switches_between_bundles_by_index(bundle_path, tmp_path):
+    import shutil
+
+    other = tmp_path / "models" / "second"
+    shutil.copytree(bundle_path, other)
+    app = _new_app(bundle_path, models_dir=tmp_path / "models")
+    titles = [o["title"] for o in app.state.model_options]
+    assert "second" in titles and all("/" not in t for t in titles)
+    first = app.explorer
+    _set(app, model_index=titles.index("second"))
+    assert app.explorer is not first and app.explorer.bundle.path == other.resolve()
+    assert app.current is not None and app.current.item == 0
+    _set(app, error_show=False, model_index=str(other))          # a path is not an index: refused
+    assert app.state.error_show and app.explorer.bundle.path == other.resolve()
+
+
+def test_play_advances_t(bundle_path):
+    app = _new_app(bundle_path)
+
+    async def play():
+        _set(app, endpoint_a=1, endpoint_b=2, fps=30)
+        _set(app, playing=True)
+        await asyncio.sleep(1.0)
+        _set(app, playing=False)
+        await app.idle()
+
+    asyncio.run(play())
+    assert app.state.interp_t > 0.05
+    assert app.state.view_source == "interpolation"
+    assert app.current.extra["t"] == pytest.approx(app.state.interp_t, abs=1e-6)
