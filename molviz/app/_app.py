@@ -671,6 +671,8 @@ class MolvizApp(TrameApp):
 
         def done(result):
             view, built, seconds = result
+            if len(self._have) > 4096:            # long sessions: forget, at worst one extra coarse pass
+                self._have.clear()
             self._have.add((source, req.resolution))
             self.current, self.built = view, built
             self.scene.show(built, reset_camera=reset_camera or None)
