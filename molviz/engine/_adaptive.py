@@ -67,6 +67,32 @@ class AdaptiveResult:
         return self.n_decoded / self.decoded.size
 
 
+# Separable 2- and 3-wide pooling with narrow() views: on CPU several times faster than
+# F.max_pool3d for these small kernels, and the same on GPU.
+def _pair(x: torch.Tensor, dim: int, op) -> torch.Tensor:
+    """op of neighbours along ``dim``: size n -> n - 1."""
+    n = x.shape[dim] - 1
+    return op(x.narrow(dim, 0, n), x.narrow(dim, 1, n))
+
+
+def _pool2(x: torch.Tensor, dims: tuple[int, ...], op) -> torch.Tensor:
+    """op over 2-wide windows along each of ``dims`` (each size shrinks by one)."""
+    for d in dims:
+        x = _pair(x, d, op)
+    return x
+
+
+def _spread(x: torch.Tensor, dims: tuple[int, ...], op) -> torch.Tensor:
+    """op over 3-wide windows centred on each element along ``dims`` (sizes kept)."""
+    for d in dims:
+        n = x.shape[d] - 1
+        y = x.clone()
+        y.narrow(d, 1, n).copy_(op(y.narrow(d, 1, n), x.narrow(d, 0, n)))
+        y.narrow(d, 0, n).copy_(op(y.narrow(d, 0, n), x.narrow(d, 1, n)))
+        x = y
+    return x
+
+
 def _coarse_stride(shape: tuple[int, int, int], coarse_step: int) -> int:
     """The largest power of two <= coarse_step that leaves at least one cell per axis."""
     s = 1 << max(0, int(coarse_step).bit_length() - 1)
@@ -169,25 +195,23 @@ def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, 
                 U = V.index_select(0, chans)                                    # (C', mx, my, mz)
                 # Local slope of each cell: the largest |difference| / length along the decoded
                 # lattice edges of the cell and of its 26 neighbours, per channel.
-                slope = torch.zeros(len(chans), *(m - 1 for m in E.shape), device=dev)
-                for d in range(3):
-                    both = E.narrow(d, 1, E.shape[d] - 1) & E.narrow(d, 0, E.shape[d] - 1)
-                    n_d = U.shape[d + 1] - 1
-                    g = (U.narrow(d + 1, 1, n_d) - U.narrow(d + 1, 0, n_d)).abs() / s
-                    g = torch.where(both[None], g, torch.zeros((), device=dev))
-                    k = [2, 2, 2]
-                    k[d] = 1   # an edge along d touches the 4 cells around it
-                    slope = torch.maximum(slope, F.max_pool3d(g[None], tuple(k), stride=1)[0])
-                slope = F.max_pool3d(slope[None], 3, stride=1, padding=1)[0]    # (C', mx-1, my-1, mz-1)
-                cmax = F.max_pool3d(U[None], 2, stride=1)[0]
-                cmin = -F.max_pool3d(-U[None], 2, stride=1)[0]
-                corners_ok = -F.max_pool3d(-E[None, None].float(), 2, stride=1)[0, 0] > 0.5
-                band = safety * slope * (0.5 * math.sqrt(3.0) * s)
+                slope = None
+                for d in (1, 2, 3):
+                    both = _pair(E, d - 1, torch.logical_and)
+                    g = _pair(U, d, torch.sub).abs_().mul_(1.0 / s) * both[None]
+                    g = _pool2(g, tuple(o for o in (1, 2, 3) if o != d), torch.maximum)  # the 4 cells around
+                    slope = g if slope is None else torch.maximum(slope, g)
+                slope = _spread(slope, (1, 2, 3), torch.maximum)                  # (C', mx-1, my-1, mz-1)
+                cmax = _pool2(U, (1, 2, 3), torch.maximum)
+                cmin = _pool2(U, (1, 2, 3), torch.minimum)
+                corners_ok = _pool2(E, (0, 1, 2), torch.logical_and)
+                band = slope.mul_(safety * 0.5 * math.sqrt(3.0) * s)
                 near = (cmin <= lv_t + band) & (cmax >= lv_t - band)
                 active = near.any(dim=0) & corners_ok                           # (mx-1, my-1, mz-1)
             h = s // 2
-            child = active.repeat_interleave(2, 0).repeat_interleave(2, 1).repeat_interleave(2, 2)
-            need = F.max_pool3d(F.pad(child[None, None].float(), (1, 1, 1, 1, 1, 1)), 2, stride=1)[0, 0] > 0.5
+            mx, my, mz = active.shape
+            child = active[:, None, :, None, :, None].expand(mx, 2, my, 2, mz, 2).reshape(2 * mx, 2 * my, 2 * mz)
+            need = _pool2(F.pad(child, (1, 1, 1, 1, 1, 1)), (0, 1, 2), torch.logical_or)
             # every new lattice point first gets its parent cell's trilinear value (exact midpoints) ...
             W = F.interpolate(V[None], size=tuple(2 * m - 1 for m in E.shape), mode="trilinear",
                               align_corners=True)[0]
