@@ -247,3 +247,17 @@ def test_play_advances_t(bundle_path):
     assert app.state.interp_t > 0.05
     assert app.state.view_source == "interpolation"
     assert app.current.extra["t"] == pytest.approx(app.state.interp_t, abs=1e-6)
+
+
+def test_an_unreadable_bundle_is_refused_and_the_view_stays(bundle_path, tmp_path):
+    broken = tmp_path / "models" / "broken"
+    broken.mkdir(parents=True)
+    (broken / "bundle.json").write_text("{not json")
+    (broken / "weights.safetensors").write_bytes(b"\x80\x04pickle")
+    app = _new_app(bundle_path, models_dir=tmp_path / "models")
+    titles = [o["title"] for o in app.state.model_options]
+    view, explorer = app.current, app.explorer
+    _set(app, error_show=False, model_index=titles.index("broken"))
+    assert app.state.error_show and "broken" in app.state.error_text
+    assert app.explorer is explorer and app.current is view
+    assert app.state.model_index == titles.index(explorer.bundle.path.name)

@@ -53,11 +53,12 @@ def frame_times(cfg: MovieConfig) -> list[float]:
     if n == 1:
         return [0.0]
     if not cfg.round_trip:
-        return list(np.linspace(0.0, 1.0, n))
+        return [float(t) for t in np.linspace(0.0, 1.0, n)]
     # there and back: t rises then falls, both ends included once per direction
     up = np.linspace(0.0, 1.0, (n + 1) // 2 + 1)
     seq = np.concatenate([up, up[-2:0:-1]])
-    return list(seq[:n]) if len(seq) >= n else list(np.resize(seq, n))
+    seq = seq[:n] if len(seq) >= n else np.resize(seq, n)
+    return [float(t) for t in seq]
 
 
 class MovieWriter:
