@@ -300,6 +300,21 @@ def test_featurize_dataset(tmp_path):
     assert d["field"].shape == (2, 11, 12, 12, 12) and list(d["names"]) == ["ethanol", "chlorobenzene"]
     with pytest.raises(InputError):
         _featurize(["CCO", "--out", str(tmp_path / "x.txt")])
+    fixed = tmp_path / "fixed.npz"
+    assert _featurize(["CCO", "--channels", "C,O", "--resolution", "10", "--spacing", "0.5",
+                       "--beta", "0.75", "--normalize", "none", "--out", str(fixed)]) == 0
+    d = np.load(fixed, allow_pickle=False)
+    assert d["field"].shape == (2, 10, 10, 10) and np.allclose(d["spacing"], 0.5)
+
+
+def test_imports_only_numpy_and_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, molviz.fields; "
+            "bad = [m for m in ('rdkit', 'gemmi', 'pyvista', 'vtk', 'trame') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.gpu
