@@ -55,6 +55,7 @@ log = logging.getLogger("molviz.app")
 MAX_CHANNELS = 16                  # channel cards the page has (a bigger bundle shows its first 16)
 COARSE = 32                        # resolution of the quick first pass while the user drags
 REFINE_DELAY = 0.35                # seconds without input before the full resolution is decoded
+LOCAL_MAX_POINTS = 3_000_000       # mesh points the browser is asked to draw itself (local rendering)
 TRUTH_FOR_PSNR = 64                # below this the truth is sampled even when not shown, for the PSNR chip
 EXPORT_SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 RESOLUTIONS = ["32", "64", "128", "256", "custom"]
@@ -254,6 +255,10 @@ class MolvizApp(TrameApp):
             self.scene.reset_camera()
         if self.view is None or self.server.protocol is None:
             return
+        if self.state.view_mode == "local" and self.built is not None and \
+                sum(int(m.n_points) for m, _ in self.built.actors.values()) > LOCAL_MAX_POINTS:
+            self.state.view_mode = self._good["view_mode"] = "remote"
+            self._error("the scene grew too big for rendering in the browser; switched to server-side rendering")
         if self.state.view_mode == "local":
             self.view.update_geometry()
             if reset_camera:
@@ -484,6 +489,13 @@ class MolvizApp(TrameApp):
             return
         if view_mode == self._good.get("view_mode"):
             return
+        if view_mode == "local" and self.built is not None:
+            points = sum(int(mesh.n_points) for mesh, _ in self.built.actors.values())
+            if points > LOCAL_MAX_POINTS:
+                self._refuse("view_mode", MolvizError(
+                    f"this scene has {points:,} mesh points, too many to send to the browser (limit "
+                    f"{LOCAL_MAX_POINTS:,}); keep server-side rendering or lower the resolution"))
+                return
         self._accept("view_mode", view_mode)
         self._push_view(reset_camera=view_mode == "local")
 
