@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
             diff = float((got - ref).abs().max())
             rows.append({
                 "beta": beta, "resolution": res, "voxels": n_vox, "atom_rows": len(xyz),
-                "fast_s": t_fast, "fast_cpu_s": cpu[0], "dense_s": t_dense_full, "dense_extrapolated": subset < n_vox,
+                "fast_s": t_fast, "fast_cpu_s": cpu[0], "dense_s": t_dense_full,
+                "dense_extrapolated": subset < n_vox,
                 "dense_voxels_timed": subset, "speedup": t_dense_full / t_fast,
                 "max_abs_diff": diff, "peaks_s": t_peaks,
             })
@@ -136,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
 
     if getattr(args, "json", None):
         payload = {"benchmark": "fields", "device": str(device), "quick": quick,
-                   "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+                   "torch_threads": torch.get_num_threads(),
+                   "cpu": platform.processor() or platform.machine(),
                    "load_average": os.getloadavg()[0], "rows": rows,
                    "targets": [{"name": n, "met": ok} for n, ok in targets]}
         path = Path(args.json)

@@ -19,9 +19,14 @@ from molviz.errors import InputError
 MIN_RESOLUTION, MAX_RESOLUTION = 8, 512
 
 
+def check_shape(n: int | Sequence[int]) -> tuple[int, ...]:
+    """One int -> (n, n, n); a sequence -> tuple of ints."""
+    return (int(n),) * 3 if np.isscalar(n) else tuple(int(v) for v in n)  # type: ignore[arg-type]
+
+
 def check_resolution(n: int | Sequence[int]) -> tuple[int, int, int]:
     """Validate a resolution (one int or three) against 8..512 per axis."""
-    shape = (int(n),) * 3 if np.isscalar(n) else tuple(int(v) for v in n)  # type: ignore[arg-type]
+    shape = check_shape(n)
     if len(shape) != 3 or any(not MIN_RESOLUTION <= v <= MAX_RESOLUTION for v in shape):
         raise InputError(f"resolution {n!r}: need {MIN_RESOLUTION}..{MAX_RESOLUTION} voxels per axis")
     return shape  # type: ignore[return-value]
@@ -65,7 +70,8 @@ class Grid:
 
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Voxel-centre coordinates along x, y and z (float64)."""
-        return tuple(o + s * np.arange(n) for o, s, n in zip(self.origin, self.spacing, self.shape))  # type: ignore[return-value]
+        x, y, z = (o + s * np.arange(n) for o, s, n in zip(self.origin, self.spacing, self.shape))
+        return x, y, z
 
     def points(self) -> np.ndarray:
         """All voxel centres, (Nx*Ny*Nz, 3) float32, C order (z fastest)."""
@@ -80,9 +86,10 @@ class Grid:
     @classmethod
     def from_box(cls, lo: Sequence[float], hi: Sequence[float], shape: int | Sequence[int]) -> Grid:
         """Grid whose first and last voxel centres are ``lo`` and ``hi``."""
-        shape3 = (int(shape),) * 3 if np.isscalar(shape) else tuple(int(v) for v in shape)  # type: ignore[arg-type]
+        shape3 = check_shape(shape)
         lo_, hi_ = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
-        if lo_.shape != (3,) or hi_.shape != (3,) or np.any(hi_ <= lo_) or min(shape3) < 2:
+        if (lo_.shape != (3,) or hi_.shape != (3,) or len(shape3) != 3 or np.any(hi_ <= lo_)
+                or min(shape3) < 2):
             raise InputError(f"box lo={lo_} hi={hi_} shape={shape3}: need hi > lo and >= 2 voxels per axis")
         spacing = (hi_ - lo_) / (np.asarray(shape3) - 1)
         return cls(tuple(lo_), tuple(spacing), shape3)  # type: ignore[arg-type]

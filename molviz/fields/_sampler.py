@@ -377,12 +377,13 @@ def _channel_max(a: torch.Tensor, inv_r2: torch.Tensor, rc: torch.Tensor, *, max
     """Largest f over mean-shift trajectories started at every atom of one channel.
 
     A seed stops when it moves less than ``step_tol`` A or its value rises by less
-    than 1e-6 relative (a flat ridge), or, after 5 steps, when it is still more than 5%
-    below the best value found (a heuristic: ascent gains most of a mode's height in
-    the first steps; tests check the result against fine grids); seeds that meet within ``merge`` A are merged
-    (same mode ahead). Each seed carries a neighbour list (atoms within cutoff +
-    ``slack``), rebuilt for the seeds that moved more than ``slack`` since, so f at
-    every visited point is the cutoff field (within the stated bound of the exact one).
+    than 1e-6 relative (a flat ridge), or, after 5 steps, when it is still more than
+    5% below the best value found (a heuristic: ascent gains most of a mode's height
+    in the first steps; tests compare it with exact ascent and fine grids). Seeds
+    that meet within ``merge`` A are merged (same mode ahead). Each seed carries a
+    neighbour list (atoms within cutoff + ``slack``), rebuilt for the seeds that moved
+    more than ``slack`` since, so f at every visited point is the cutoff field
+    (within the stated bound of the exact one).
     """
     x = a.clone()
     f_old = torch.full((len(a),), -1.0, device=a.device)
@@ -430,7 +431,9 @@ def _neighbour_lists(a: torch.Tensor, rc: torch.Tensor, points: torch.Tensor, sl
         inside = (d * d).sum(-1) <= (rc[near] + slack)[None] ** 2        # (n, m)
         r, c = torch.nonzero(inside, as_tuple=True)
         rank = torch.cumsum(inside, 1)[r, c] - 1
-        rows.append(idx[r]), cols.append(rank), ids.append(near[c])
+        rows.append(idx[r])
+        cols.append(rank)
+        ids.append(near[c])
     if not rows:
         return torch.full((len(points), 1), len(a), dtype=torch.long, device=points.device)
     rows_t, cols_t = torch.cat(rows), torch.cat(cols)
