@@ -261,3 +261,17 @@ def test_an_unreadable_bundle_is_refused_and_the_view_stays(bundle_path, tmp_pat
     assert app.state.error_show and "broken" in app.state.error_text
     assert app.explorer is explorer and app.current is view
     assert app.state.model_index == titles.index(explorer.bundle.path.name)
+
+
+def test_map_search_rings_matching_items(app):
+    _reset(app)
+    _set(app, map_search="methyl")
+    names = [app.ex.item_label(i) for i in range(app.ex.n_items)]
+    expected = sum("methyl" in n.lower() or "methyl" in str(app.ex.bundle.items[i].get("smiles", "")).lower()
+                   for i, n in enumerate(names))
+    assert app.state.map_found == expected > 0
+    rings = [tr for tr in app.state.map_figure["data"] if tr.get("marker", {}).get("symbol") == "circle-open"
+             and tr.get("marker", {}).get("color") == "#F2A541"]
+    assert rings and len(rings[0]["x"]) == expected
+    _set(app, map_search="")
+    assert app.state.map_found == 0

@@ -35,6 +35,7 @@ from molviz.app.limits import (
     clean_int,
     clean_resolution,
     clean_smiles,
+    clean_text,
 )
 from molviz.app.movie import MovieConfig, render_movie
 from molviz.app.scene import (
@@ -135,6 +136,7 @@ class MolvizApp(TrameApp):
         self._have: set[tuple] = set()            # (source key, resolution) already decoded once
         self._play_task: asyncio.Task | None = None
         self._pick_next = "a"                     # the next map click in endpoint mode sets A, then B
+        self._found: list[int] = []               # items matching the map search
         self._exporting = False
         self.first_picture_s: float | None = None
         self.view = None
@@ -202,6 +204,8 @@ class MolvizApp(TrameApp):
         s.map_color_by = "expt"
         s.map_color_options = []
         s.map_pick_mode = "view"
+        s.map_search = ""
+        s.map_found = 0
         s.map_source = ""
         s.hover_svg = ""
         s.hover_text = ""
@@ -282,6 +286,7 @@ class MolvizApp(TrameApp):
         self.current = None
         self.encoded = None
         self.encoded_xy = None
+        self._found = []
         s = self.state
         labels = explorer.item_labels()
         smiles = [it.get("smiles") or "" for it in explorer.bundle.items] + [""] * explorer.n_items
@@ -889,9 +894,25 @@ class MolvizApp(TrameApp):
         self._pick_next = "a"
         self._update_map()
 
+    @change("map_search")
+    def on_map_search(self, map_search, **_):
+        """Ring the items whose name, id or SMILES contains the text."""
+        if self.explorer is None:
+            return
+        try:
+            text = clean_text(map_search or "", "search", self.limits)
+        except MolvizError as exc:
+            self._refuse("map_search", exc)
+            return
+        self._found = self.ex.search(text, limit=200) if text else []
+        self.state.map_found = len(self._found)
+        self._update_map()
+
     def _update_map(self, highlight: list[int] | None = None) -> None:
         if self.map is None or self.map_widget is None:
             return
+        if highlight is None:
+            highlight = self._found
         g = self._good
         a, b = g.get("endpoint_a"), g.get("endpoint_b")
         path = None

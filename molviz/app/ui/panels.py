@@ -164,7 +164,7 @@ class LatentMapPanel(html.Div):
     """The plotly latent map, its colour-by choice, click mode, and the hovered molecule's depiction."""
 
     def __init__(self, figure_factory, *, color_by: str, color_options: str, pick_mode: str, source: str,
-                 hover_svg: str, hover_text: str, **kwargs) -> None:
+                 hover_svg: str, hover_text: str, search: str, **kwargs) -> None:
         super().__init__(**kwargs)
         with self:
             with html.Div(classes="d-flex align-center px-2 pt-1"):
@@ -174,8 +174,12 @@ class LatentMapPanel(html.Div):
                                    divided=True, classes="ml-2"):
                     v3.VBtn("click: show", value="view", size="small")
                     v3.VBtn("click: A, B", value="endpoints", size="small")
+            with html.Div(classes="d-flex align-center px-2"):
+                v3.VTextField(v_model=(search,), label="find on the map (name or SMILES)", density="compact",
+                              hide_details=True, clearable=True, prepend_inner_icon="mdi-magnify",
+                              raw_attrs=['data-testid="map-search"'])
             html.Div(f"{{{{ {source} }}}}", classes="text-caption px-2")
-            with html.Div(style="position: relative; height: calc(100% - 80px);"):
+            with html.Div(style="position: relative; height: calc(100% - 130px);"):
                 self.figure = figure_factory()
                 with v3.VCard(v_show=(hover_svg,), elevation=3,
                               style="position: absolute; left: 8px; top: 8px; width: 270px; "
