@@ -342,3 +342,27 @@ def test_encode_cli_writes_latents(trained_autoencoder, tmp_path, capsys):
     assert rows[0]["method"] == "encoder" and rows[0]["neighbours"][0]["index"] == 1
     with np.load(out, allow_pickle=False) as d:
         assert d["latents"].shape == (1, trained_autoencoder.latents.shape[1]) and d["boxes"].shape == (1, 2, 3)
+
+
+@pytest.mark.slow
+def test_bench_engine_quick_without_mesh_libraries(bundle, tmp_path):
+    """The decode rows run where only torch exists (the GPU box): mesh rows are skipped with a note."""
+    import json
+
+    from molviz.models import save_bundle
+    path = save_bundle(bundle, tmp_path / "tiny")
+    code = (
+        "import sys, argparse\n"
+        "for m in ('pyvista', 'vtk', 'skimage', 'rdkit', 'gemmi'): sys.modules[m] = None\n"
+        "from molviz.engine._bench import run\n"
+        f"sys.exit(run(argparse.Namespace(quick=True, device='cpu', bundle=[{str(path)!r}], "
+        f"json={str(tmp_path / 'b.json')!r})))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "b.json").read_text())
+    rows = {r["row"] for r in res["rows"]}
+    assert {"decode", "update", "adaptive"} <= rows and "mesh" not in rows
+    assert any("mesh rows skipped" in n for n in res["notes"])
+    dec = next(r for r in res["rows"] if r["row"] == "decode")
+    assert dec["points_per_s"] > 0 and 0 < dec["fraction_of_ceiling"]

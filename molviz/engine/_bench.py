@@ -279,10 +279,14 @@ def run(args: argparse.Namespace) -> int:
                 emit({"bundle": label, "row": "chunk", "chunk": chunk, "points_per_s": 48 ** 3 / t})
 
         # --- interactive updates: dense and adaptive, decode + isosurfaces of every channel
+        stand_in = "random weights" in label
         if bundle.config.get("normalize") == "max":   # trained: every channel peaks near 1
             levels = np.full(eng.n_channels, 0.5)
-        else:                                         # random stand-in: half-way to its own maximum
+        else:                                         # untrained: half-way to its own maximum
             levels = _levels(eng.decode(z, resolution=32, cache=False)[0])
+        if stand_in:
+            results["notes"].append(f"{label}: decode timings only; its fields are not molecules, so "
+                                    "adaptive and mesh rows would say nothing")
         for n in sizes:
             r = 1 if n >= 128 else reps
             grid = eng.item_grid(0, n)
@@ -291,6 +295,9 @@ def run(args: argparse.Namespace) -> int:
                 t0 = time.perf_counter()
                 dense = eng.decode(z, resolution=n, cache=False)[0]
                 t_dense = min(t_dense, time.perf_counter() - t0)
+            if stand_in:
+                emit({"bundle": label, "row": "update", "resolution": n, "dense_decode_ms": t_dense * 1e3})
+                continue
             adaptive, t_adapt = None, math.inf
             for _ in range(r):
                 t0 = time.perf_counter()
