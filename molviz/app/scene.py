@@ -139,7 +139,7 @@ class BuiltScene:
     bounds: tuple[float, ...] | None = None
 
 
-def side_by_side_offset(grid: Grid, gap: float = 0.15) -> tuple[float, float, float]:
+def side_by_side_offset(grid: Grid, gap: float = 0.3) -> tuple[float, float, float]:
     """Shift along x that puts a second copy of ``grid``'s box beside the first."""
     width = float(grid.hi[0] - grid.lo[0])
     return (width * (1.0 + gap), 0.0, 0.0)
@@ -279,8 +279,10 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
         if layer.label:
             top = (0.5 * (bounds[0] + bounds[1]), bounds[3], bounds[5])
             out.labels.append((layer.label, top))
-    if all_bounds:
-        b = np.array(all_bounds)
+    # frame what there is to see (surfaces and atoms); the box only when it is empty
+    content = [mesh.bounds for name, (mesh, _) in out.actors.items() if not name.endswith(":outline")]
+    b = np.array(content if content else all_bounds, dtype=np.float64).reshape(-1, 6)
+    if len(b):
         out.bounds = (b[:, 0].min(), b[:, 1].max(), b[:, 2].min(), b[:, 3].max(), b[:, 4].min(), b[:, 5].max())
     return out
 
@@ -335,7 +337,7 @@ class Scene:
             self.plotter.reset_camera(bounds=self.built.bounds, render=False)
         else:
             self.plotter.reset_camera(render=False)
-        self.plotter.camera.zoom(0.85)        # margin: the browser's view may be narrower than the window
+        self.plotter.camera.zoom(0.8)         # margin: the browser's view may be narrower than the window
         self._camera_set = True
 
     def orbit(self, degrees: float) -> None:
