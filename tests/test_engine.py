@@ -366,3 +366,35 @@ def test_bench_engine_quick_without_mesh_libraries(bundle, tmp_path):
     assert any("mesh rows skipped" in n for n in res["notes"])
     dec = next(r for r in res["rows"] if r["row"] == "decode")
     assert dec["points_per_s"] > 0 and 0 < dec["fraction_of_ceiling"]
+
+
+def test_huge_volume_is_refused_cleanly(bundle):
+    eng = Engine(bundle, cache_bytes=0)
+    with pytest.raises(ResourceLimitError, match="resolution"):
+        eng.decode(bundle.latents[:4], resolution=1024)   # 4 x 3 x 1024^3 x 4 B = 48 GiB
+
+
+@pytest.fixture(scope="module")
+def trained_autodecoder(tmp_path_factory):
+    pytest.importorskip("rdkit")
+    from molviz.models import load_model
+    from molviz.training import get_preset, prepare, train
+    cfg = get_preset("freesolv", quick=True)
+    cfg.mode = "autodecoder"
+    cfg.data.max_items, cfg.data.heldout = 2, 0.0
+    cfg.steps, cfg.eval_every, cfg.ckpt_every = 3, 0, 0
+    data = prepare(cfg.data, progress=False)
+    out = tmp_path_factory.mktemp("engine") / "freesolv-tiny-ad"
+    train(cfg, data, out, device="cpu", progress=False)
+    return load_model(out)
+
+
+@pytest.mark.slow
+def test_encode_fits_a_latent_for_auto_decoders(trained_autodecoder):
+    eng = Engine(trained_autodecoder)
+    start = eng.latents.mean(axis=0)
+    enc = eng.encode(trained_autodecoder.items[1]["smiles"], details=True, steps=30)
+    assert enc.method == "fit" and enc.latent.shape == start.shape and np.isfinite(enc.psnr)
+    assert np.allclose(enc.box, trained_autodecoder.boxes[1], atol=1e-3)   # same box rule as training
+    assert not np.allclose(enc.latent, start)                              # the latent moved
+    assert not any(p.requires_grad for p in eng.model.parameters())        # network stays frozen

@@ -138,7 +138,8 @@ def _available_cpu_bytes() -> int:
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
 
 
 class Engine:
@@ -401,6 +402,7 @@ class Engine:
                      should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         n = shape[0] * shape[1] * shape[2]
         C = self.n_channels
+        self._check_output_fits(len(z) * C * n * 4, shape)
         with self._lock:
             axes = box_axes(shape, box, device=self.device)
             out = torch.empty(len(z), C, n, device=self.device)                        # (B, C, P)
@@ -409,6 +411,19 @@ class Engine:
                 self._run_chunks(n, lambda s, e: flat_coords(axes, s, e), mods, out[b], should_stop,
                                  channels_first=True)
             return out.reshape(len(z), C, *shape).cpu().numpy()                        # (B, C, nx, ny, nz)
+
+    def _check_output_fits(self, nbytes: int, shape) -> None:
+        """Refuse a volume that cannot fit (a clear error instead of the OS killing the process)."""
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            room, where = free, f"free memory on {self.device}"
+        else:
+            room, where = _available_cpu_bytes(), "available RAM"
+        if nbytes > 0.8 * room:
+            raise ResourceLimitError(
+                f"a {shape[0]}x{shape[1]}x{shape[2]} volume of {self.n_channels} channels needs "
+                f"{nbytes / 2**30:.1f} GiB, more than the {where} ({room / 2**30:.1f} GiB): lower the "
+                "resolution, decode a sub-box, or decode fewer latents at once")
 
     def _run_chunks(self, n: int, make_coords: Callable[[int, int], torch.Tensor], mods,
                     out: torch.Tensor, should_stop: Callable[[], bool] | None, *,
