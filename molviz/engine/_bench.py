@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
-import statistics
 import time
 from pathlib import Path
 
