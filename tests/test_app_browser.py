@@ -155,7 +155,13 @@ def test_latent_map_renders_and_a_click_loads_that_item(page):
     points = page.locator("[data-testid=latent-map] .scatterlayer .trace").first.locator(".point")
     assert points.count() >= 4, "the latent map shows no points"
     start = _state(page, "item_index")
-    target = next(k for k in range(points.count()) if k != start)
+    # the most isolated point, so that the click cannot land on a neighbour
+    xy = np.array(page.evaluate("(() => { const d = window.trame.state.get('map_figure').data[0]; "
+                                "return [Array.from(d.x), Array.from(d.y)]; })()"), dtype=float).T
+    xy = (xy - xy.min(0)) / np.maximum(np.ptp(xy, axis=0), 1e-9)
+    dist = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.eye(len(xy)) * 9
+    order = np.argsort(-dist.min(1))
+    target = int(next(k for k in order if k != start))
     box = points.nth(target).bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     before = _view(page)

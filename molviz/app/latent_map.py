@@ -143,37 +143,40 @@ class LatentMap:
             hover.append("<br>".join(lines))
         marker: dict[str, Any] = dict(size=7, line=dict(width=0.5, color="#444"))
         if vals is not None:
-            marker.update(color=np.where(np.isfinite(vals), vals, np.nanmean(vals)), colorscale="Viridis",
+            marker.update(color=np.where(np.isfinite(vals), vals, np.nanmean(vals)).tolist(), colorscale="Viridis",
                           showscale=True, colorbar=dict(title=dict(text=COLOR_BY.get(color_by, color_by),
                                                                    side="right"), thickness=12))
         else:
             marker.update(color="#5B8FD9")
         fig = go.Figure()
-        fig.add_trace(go.Scatter(x=self.coords[:, 0], y=self.coords[:, 1], mode="markers", marker=marker,
-                                 customdata=idx, text=hover, hovertemplate="%{text}<extra></extra>",
-                                 name="items", showlegend=False))
+        # plain lists: the figure travels as JSON state (plotly would otherwise send base64 arrays)
+        fig.add_trace(go.Scatter(x=self.coords[:, 0].tolist(), y=self.coords[:, 1].tolist(), mode="markers",
+                                 marker=marker, customdata=idx.tolist(), text=hover, name="items",
+                                 hovertemplate="%{text}<extra></extra>", showlegend=False))
         if path is not None and len(path) > 1:
-            fig.add_trace(go.Scatter(x=path[:, 0], y=path[:, 1], mode="lines+markers", name="path",
+            fig.add_trace(go.Scatter(x=path[:, 0].tolist(), y=path[:, 1].tolist(), mode="lines+markers", name="path",
                                      line=dict(color="#E4572E", width=2), marker=dict(size=4),
                                      hoverinfo="skip", showlegend=False))
-        for j, (i, sym) in enumerate(zip(endpoints, ("A", "B"))):
+        for i, sym in zip(endpoints, ("A", "B")):
             if i is not None and 0 <= i < n:
-                fig.add_trace(go.Scatter(x=[self.coords[i, 0]], y=[self.coords[i, 1]], mode="markers+text",
+                fig.add_trace(go.Scatter(x=[float(self.coords[i, 0])], y=[float(self.coords[i, 1])],
+                                         mode="markers+text",
                                          text=[sym], textposition="top center", hoverinfo="skip",
                                          marker=dict(size=14, symbol="diamond", color="#E4572E",
                                                      line=dict(width=1, color="black")), showlegend=False))
         if highlight:
             h = [i for i in highlight if 0 <= i < n]
-            fig.add_trace(go.Scatter(x=self.coords[h, 0], y=self.coords[h, 1], mode="markers",
+            fig.add_trace(go.Scatter(x=self.coords[h, 0].tolist(), y=self.coords[h, 1].tolist(), mode="markers",
                                      hoverinfo="skip", showlegend=False,
                                      marker=dict(size=12, symbol="circle-open", color="#F2A541", line=dict(width=2))))
         if selected is not None and 0 <= selected < n:
-            fig.add_trace(go.Scatter(x=[self.coords[selected, 0]], y=[self.coords[selected, 1]], mode="markers",
+            fig.add_trace(go.Scatter(x=[float(self.coords[selected, 0])], y=[float(self.coords[selected, 1])],
+                                     mode="markers",
                                      hoverinfo="skip", showlegend=False,
                                      marker=dict(size=16, symbol="circle-open", color="black", line=dict(width=2))))
         if extra is not None:
             xy, label = extra
-            fig.add_trace(go.Scatter(x=[xy[0]], y=[xy[1]], mode="markers+text", text=[_esc(label)[:24]],
+            fig.add_trace(go.Scatter(x=[float(xy[0])], y=[float(xy[1])], mode="markers+text", text=[_esc(label)[:24]],
                                      textposition="bottom center", hoverinfo="skip", showlegend=False,
                                      marker=dict(size=15, symbol="star", color="#D7263D",
                                                  line=dict(width=1, color="black"))))
