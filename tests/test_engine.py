@@ -398,3 +398,16 @@ def test_encode_fits_a_latent_for_auto_decoders(trained_autodecoder):
     assert np.allclose(enc.box, trained_autodecoder.boxes[1], atol=1e-3)   # same box rule as training
     assert not np.allclose(enc.latent, start)                              # the latent moved
     assert not any(p.requires_grad for p in eng.model.parameters())        # network stays frozen
+
+
+def test_pointwise_first_layer_and_half_precision_folding(bundle):
+    z = bundle.latents[:1]
+    x = torch.rand(2000, 3) * 2 - 1
+    with torch.no_grad():
+        ref = bundle.model(x[None], z)[0]
+        w32 = fold_modulations(bundle.model, bundle.model.modulations(z))
+        assert torch.allclose(folded_synthesis(x, w32, pointwise_first=True), ref, atol=2e-5)
+        w16 = fold_modulations(bundle.model, bundle.model.modulations(z), dtype=torch.bfloat16)
+        assert w16[0][0].dtype == torch.float32 and w16[1][0].dtype == torch.bfloat16
+        half = folded_synthesis(x, w16)                      # bf16 runs on CPU too
+    assert half.dtype == torch.float32 and (half - ref).abs().max() < 0.05 * ref.abs().max() + 1e-3

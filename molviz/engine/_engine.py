@@ -72,8 +72,8 @@ def fold_modulations(model, mods, *, dtype: torch.dtype = torch.float32) -> list
     ``mehta`` (scale after the sine): ``sin(w0 (W a + b)) * s`` feeds the next layer, so
     ``s`` becomes a column scale of the next weight: ``W' = W diag(s)``.
     ``film`` (scale and shift inside): ``sin(w0 (s (W a + b) + t))`` = ``sin((w0 s W) a + w0 (s b + t))``.
-    The first layer (3 inputs, arguments up to ~w0) and the output layer stay float32;
-    hidden layers use ``dtype`` (fp16/bf16 on CUDA).
+    The first layer (3 inputs, sine arguments up to ~w0) stays float32; the hidden and
+    output layers use ``dtype`` (fp16/bf16 on CUDA, float32 on CPU).
 
     Examples
     --------
@@ -107,17 +107,34 @@ def fold_modulations(model, mods, *, dtype: torch.dtype = torch.float32) -> list
     W = model.last.weight.float()
     if col is not None:
         W = W * col[None, :]
-    out.append((W.t().contiguous(), model.last.bias.float().contiguous()))
+    # The output layer runs in ``dtype`` too (fp32 accumulation inside the matmul; values in
+    # [0, 1] lose < 5e-4 in fp16): an fp32 copy of the (P, H) activations would cost more
+    # memory traffic than the layer itself.
+    out.append((W.t().contiguous().to(dtype), model.last.bias.float().contiguous().to(dtype)))
     return out
 
 
-def folded_synthesis(coords: torch.Tensor, weights: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """(P, 3) normalised coordinates -> (P, C) float32 with :func:`fold_modulations`' weights."""
-    h = coords
-    for Wt, b in weights[:-1]:
+def folded_synthesis(coords: torch.Tensor, weights: list[tuple[torch.Tensor, torch.Tensor]], *,
+                     pointwise_first: bool = False) -> torch.Tensor:
+    """(P, 3) normalised coordinates -> (P, C) float32 with :func:`fold_modulations`' weights.
+
+    ``pointwise_first`` writes the 3-input first layer as three multiply-adds, which
+    ``torch.compile`` fuses with its sine and the cast into one kernel (eager, the
+    ``addmm`` is cheaper); the engine uses it only when compiling.
+    """
+    W0t, b0 = weights[0]
+    if pointwise_first:
+        h = (coords[:, 0:1] * W0t[0] + coords[:, 1:2] * W0t[1] + coords[:, 2:3] * W0t[2] + b0).sin()
+    else:
+        h = torch.addmm(b0, coords, W0t).sin_()                                    # (P, H) float32
+    for Wt, b in weights[1:-1]:
         h = torch.addmm(b, h.to(Wt.dtype), Wt).sin_()                              # (P, H)
     Wt, b = weights[-1]
-    return torch.addmm(b, h.float(), Wt)                                            # (P, C)
+    return torch.addmm(b, h.to(Wt.dtype), Wt).float()                              # (P, C)
+
+
+def _folded_pointwise_first(coords: torch.Tensor, weights) -> torch.Tensor:
+    return folded_synthesis(coords, weights, pointwise_first=True)
 
 
 def _cpu_threads() -> int:
@@ -151,8 +168,8 @@ class Engine:
     device : str
         ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
     precision : {"auto", "fp32", "bf16", "fp16"}
-        ``"auto"``: fp32 on CPU; fp16 on CUDA for the hidden layers, with the first
-        layer (arguments up to ~w0 = 30) and the output layer in fp32. fp16 keeps 3
+        ``"auto"``: fp32 on CPU; fp16 on CUDA for the hidden and output layers, with
+        the first layer (sine arguments up to ~w0 = 30) in fp32. fp16 keeps 3
         more mantissa bits than bf16, and sine activations are bounded, so its range
         is enough. ``molviz bench engine`` reports the difference to fp32.
     chunk_points : int, optional
@@ -202,7 +219,7 @@ class Engine:
             if self.device.type != "cuda":
                 raise InputError("compile=True needs CUDA (torch.compile does not pay for this network on CPU)")
             self._synthesis = torch.compile(self.model.synthesis, dynamic=True)
-            self._folded = torch.compile(folded_synthesis, dynamic=True)
+            self._folded = torch.compile(_folded_pointwise_first, dynamic=True)
         self.cfg = self.model.cfg
         self.latents = bundle.latents.detach().float().cpu().numpy()         # (N, L)
         self.boxes = np.asarray(bundle.boxes, np.float32)                     # (N, 2, 3)
