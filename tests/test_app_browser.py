@@ -192,3 +192,19 @@ def test_gif_export_downloads_with_the_requested_frames(page, tmp_path):
     movie = iio.imread(path, index=None)
     assert movie.shape[0] == frames
     assert movie.shape[1:3] == (480, 854)
+
+
+def test_png_screenshot_downloads_supersampled(page, tmp_path):
+    from PIL import Image
+
+    page.evaluate("window.trame.state.set('screenshot_scale', 2)")
+    page.wait_for_timeout(500)
+    with page.expect_download(timeout=120_000) as info:
+        page.locator("[data-testid=screenshot]").click()
+    path = tmp_path / info.value.suggested_filename
+    info.value.save_as(path)
+    img = Image.open(path)
+    assert path.suffix == ".png" and img.format == "PNG"
+    view = page.locator("[data-testid=view3d]").bounding_box()
+    assert img.size[0] >= 1.5 * view["width"] * 0.9          # twice the pixels of the view (server window)
+    assert _inked(np.asarray(img.convert("RGB")).astype(np.int16)) > 0.01
