@@ -253,11 +253,41 @@ class Explorer:
         return None
 
     def item_atoms(self, i: int) -> Atoms | None:
+        """Item ``i``'s atoms: from the bundle's atom tables when its channels name every element, else re-loaded."""
+        atoms = self._table_atoms(i)
+        if atoms is not None:
+            return atoms
         s = self.item_structure(i)
         if s is None:
             return None
         conf = int((self.bundle.items[i] if i < len(self.bundle.items) else {}).get("conformer", 0))
         return Atoms.from_structure(s, conf if conf < s.n_conformers else 0)
+
+    def _table_atoms(self, i: int) -> Atoms | None:
+        """Atoms read back from the training atom table (exact positions, no RDKit).
+
+        Possible when one-element channels cover every atom of the item: the
+        "every atom" channel (density) has no more rows than they do together.
+        """
+        arrays = self.bundle.arrays
+        if "atoms_offsets" not in arrays or i + 1 >= len(arrays["atoms_offsets"]):
+            return None
+        lo, hi = int(arrays["atoms_offsets"][i]), int(arrays["atoms_offsets"][i + 1])
+        xyz, chan = arrays["atoms_xyz"][lo:hi], arrays["atoms_channel"][lo:hi]
+        coords, numbers, comps, everyone = [], [], [], 0
+        for c, ch in enumerate(self.channels):
+            rows = chan == c
+            if ch.elements is None:
+                everyone = max(everyone, int(rows.sum()))
+            elif len(ch.elements) == 1:
+                coords.append(xyz[rows])
+                numbers.append(np.full(int(rows.sum()), next(iter(ch.elements)), np.int64))
+                comp = next(iter(ch.components)) if ch.components and len(ch.components) == 1 else "ligand"
+                comps.append(np.full(int(rows.sum()), comp))
+        if not coords or sum(len(n) for n in numbers) < everyone or everyone == 0:
+            return None
+        return Atoms(np.concatenate(coords).astype(np.float32), np.concatenate(numbers),
+                     np.concatenate(comps).astype(str))
 
     def item_grid(self, i: int, resolution: int) -> Grid:
         return self.engine.item_grid(i, resolution)
