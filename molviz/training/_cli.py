@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="items per step (global over DDP ranks)")
     p.add_argument("--resolution", type=int, help="training grid voxels per axis")
     p.add_argument("--max-items", type=int, help="prepare: keep only the first K molecules")
-    p.add_argument("--precision", choices=("fp32", "bf16"), help="bf16 autocast (CUDA only)")
+    p.add_argument("--precision", choices=("fp32", "tf32", "bf16"),
+                   help="CUDA only: tf32 matmuls or bf16 autocast (default fp32)")
     p.add_argument("--eval-every", type=int)
     p.add_argument("--ckpt-every", type=int)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")

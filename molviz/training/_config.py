@@ -47,7 +47,9 @@ class TrainConfig:
     near_fraction: float = 0.5          # continuous: share of points drawn around atom centres
     pool_points: int | None = None      # continuous: exact targets precomputed per item (None: 8 R^3, <= 2^18)
     pool_refresh: int = 0               # continuous: draw a fresh pool every K steps (0: one pool per run)
-    loss: Literal["l1", "mse"] = "l1"   # the paper used L1
+    loss: Literal["l1", "mse"] = "l1"   # the paper used L1; the presets use MSE: on 6EGA (S, 16^3, 400
+                                        # steps) L1 at 2e-4 sat at the all-zero solution (22.9 dB),
+                                        # MSE at 1e-3 reached 27.0 dB
     steps: int = 2000
     batch: int = 1                      # items per step (global, over all DDP ranks)
     lr: float = 1e-4                    # peak learning rate of the network (paper: 1e-4 constant)
@@ -55,7 +57,8 @@ class TrainConfig:
     warmup: int = 100                   # linear warm-up steps
     min_lr_ratio: float = 0.05          # cosine decays to lr * min_lr_ratio
     grad_clip: float = 0.0              # 0: off
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast on CUDA only; SIREN's w0=30 layer is precision-hungry
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"  # CUDA only: tf32 matmuls, or bf16 autocast;
+                                        # SIREN's w0=30 first layer is precision-hungry, so fp32 by default
     seed: int = 0
     eval_every: int = 250               # steps between full-grid PSNR evaluations (0: only at the end)
     eval_items: int = 32                # items used by the in-loop evaluation
@@ -79,7 +82,7 @@ def _6ega() -> TrainConfig:
         preset="6ega", mode="autodecoder",
         data=DataConfig(dataset="6ega", channels="paper-6ega", beta=0.25, resolution=32),
         size="L", latent_dim=128,       # the paper: 8 layers x 256, latent 128
-        steps=20000, batch=1, lr=2e-4, latent_lr=1e-3, warmup=200, pool_refresh=2000,
+        steps=20000, batch=1, loss="mse", lr=1e-3, latent_lr=1e-3, warmup=200, pool_refresh=2000,
         eval_every=1000, ckpt_every=5000,
     )
 
@@ -90,7 +93,7 @@ def _freesolv() -> TrainConfig:
         data=DataConfig(dataset="freesolv", channels="freesolv", beta=0.75, resolution=16,
                         heldout=0.1),
         size="M", latent_dim=512,       # the paper: 4 layers x 256, latent 512
-        steps=20000, batch=16, lr=2e-4, warmup=500,
+        steps=20000, batch=16, loss="mse", lr=1e-3, warmup=500,
         eval_every=1000, ckpt_every=5000, eval_items=64,
     )
 
@@ -101,7 +104,7 @@ def _nmr() -> TrainConfig:
         data=DataConfig(dataset="nmr", channels="elements+density", beta=0.75, resolution=32,
                         box="shared"),
         size="M", latent_dim=64,
-        steps=10000, batch=4, lr=2e-4, latent_lr=1e-3, warmup=200,
+        steps=10000, batch=4, loss="mse", lr=1e-3, latent_lr=1e-3, warmup=200,
         eval_every=1000, ckpt_every=5000,
     )
 

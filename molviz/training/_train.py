@@ -227,6 +227,8 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
         from torch.nn.parallel import DistributedDataParallel as DDP
         model = DDP(net, device_ids=[dev.index] if dev.type == "cuda" else None)
     use_amp = dev.type == "cuda" and cfg.precision == "bf16"
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = cfg.precision == "tf32"
 
     step, elapsed_before = 0, 0.0
     ckpt_dir = out / CHECKPOINT_DIR
@@ -335,6 +337,8 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
         if stop_after is not None and step - first_step >= stop_after:
             stopped = "stop-after"
             break
+        if time_budget is not None and world == 1:   # DDP ranks agree on the clock at log steps
+            time_fraction = (time.time() - t_start) / time_budget
         if time_budget is not None and time_fraction >= 1.0:
             stopped = "time-budget"
             break
