@@ -208,3 +208,20 @@ def test_png_screenshot_downloads_supersampled(page, tmp_path):
     view = page.locator("[data-testid=view3d]").bounding_box()
     assert img.size[0] >= 1.5 * view["width"] * 0.9          # twice the pixels of the view (server window)
     assert _inked(np.asarray(img.convert("RGB")).astype(np.int16)) > 0.01
+
+
+def test_hostile_client_state_is_refused_and_the_server_stays_up(page, server):
+    before = _view(page)
+    for key, value in [("resolution_choice", "custom"), ("resolution_custom", -5),
+                       ("resolution_custom", 10**9), ("item_index", "../../etc/passwd"),
+                       ("model_index", "/etc/passwd"), ("ch0_level", "NaN"), ("export_frames", 10**9)]:
+        page.evaluate("([k, v]) => window.trame.state.set(k, v)", [key, value])
+        page.wait_for_timeout(400)
+    page.wait_for_timeout(1500)
+    assert page.locator("[data-testid=error]").is_visible() or _state(page, "error_show")
+    assert _state(page, "resolution_custom") != -5
+    assert isinstance(_state(page, "item_index"), int)
+    assert server["proc"].poll() is None                            # the server is alive
+    page.evaluate("window.trame.state.set('resolution_choice', '64')")
+    page.wait_for_timeout(1000)
+    assert np.mean(np.any(np.abs(_view(page) - before) > 12, axis=-1)) < 0.5   # the picture stayed
