@@ -116,7 +116,7 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
         opt.step()
         losses.append(loss.item())
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.3e}", psnr=f"{-10 * np.log10(max(float((err**2).mean()), 1e-30)):.2f}dB")
+            bar.set_postfix(loss=f"{losses[-1]:.3e}", psnr=f"{-10 * np.log10(max(float((err.detach() ** 2).mean()), 1e-30)):.2f}dB")
         if len(losses) >= 2 * window:
             prev, cur = np.mean(losses[-2 * window:-window]), np.mean(losses[-window:])
             if prev - cur < tol * prev:
