@@ -312,8 +312,9 @@ class MolvizApp(TrameApp):
         self._load_map()
         self._request_view(interactive=not initial, reset_camera=True, initial=initial)
 
-    def _reset_channel_styles(self, item: int) -> None:
-        """Element colours, and only the channels with atoms in this item visible (density translucent)."""
+    def _reset_channel_styles(self, item: int, *, full: bool = True) -> None:
+        """Only the channels with atoms in this item visible; ``full`` also resets levels and colours
+        (a new model), else the user's levels, colours and opacities stay (a new item)."""
         present = self.ex.present_channels(self.ex.item_atoms(item))
         s = self.state
         for i, name in enumerate(self.ex.channel_names[:MAX_CHANNELS]):
@@ -326,9 +327,12 @@ class MolvizApp(TrameApp):
                 "opacity": 0.35 if prop else 0.9, "repr": "surface",
             }
             for f, v in vals.items():
+                if not full and f != "visible":
+                    continue
                 s[_key("ch", i, f)] = v
                 self._good[_key("ch", i, f)] = v
-            self._set_level_range(i, "fraction")
+            if full:
+                self._set_level_range(i, "fraction")
 
     def _set_level_range(self, i: int, mode: str) -> None:
         s = self.state
@@ -369,7 +373,7 @@ class MolvizApp(TrameApp):
         with self.state.suppress_change_listeners("view_source"):
             self.state.view_source = "item"
         self._good["view_source"] = "item"
-        self._reset_channel_styles(i)
+        self._reset_channel_styles(i, full=False)
         self.state.flush()
         self._request_view(interactive=True, reset_camera=True)
         self._update_map()
