@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from molviz.engine._coords import Box
+from molviz.engine._coords import Box, check_shape
 from molviz.engine._engine import Cancelled
 
 
@@ -132,6 +132,7 @@ class LatestWins:
         rid = ticket.request_id
         stop = lambda: not self._current(rid)  # noqa: E731
         try:
+            target = check_shape(request.resolution)
             coarse = request.coarse if request.progressive else 0
             for shape, vol in self.engine.decode_progressive(request.latents, resolution=request.resolution,
                                                              box=request.box, coarse=coarse, should_stop=stop):
@@ -140,7 +141,7 @@ class LatestWins:
                 out = request.then(vol) if request.then is not None else None
                 if stop():
                     raise Cancelled()
-                final = shape == tuple(self.engine_shape(request.resolution))
+                final = shape == target
                 res = DecodeResult(rid, "final" if final else "coarse", shape, vol, out,
                                    time.perf_counter() - t_submit, request.tag)
                 if final:
@@ -162,11 +163,6 @@ class LatestWins:
                     callback(res)
                 except Exception:  # noqa: BLE001 - a failing callback must not stop the worker
                     pass
-
-    @staticmethod
-    def engine_shape(resolution) -> tuple[int, int, int]:
-        from molviz.engine._coords import check_shape
-        return check_shape(resolution)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until nothing is pending or running; False on timeout."""
