@@ -30,7 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 MIN_CHUNK = 1024                 # below this an OOM is not a chunking problem
-CPU_CHUNK = 1 << 14              # points per CPU chunk; bench chunk rows: 2^12..2^16 within the noise of a shared 2-core box
+# Points per CPU chunk: the bench's chunk rows put 2^12..2^16 within the noise of a shared 2-core box.
+CPU_CHUNK = 1 << 14
 GPU_MAX_CHUNK = 1 << 22          # 4M points: large enough to saturate an H100
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
