@@ -41,6 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, help="items per step (global over DDP ranks)")
     p.add_argument("--resolution", type=int, help="training grid voxels per axis")
     p.add_argument("--max-items", type=int, help="prepare: keep only the first K molecules")
+    p.add_argument("--box", choices=("fit", "shared", "spacing"),
+                   help="prepare: one fitted box per item (paper), one for all, or fixed --spacing")
+    p.add_argument("--spacing", type=float, metavar="A", help="prepare: voxel spacing for --box spacing")
+    p.add_argument("--hydrogens", choices=("keep", "remove", "add"), help="prepare: hydrogens (default keep)")
     p.add_argument("--precision", choices=("fp32", "tf32", "bf16"),
                    help="CUDA only: tf32 matmuls or bf16 autocast (default fp32)")
     p.add_argument("--eval-every", type=int)
@@ -111,6 +115,9 @@ def _config_from_args(args):
         cfg.data.resolution = args.resolution
     if args.max_items is not None:
         cfg.data.max_items = args.max_items
+    for name in ("box", "spacing", "hydrogens"):
+        if getattr(args, name) is not None:
+            setattr(cfg.data, name, getattr(args, name))
     if args.seed is not None:
         cfg.data.seed = args.seed
     cfg.warmup = min(cfg.warmup, max(1, cfg.steps // 10)) if args.steps is not None and args.warmup is None else cfg.warmup
@@ -133,7 +140,13 @@ def _train(args) -> int:
         return 0
     if not args.out:
         raise InputError("molviz train needs --out DIR (the bundle folder), or --prepare-only FILE.npz")
-    data = PreparedData.load(args.data) if args.data else prepare(cfg.data, progress=not args.no_progress)
+    if args.data:
+        data = PreparedData.load(args.data)
+        for name in ("box", "spacing", "hydrogens"):   # how the file was prepared, unless overridden
+            if getattr(args, name) is None:
+                setattr(cfg.data, name, getattr(data.data_config, name))
+    else:
+        data = prepare(cfg.data, progress=not args.no_progress)
     from molviz.training._train import train
     summary = train(cfg, data, args.out, device=args.device, resume=args.resume, time_limit=args.time_limit,
                     time_budget=args.time_budget,
