@@ -274,3 +274,22 @@ def test_time_budget_compresses_the_schedule_and_stops(nmr_npz, tmp_path):
     lrs = [json.loads(x)["lr"] for x in (tmp_path / "b" / "history.jsonl").read_text().splitlines() if '"lr"' in x]
     # by step count the cosine would barely have moved; by the clock it ends near the floor
     assert lrs[-1] < 0.2 * cfg.lr
+
+
+def test_cli_prepare_then_train_then_fit(tmp_path, capsys):
+    from molviz.cli import main
+    npz, out = tmp_path / "p.npz", tmp_path / "b"
+    assert main(["train", "nmr", "--quick", "--max-items", "2", "--box", "spacing", "--spacing", "1.0",
+                 "--hydrogens", "remove", "--prepare-only", str(npz), "--no-progress"]) == 0
+    data = PreparedData.load(npz)
+    assert np.allclose(data.boxes[:, 1] - data.boxes[:, 0], 7.0)      # 8 voxels, 1 A apart
+    assert "H" not in data.meta["channel_names"]
+    assert main(["train", "nmr", "--quick", "--data", str(npz), "--out", str(out), "--steps", "3",
+                 "--no-progress"]) == 0
+    assert "completed at step 3" in capsys.readouterr().out
+    cfg = json.loads((out / "bundle.json").read_text())["config"]
+    assert cfg["grid"]["mode"] == "spacing" and cfg["provenance"]["command"].startswith("molviz train nmr")
+    assert main(["fit", str(out), "CCO", "--out", str(tmp_path / "z.npz"), "--steps", "5",
+                 "--device", "cpu"]) == 0
+    with np.load(tmp_path / "z.npz", allow_pickle=False) as z:
+        assert z["latent"].shape == (16,)

@@ -131,7 +131,7 @@ def _train(args) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    command = "molviz " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else None
+    command = _command_line(args)
     if args.prepare_only:
         data = prepare(cfg.data, progress=not args.no_progress)
         path = data.save(args.prepare_only)
@@ -185,7 +185,7 @@ def _eval(args) -> int:
         for n, r in report["results"].items():
             key = f"{args.items}@{n}" + (f"/max{args.max_items}" if args.max_items else "")
             psnr[key] = {**{k: v for k, v in r.items()}, "items": args.items, "n_items": report["n_items"]}
-        new = {**old, "psnr": psnr, "command": "molviz " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+        new = {**old, "psnr": psnr, "command": _command_line(args)}
         if ridge:
             new["ridge"] = ridge
         atomic_write_text(path, json.dumps(new, indent=1))
@@ -238,6 +238,26 @@ def main(argv: list[str] | None = None) -> int:
     except MolvizError as exc:
         print(f"molviz {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _command_line(args) -> str:
+    """The command as parsed (works for ``molviz.cli.main(argv)`` calls too, unlike sys.argv)."""
+    parts = ["molviz", args.command]
+    positional = [a for a in ("preset", "bundle", "input") if hasattr(args, a)]
+    parts += [str(getattr(args, a)) for a in positional]
+    for key, val in vars(args).items():
+        if key in ("func", "command", *positional) or val is None or val is False:
+            continue
+        if key == "device" and val == "auto" or key == "items" and val == "all":
+            continue
+        flag = "--" + key.replace("_", "-")
+        if val is True:
+            parts.append(flag)
+        elif isinstance(val, (list, tuple)):
+            parts += [flag, *map(str, val)]
+        else:
+            parts += [flag, str(val)]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def _is_file(s: str) -> bool:
