@@ -98,6 +98,7 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
     box, table, div, target = item_target(bundle, structure, conformer=conformer, device=dev)
     R = int(bundle.config["resolution"])
     model = bundle.model.to(dev).eval()
+    grad_flags = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
     coords = normalized_coords(R, device=dev)[None]                                 # (1, R^3, 3)
@@ -123,8 +124,8 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
                 converged = True
                 break
     bar.close()
-    for p in model.parameters():
-        p.requires_grad_(True)
+    for p, flag in zip(model.parameters(), grad_flags):   # leave the network as we found it
+        p.requires_grad_(flag)
     with torch.no_grad():
         pred = model(coords, z)
     return FitResult(latent=z.detach()[0].cpu(), box=box, divisors=div, psnr=psnr(pred, target),
