@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "molviz.training._cli",   # train, eval, decode, fit
     "molviz.engine._cli",     # encode, neighbours
     "molviz.app._cli",        # serve, render, animate
+    "molviz.app._map_cli",    # map
     "molviz.bench",           # bench fields|engine|...
 )
 

@@ -181,3 +181,13 @@ def test_psnr_hand_computed():
     per = psnr_per_channel(pred, target)
     assert per[0] == pytest.approx(10 * math.log10(64)) and per[1] == math.inf
     assert psnr(np.full(10, 0.5), np.full(10, 0.4)) == pytest.approx(20.0)
+
+
+def test_saved_bundle_has_ordinary_modes(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        save_bundle(_tiny_bundle(False), tmp_path / "b")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "b").stat().st_mode & 0o777 == 0o755
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in (tmp_path / "b").iterdir())

@@ -117,6 +117,7 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
         if bundle.arrays:
             save_np({k: np.ascontiguousarray(v) for k, v in bundle.arrays.items()}, str(tmp / ARRAYS))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json_default))
+        _publish_modes(tmp)
         _atomic_replace_dir(tmp, final)
     except BaseException:
         for p in tmp.iterdir():
@@ -125,6 +126,15 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
         raise
     bundle.path = final
     return final
+
+
+def _publish_modes(folder: Path) -> None:
+    """mkdtemp makes a private (0700) folder; give the bundle ordinary modes under the user's umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for p in folder.iterdir():
+        p.chmod(0o666 & ~umask)
 
 
 def _json_default(o):
@@ -220,3 +230,24 @@ def load_model(path: str | os.PathLike, *, map_location: str = "cpu") -> Bundle:
     return Bundle(config=config, model=model, encoder=encoder, latents=latents, boxes=boxes,
                   items=list(manifest.get("items") or []), arrays=arrays,
                   extras=dict(manifest.get("extras") or {}), path=root)
+
+
+def update_extras(path: str | os.PathLike, **extras) -> dict:
+    """Merge ``extras`` into a saved bundle's manifest, atomically; weights are not touched.
+
+    Used to attach what is computed after training (a latent map, descriptors)
+    without rewriting the weights. Returns the new extras.
+    """
+    root = _resolve(path)
+    manifest = json.loads((root / MANIFEST).read_text())
+    manifest.setdefault("extras", {}).update(extras)
+    fd, tmp = tempfile.mkstemp(prefix=".bundle.", suffix=".json", dir=root)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(manifest, f, indent=1, default=_json_default)
+        os.replace(tmp, root / MANIFEST)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return manifest["extras"]
