@@ -16,6 +16,7 @@ from molviz.errors import MolvizError
 COMMAND_MODULES = (
     "molviz.fields._cli",     # featurize
     "molviz.training._cli",   # train, eval, decode, fit
+    "molviz.models._cli",     # results
     "molviz.engine._cli",     # encode, neighbours
     "molviz.app._cli",        # serve, render, animate
     "molviz.app._map_cli",    # map

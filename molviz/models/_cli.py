@@ -1,0 +1,62 @@
+"""``molviz results``: the results table of the bundled models, read from their own eval.json files."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+# (bundle, eval key, measure, paper's figure, molviz target)
+ROWS = (
+    ("6ega", "all@32", "6EGA auto-decoder, 32^3 PSNR", "38.5 dB", ">= 42 dB"),
+    ("6ega", "all@128", "6EGA, 128^3 super-resolution PSNR", "27.2 dB", ">= 35 dB"),
+    ("freesolv", "train@32", "FreeSolv auto-encoder, mean PSNR (train items), 32^3", "28.7 dB (16^3, all 642)", ">= 32 dB"),
+    ("freesolv", "heldout@32", "FreeSolv, held-out 10%, 32^3", "not reported", "reported"),
+    ("freesolv", "heldout@128", "FreeSolv, held-out 10%, 128^3 super-resolution", "not reported", "reported"),
+    ("nmr-2juy", "all@32", "2JUY 24 conformers auto-decoder, 32^3", "animation only (1OSL)", "reported"),
+    ("nmr-2juy", "all@128", "2JUY, 128^3 super-resolution", "animation only", "reported"),
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("results", help="print the results table of bundles from their eval.json files",
+                       description=__doc__)
+    p.add_argument("--models", default=None, help="folder of bundles (default: assets/models)")
+    p.set_defaults(func=_run)
+
+
+def results_table(models: Path) -> str:
+    """Markdown table: measure, paper, target, molviz, where it ran, the command that gives the number."""
+    lines = ["| measure | paper | molviz target | molviz | items | trained on | command |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, key, measure, paper, target in ROWS:
+        ev_path, manifest_path = models / name / "eval.json", models / name / "bundle.json"
+        if not ev_path.is_file() or not manifest_path.is_file():
+            continue
+        ev = json.loads(ev_path.read_text())
+        prov = json.loads(manifest_path.read_text())["config"].get("provenance", {})
+        rec = ev.get("psnr", {}).get(key)
+        if rec is None:
+            continue
+        res = rec["resolution"]
+        items = rec["items"] if rec["items"] != "all" else "all"
+        where = f"{prov.get('device', '?')}, {prov.get('seconds', 0):.0f} s, {prov.get('steps', '?')} steps"
+        cmd = f"`molviz eval assets/models/{name} --resolution {res} --items {items}`"
+        lines.append(f"| {measure} | {paper} | {target} | {rec['mean_psnr']:.2f} dB | {rec['n_items']} | {where} | {cmd} |")
+    ridge_path = models / "freesolv" / "eval.json"
+    if ridge_path.is_file():
+        ridge = json.loads(ridge_path.read_text()).get("ridge")
+        if ridge:
+            r2 = ridge["r2"]
+            lines.append(f"| FreeSolv latent -> ExactMolWt ridge R^2 (5-fold, held-out folds) | not reported | >= 0.9 | "
+                         f"{r2['ExactMolWt']:.3f} | {ridge.get('n_items', '')} | CPU | `molviz eval assets/models/freesolv --ridge` |")
+            rest = ", ".join(f"{k} {v:.2f}" for k, v in r2.items() if k != "ExactMolWt")
+            lines.append(f"| FreeSolv latent -> other properties, ridge R^2 | not reported | - | {rest} | | CPU | same |")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from molviz._assets import asset_path
+
+    models = Path(args.models) if args.models else Path(asset_path("models"))
+    print(results_table(models))
+    return 0
