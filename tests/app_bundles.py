@@ -35,9 +35,15 @@ def make_small_bundle(path: Path, *, n_items: int = 6, seed: int = 0) -> Path:
     data = prepare(cfg.data, progress=False)
     torch.manual_seed(seed)
     model = ModulatedSiren(config_for_size("XS", out_dim=data.n_channels))
+    latents = torch.randn(data.n_items, model.cfg.latent_dim) * 0.5
+    with torch.no_grad():   # untrained outputs are nearly flat: rescale each channel to spread over [-0.4, 0.8]
+        grid = torch.stack(torch.meshgrid(*[torch.linspace(-1, 1, 12)] * 3, indexing="ij"), -1).reshape(1, -1, 3)
+        out = torch.cat([model(grid, latents[i:i + 1]) for i in range(len(latents))], 1)[0]     # (P, C)
+        k = 0.3 / out.std(0).clamp_min(1e-6)
+        model.last.weight.mul_(k[:, None])
+        model.last.bias.copy_(0.2 - k * (out.mean(0) - model.last.bias))
     encoder = Encoder3D(EncoderConfig(in_channels=data.n_channels, latent_dim=model.cfg.latent_dim, width=4,
                                       blocks=2)).eval()
-    latents = torch.randn(data.n_items, model.cfg.latent_dim) * 0.5
     z = latents.numpy() - latents.numpy().mean(0)
     coords = z @ np.linalg.svd(z, full_matrices=False)[2][:2].T                    # PCA to 2D
     config = {

@@ -63,7 +63,10 @@ RESOLUTIONS = ["32", "64", "128", "256", "custom"]
 _EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}}}
 CHANNEL_FIELDS = ("visible", "level", "mode", "color", "opacity", "repr")
 LEVEL_RANGES = {"fraction": (0.01, 1.0, 0.01), "percent": (0.1, 50.0, 0.1)}   # min, max, step
-LEVEL_DEFAULTS = {"fraction": 0.5, "percent": 2.0}
+# Fields are normalised to [0, 1] (Eq. 1, divided by each channel's maximum), so one absolute level
+# means the same on the reconstruction and on the ground truth; a weak channel stays visibly weak.
+LEVEL_DEFAULTS = {"absolute": 0.2, "fraction": 0.5, "percent": 2.0}
+PROPERTY_LEVEL = 0.3                # absolute default of density-like channels (wider, translucent)
 
 
 @dataclass
@@ -106,7 +109,7 @@ class MolvizApp(TrameApp):
     """
 
     def __init__(self, server=None, *, bundle: str | Path | None = None, models_dir: str | Path | None = None,
-                 limits: Limits | None = None, window_size: tuple[int, int] = (1000, 760)) -> None:
+                 limits: Limits | None = None, window_size: tuple[int, int] = (820, 860)) -> None:
         super().__init__(server, client_type="vue3")
         self.t_start = time.perf_counter()
         # ---- engine set-up (server side only; the client sees names and indices)
@@ -323,7 +326,8 @@ class MolvizApp(TrameApp):
                                      if nm.split(":")[-1] not in ("density", "electronegativity"))
             vals = {
                 "visible": bool(present[i]) and (not prop or n_present_elements == 0),
-                "level": LEVEL_DEFAULTS["fraction"], "mode": "fraction", "color": channel_color(name),
+                "level": PROPERTY_LEVEL if prop else LEVEL_DEFAULTS["absolute"], "mode": "absolute",
+                "color": channel_color(name),
                 "opacity": 0.35 if prop else 0.9, "repr": "surface",
             }
             for f, v in vals.items():
@@ -332,15 +336,15 @@ class MolvizApp(TrameApp):
                 s[_key("ch", i, f)] = v
                 self._good[_key("ch", i, f)] = v
             if full:
-                self._set_level_range(i, "fraction")
+                self._set_level_range(i, "absolute")
 
     def _set_level_range(self, i: int, mode: str) -> None:
         s = self.state
         if mode == "absolute":
-            top = 1.0
+            top = 1.0                       # normalised fields; a reconstruction may overshoot a little
             if self.current is not None and i < self.current.volume.shape[0]:
-                top = float(max(np.max(self.current.volume[i]), 1e-3))
-            lo, hi, step = 0.0, round(top, 3), round(top / 200, 5) or 0.001
+                top = max(top, float(np.max(self.current.volume[i])))
+            lo, hi, step = 0.0, round(top, 3), 0.005
         else:
             lo, hi, step = LEVEL_RANGES[mode]
         s[_key("ch", i, "level_min")] = lo
@@ -436,10 +440,7 @@ class MolvizApp(TrameApp):
                 return
             if field == "mode" and value != self._good.get(key):
                 # a new mode means a new scale: start from that mode's default level
-                level = LEVEL_DEFAULTS.get(value)
-                if value == "absolute":
-                    top = float(np.max(self.current.volume[i])) if self.current is not None else 1.0
-                    level = round(0.5 * top, 4)
+                level = LEVEL_DEFAULTS[value]
                 self._set_level_range(i, value)
                 with self.state.suppress_change_listeners(_key("ch", i, "level")):
                     self.state[_key("ch", i, "level")] = level

@@ -42,7 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="1280x960", help="WIDTHxHEIGHT in pixels (default 1280x960)")
     p.add_argument("--scale", type=int, default=1, help="supersampling factor (1-4)")
     p.add_argument("--show", choices=("reconstruction", "truth", "side_by_side"), default="reconstruction")
-    p.add_argument("--level", type=float, default=0.5, help="isosurface level, fraction of each channel's max")
+    p.add_argument("--level", type=float, default=None,
+                   help="isosurface level (default: 0.2 absolute, 0.3 for density channels)")
+    p.add_argument("--level-mode", choices=("absolute", "fraction", "percent"), default="absolute",
+                   help="absolute field value (fields lie in [0, 1]), fraction of each channel's maximum, "
+                        "or percent of voxels enclosed")
     p.add_argument("--no-atoms", action="store_true")
     p.set_defaults(func=_render)
 
@@ -61,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=("linear", "slerp"), default="linear")
     p.add_argument("--round-trip", action="store_true", help="A -> B -> A")
     p.add_argument("--orbit", type=float, default=0.0, help="degrees the camera turns over the movie")
-    p.add_argument("--level", type=float, default=0.5)
+    p.add_argument("--level", type=float, default=None, help="isosurface level (as for render)")
+    p.add_argument("--level-mode", choices=("absolute", "fraction", "percent"), default="absolute")
     p.add_argument("--no-atoms", action="store_true")
     p.set_defaults(func=_animate)
 
@@ -76,16 +81,25 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _styles(explorer, atoms, level: float):
+def _styles(explorer, atoms, level: float | None, mode: str = "absolute"):
+    """The app's default look: element channels present in the item, density only when no element is."""
+    from molviz.app._app import LEVEL_DEFAULTS, PROPERTY_LEVEL
     from molviz.app.scene import ChannelStyle, channel_color
-    if not 0.0 < level <= 1.0:
-        raise InputError(f"--level {level}: give a fraction of each channel's maximum in (0, 1]")
+    top = 100.0 if mode == "percent" else 1.0
+    if level is not None and not 0.0 < level <= top:
+        raise InputError(f"--level {level}: give a value in (0, {top:g}] for --level-mode {mode}")
     present = explorer.present_channels(atoms)
     names = explorer.channel_names
     props = [n.split(":")[-1] in ("density", "electronegativity") for n in names]
     any_element = any(p and not q for p, q in zip(present, props))
-    return [ChannelStyle(visible=bool(p) and (not q or not any_element), level=level, color=channel_color(n),
-                         opacity=0.35 if q else 0.9) for n, p, q in zip(names, present, props)]
+
+    def lvl(prop: bool) -> float:
+        if level is not None:
+            return level
+        return PROPERTY_LEVEL if prop and mode == "absolute" else LEVEL_DEFAULTS[mode]
+
+    return [ChannelStyle(visible=bool(p) and (not q or not any_element), level=lvl(q), mode=mode,
+                         color=channel_color(n), opacity=0.35 if q else 0.9) for n, p, q in zip(names, present, props)]
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -106,7 +120,7 @@ def _render(args: argparse.Namespace) -> int:
     i = ex.resolve_item(args.item)
     t0 = time.perf_counter()
     view = ex.item_view(i, n, truth=args.show != "reconstruction")
-    styles = _styles(ex, view.atoms, args.level)
+    styles = _styles(ex, view.atoms, args.level, args.level_mode)
     built = build_scene(_layers(view, ex.channel_names, args.show), styles, SceneOptions(show_atoms=not args.no_atoms))
     scene = Scene(window_size=size)
     scene.show(built, reset_camera=True)
@@ -135,7 +149,7 @@ def _animate(args: argparse.Namespace) -> int:
     ex = Explorer.open(args.bundle)
     n = clean_resolution(args.resolution, Limits(max_resolution=512), n_channels=len(ex.channel_names))
     a, b = ex.item_endpoint(ex.resolve_item(args.src)), ex.item_endpoint(ex.resolve_item(args.dst))
-    styles = _styles(ex, a.atoms, args.level)
+    styles = _styles(ex, a.atoms, args.level, args.level_mode)
     cfg = MovieConfig(frames=args.frames, fps=args.fps, size=_size(args.size), resolution=n, mode=args.mode,
                       round_trip=args.round_trip, orbit=args.orbit)
     t0 = time.perf_counter()

@@ -337,7 +337,9 @@ class Scene:
             self.plotter.reset_camera(bounds=self.built.bounds, render=False)
         else:
             self.plotter.reset_camera(render=False)
-        self.plotter.camera.zoom(0.8)         # margin: the browser's view may be narrower than the window
+        w, h = self.plotter.window_size
+        # VTK fits the vertical view angle: a narrow window needs more room sideways
+        self.plotter.camera.zoom(0.85 * min(1.0, w / max(h, 1)))
         self._camera_set = True
 
     def orbit(self, degrees: float) -> None:
