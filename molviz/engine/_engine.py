@@ -437,10 +437,17 @@ class Engine:
         else:
             room, where = _available_cpu_bytes(), "available RAM"
         if nbytes > 0.8 * room:
+            batch = max(1, round(nbytes / (4 * self.n_channels * shape[0] * shape[1] * shape[2])))
+            largest = int((0.8 * room / (4 * self.n_channels * batch)) ** (1 / 3))
+            while 4 * self.n_channels * batch * (largest + 1) ** 3 <= 0.8 * room:
+                largest += 1
+            while largest > 1 and 4 * self.n_channels * batch * largest ** 3 > 0.8 * room:
+                largest -= 1
             raise ResourceLimitError(
-                f"a {shape[0]}x{shape[1]}x{shape[2]} volume of {self.n_channels} channels needs "
-                f"{nbytes / 2**30:.1f} GiB, more than the {where} ({room / 2**30:.1f} GiB): lower the "
-                "resolution, decode a sub-box, or decode fewer latents at once")
+                f"a {shape[0]}x{shape[1]}x{shape[2]} volume of {self.n_channels} channels x {batch} latent(s) "
+                f"needs {nbytes / 2**30:.1f} GiB, more than the {where} allows ({room / 2**30:.1f} GiB): the "
+                f"largest that fits is resolution {largest} ({largest}^3 x {self.n_channels} channels x {batch}); "
+                "lower the resolution, decode a sub-box, or decode fewer latents at once")
 
     def _run_chunks(self, n: int, make_coords: Callable[[int, int], torch.Tensor], mods,
                     out: torch.Tensor, should_stop: Callable[[], bool] | None, *,
