@@ -132,15 +132,6 @@ class LatentMap:
         n = len(self.coords)
         idx = np.arange(n)
         vals = self.values.get(color_by)
-        hover = []
-        for i in range(n):
-            lines = [f"<b>{_esc(self.names[i])}</b>  (#{i})"]
-            if self.smiles[i]:
-                lines.append(_esc(self.smiles[i]))
-            for key in COLOR_BY:
-                if key in self.values and np.isfinite(self.values[key][i]):
-                    lines.append(f"{key}: {self.values[key][i]:.3g}")
-            hover.append("<br>".join(lines))
         marker: dict[str, Any] = dict(size=7, line=dict(width=0.5, color="#444"))
         if vals is not None:
             marker.update(color=np.where(np.isfinite(vals), vals, np.nanmean(vals)).tolist(), colorscale="Viridis",
@@ -151,8 +142,11 @@ class LatentMap:
         fig = go.Figure()
         # plain lists: the figure travels as JSON state (plotly would otherwise send base64 arrays)
         fig.add_trace(go.Scatter(x=self.coords[:, 0].tolist(), y=self.coords[:, 1].tolist(), mode="markers",
-                                 marker=marker, customdata=idx.tolist(), text=hover, name="items",
-                                 hovertemplate="%{text}<extra></extra>", showlegend=False))
+                                 marker=marker, customdata=idx.tolist(), name="items", showlegend=False,
+                                 # the page's card shows name, SMILES, values and the depiction; plotly's
+                                 # own label shows the name only ("none" would also silence hover events)
+                                 text=[f"{_esc(self.names[i])} (#{i})" for i in range(n)],
+                                 hovertemplate="%{text}<extra></extra>"))
         if path is not None and len(path) > 1:
             fig.add_trace(go.Scatter(x=path[:, 0].tolist(), y=path[:, 1].tolist(), mode="lines+markers", name="path",
                                      line=dict(color="#E4572E", width=2), marker=dict(size=4),

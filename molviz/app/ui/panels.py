@@ -179,7 +179,7 @@ class LatentMapPanel(html.Div):
                               hide_details=True, clearable=True, prepend_inner_icon="mdi-magnify",
                               raw_attrs=['data-testid="map-search"'])
             html.Div(f"{{{{ {source} }}}}", classes="text-caption px-2")
-            with html.Div(style="position: relative; height: calc(100% - 130px);"):
+            with html.Div(style="position: relative; height: calc(100% - 150px);"):
                 self.figure = figure_factory()
                 with v3.VCard(v_show=(hover_svg,), elevation=3,
                               style="position: absolute; left: 8px; top: 8px; width: 270px; "
