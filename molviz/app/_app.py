@@ -907,8 +907,10 @@ class MolvizApp(TrameApp):
         try:
             text = clean_text(map_search or "", "search", self.limits)
         except MolvizError as exc:
+            self._good.setdefault("map_search", "")
             self._refuse("map_search", exc)
             return
+        self._accept("map_search", map_search or "")
         self._found = self.ex.search(text, limit=200) if text else []
         self.state.map_found = len(self._found)
         self._update_map()
