@@ -48,8 +48,8 @@ def _sample(name: str, key: str, k: int) -> list[dict]:
 
 
 @pytest.mark.parametrize("name,key,k", [
-    ("freesolv", "train@32", 4),
-    ("freesolv", "heldout@32", 2),
+    ("freesolv", "train@16", 4),
+    ("freesolv", "heldout@16", 2),
     ("6ega", "all@32", 1),
     ("nmr-2juy", "all@32", 2),
 ])

@@ -9,9 +9,11 @@ from pathlib import Path
 ROWS = (
     ("6ega", "all@32", "6EGA auto-decoder, 32^3 PSNR", "38.5 dB", ">= 42 dB"),
     ("6ega", "all@128", "6EGA, 128^3 super-resolution PSNR", "27.2 dB", ">= 35 dB"),
+    ("freesolv", "train@16", "FreeSolv auto-encoder, mean PSNR (train items), 16^3", "28.7 dB (16^3, all 642)", "-"),
     ("freesolv", "train@32", "FreeSolv auto-encoder, mean PSNR (train items), 32^3", "28.7 dB (16^3, all 642)", ">= 32 dB"),
-    ("freesolv", "heldout@32", "FreeSolv, held-out 10%, 32^3", "not reported", "reported"),
-    ("freesolv", "heldout@128", "FreeSolv, held-out 10%, 128^3 super-resolution", "not reported", "reported"),
+    ("freesolv", "heldout@16", "FreeSolv, held-out 10% (64), 16^3", "not reported", "reported"),
+    ("freesolv", "heldout@32", "FreeSolv, held-out 10% (64), 32^3", "not reported", "reported"),
+    ("freesolv", "heldout@128/max16", "FreeSolv, held-out (first 16), 128^3 super-resolution", "not reported", "reported"),
     ("nmr-2juy", "all@32", "2JUY 24 conformers auto-decoder, 32^3", "animation only (1OSL)", "reported"),
     ("nmr-2juy", "all@128", "2JUY, 128^3 super-resolution", "animation only", "reported"),
 )
@@ -38,9 +40,10 @@ def results_table(models: Path) -> str:
         if rec is None:
             continue
         res = rec["resolution"]
-        items = rec["items"] if rec["items"] != "all" else "all"
+        items = rec["items"]
         where = f"{prov.get('device', '?')}, {prov.get('seconds', 0):.0f} s, {prov.get('steps', '?')} steps"
-        cmd = f"`molviz eval assets/models/{name} --resolution {res} --items {items}`"
+        limit = f" --max-items {rec['n_items']}" if "/max" in key else ""
+        cmd = f"`molviz eval assets/models/{name} --resolution {res} --items {items}{limit}`"
         lines.append(f"| {measure} | {paper} | {target} | {rec['mean_psnr']:.2f} dB | {rec['n_items']} | {where} | {cmd} |")
     ridge_path = models / "freesolv" / "eval.json"
     if ridge_path.is_file():
