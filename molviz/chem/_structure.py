@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -153,16 +152,9 @@ class Structure:
 
     def to_npz(self, path: str | os.PathLike) -> Path:
         """Write the arrays to ``path`` (.npz), atomically."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp.npz")
-        os.close(fd)
-        try:
-            np.savez_compressed(tmp, **self.to_arrays())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        from molviz._io import save_npz
+
+        return save_npz(path, self.to_arrays())
 
     @classmethod
     def from_npz(cls, path: str | os.PathLike) -> Structure:

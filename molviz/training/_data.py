@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from molviz._io import save_npz
 from molviz.errors import InputError
 from molviz.training._config import DataConfig, data_key
 
@@ -97,18 +97,7 @@ class PreparedData:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the npz atomically (temporary file in the same folder, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **self.to_arrays())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return save_npz(path, self.to_arrays())
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PreparedData:

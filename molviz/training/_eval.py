@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from molviz._io import save_npz
 from molviz.errors import BundleError, InputError
 from molviz.training._data import DESCRIPTORS, grid_field, normalized_coords
 
@@ -159,14 +159,4 @@ def write_decoded_npz(path: str | os.PathLike, field: np.ndarray, box: np.ndarra
     arrays = {"field": np.asarray(field, np.float32), "origin": lo.astype(np.float32),
               "spacing": ((hi - lo) / (n - 1)).astype(np.float32), "channels": np.array(channels, dtype=str),
               "beta": np.float32(beta)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return save_npz(path, arrays)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from molviz._io import save_npz
 from molviz.errors import InputError
 from molviz.training._data import channel_from_dict, grid_field, item_divisors, normalized_coords
 
@@ -34,17 +34,7 @@ class FitResult:
                   "converged": np.bool_(self.converged), "losses": np.asarray(self.losses, np.float32)}
         if self.table is not None:
             arrays.update(atoms_xyz=self.table[0], atoms_channel=self.table[1], atoms_width=self.table[2])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return save_npz(path, arrays, compressed=False)
 
 
 def item_target(bundle, structure, *, conformer: int = 0, device="cpu"):
