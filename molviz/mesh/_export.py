@@ -10,12 +10,12 @@ import contextlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from molviz._io import atomic_path as _atomic_path
 from molviz.errors import InputError
 from molviz.mesh._isosurface import GridLike
 
@@ -32,14 +32,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     final = Path(path).expanduser()
     if not final.parent.is_dir():
         raise InputError(f"cannot write {str(path)!r}: folder {str(final.parent)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=final.suffix, dir=final.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, final)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _atomic_path(final, mkdir=False) as tmp:
+        yield tmp
 
 
 def export_mesh(mesh: "pyvista.PolyData", path: str | os.PathLike, *,

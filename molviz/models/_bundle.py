@@ -25,6 +25,7 @@ import torch
 from safetensors.numpy import load_file as load_np, save_file as save_np
 from safetensors.torch import load_file as load_pt, save_file as save_pt
 
+from molviz._io import atomic_path
 from molviz.errors import BundleError
 from molviz.models._encoder import Encoder3D, EncoderConfig
 from molviz.models._siren import ModulatedSiren, SirenConfig
@@ -241,13 +242,6 @@ def update_extras(path: str | os.PathLike, **extras) -> dict:
     root = _resolve(path)
     manifest = json.loads((root / MANIFEST).read_text())
     manifest.setdefault("extras", {}).update(extras)
-    fd, tmp = tempfile.mkstemp(prefix=".bundle.", suffix=".json", dir=root)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(manifest, f, indent=1, default=_json_default)
-        os.replace(tmp, root / MANIFEST)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(root / MANIFEST, mkdir=False) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=1, default=_json_default))
     return manifest["extras"]
