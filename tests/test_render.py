@@ -86,3 +86,30 @@ def test_serve_desktop_without_pywebview_says_how_to_fix():
         pytest.skip("pywebview is installed here")
     r = _molviz("serve", "--desktop")
     assert r.returncode == 2 and "pywebview" in r.stderr and "without --desktop" in r.stderr
+
+
+def test_bonds_by_cell_list_equal_all_pairs_on_a_real_protein():
+    """The app's bond finder (a numpy cell list, no scipy) against the all-pairs distance matrix."""
+    from molviz.app.scene import _close_pairs
+    from molviz.chem import asset_path, load
+
+    s = load(asset_path("data", "6ega", "6ega_protein.pdb"))
+    xyz = np.asarray(s.coords, np.float64).reshape(-1, s.n_atoms, 3)[0, :1500]
+    d = np.linalg.norm(xyz[:, None] - xyz[None], axis=-1)
+    i, j = np.nonzero(np.triu(d < 2.3, k=1))
+    want = set(zip(i.tolist(), j.tolist()))
+    got = _close_pairs(xyz, 2.3)
+    assert got.dtype == np.int64 and np.all(got[:, 0] < got[:, 1])
+    assert set(map(tuple, got.tolist())) == want and len(got) == len(want)
+    assert _close_pairs(np.zeros((1, 3)), 2.3).shape == (0, 2)
+
+
+def test_command_line_help_does_not_import_torch_or_trame():
+    """``molviz --help`` and argument parsing stay instant: subpackages export lazily."""
+    import subprocess
+    import sys
+    code = ("import sys, molviz.cli as c; c.build_parser(); "
+            "heavy = [m for m in ('torch', 'trame', 'pyvista', 'rdkit', 'gemmi') if m in sys.modules]; "
+            "print(heavy); sys.exit(bool(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -12,12 +12,14 @@ Examples
 """
 from __future__ import annotations
 
-from molviz.chem._elements import SYMBOLS, atomic_number, infer_element
-from molviz.chem._load import DEFAULT_MAX_ATOMS, load, read_freesolv, rmsd, superpose
-from molviz.chem._structure import COMPONENTS, Structure
+from molviz._lazy import lazy_exports
 from molviz._assets import asset_path
 
-__all__ = [
-    "COMPONENTS", "DEFAULT_MAX_ATOMS", "SYMBOLS", "Structure", "asset_path", "atomic_number",
-    "infer_element", "load", "read_freesolv", "rmsd", "superpose",
-]
+_EXPORTS = {
+    "_elements": ("SYMBOLS", "atomic_number", "infer_element",),
+    "_load": ("DEFAULT_MAX_ATOMS", "load", "read_freesolv", "rmsd", "superpose",),
+    "_structure": ("COMPONENTS", "Structure",),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted([*__all__, "asset_path"])

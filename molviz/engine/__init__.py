@@ -20,15 +20,15 @@ Examples
 """
 from __future__ import annotations
 
-from molviz.engine._adaptive import AdaptiveResult, decode_adaptive
-from molviz.engine._cache import VolumeCache
-from molviz.engine._coords import FULL_BOX, box_axes, check_box, check_shape, flat_coords
-from molviz.engine._engine import Cancelled, Encoded, Engine, EngineStats
-from molviz.engine._latent import interpolate, neighbours, path
-from molviz.engine._scheduler import DecodeRequest, DecodeResult, LatestWins, Ticket
+from molviz._lazy import lazy_exports
 
-__all__ = [
-    "FULL_BOX", "AdaptiveResult", "Cancelled", "DecodeRequest", "DecodeResult", "Encoded", "Engine",
-    "EngineStats", "LatestWins", "Ticket", "VolumeCache", "box_axes", "check_box", "check_shape",
-    "decode_adaptive", "flat_coords", "interpolate", "neighbours", "path",
-]
+_EXPORTS = {
+    "_adaptive": ("AdaptiveResult", "decode_adaptive",),
+    "_cache": ("VolumeCache",),
+    "_coords": ("FULL_BOX", "box_axes", "check_box", "check_shape", "flat_coords",),
+    "_engine": ("Cancelled", "Encoded", "Engine", "EngineStats",),
+    "_latent": ("interpolate", "neighbours", "path",),
+    "_scheduler": ("DecodeRequest", "DecodeResult", "LatestWins", "Ticket",),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -12,20 +12,13 @@ convention. gemmi is imported lazily, only to write .ccp4/.mrc maps.
 """
 from __future__ import annotations
 
-from molviz.fields._channels import COMPONENTS, PRESETS, Channel, channel_names, parse_channels
-from molviz.fields._elements import (ATOM_WIDTHS, FALLBACKS, RAW_PROPERTIES, WIDTH_SOURCES,
-                                     element_symbol, parse_element)
-from molviz.fields._grid import Grid, blob_margin, fit_grid, spacing_grid
-from molviz.fields._sampler import (DEFAULT_TOL, MAX_ATOM_DENSITY, atom_table, channel_peaks,
-                                    cutoff_factor, cutoff_radii, dense_field, field_from_table,
-                                    peaks_from_table, resolve_device, sample_conformers,
-                                    sample_field, sample_points, tail_bound)
+from molviz._lazy import lazy_exports
 
-__all__ = [
-    "ATOM_WIDTHS", "COMPONENTS", "DEFAULT_TOL", "FALLBACKS", "MAX_ATOM_DENSITY", "PRESETS",
-    "RAW_PROPERTIES", "WIDTH_SOURCES", "Channel", "Grid", "atom_table", "blob_margin",
-    "channel_names", "channel_peaks", "cutoff_factor", "cutoff_radii", "dense_field",
-    "element_symbol", "field_from_table", "fit_grid", "parse_channels", "parse_element",
-    "peaks_from_table", "resolve_device", "sample_conformers", "sample_field", "sample_points",
-    "spacing_grid", "tail_bound",
-]
+_EXPORTS = {
+    "_channels": ("COMPONENTS", "PRESETS", "Channel", "channel_names", "parse_channels",),
+    "_elements": ("ATOM_WIDTHS", "FALLBACKS", "RAW_PROPERTIES", "WIDTH_SOURCES", "element_symbol", "parse_element",),
+    "_grid": ("Grid", "blob_margin", "fit_grid", "spacing_grid",),
+    "_sampler": ("DEFAULT_TOL", "MAX_ATOM_DENSITY", "atom_table", "channel_peaks", "cutoff_factor", "cutoff_radii", "dense_field", "field_from_table", "peaks_from_table", "resolve_device", "sample_conformers", "sample_field", "sample_points", "tail_bound",),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

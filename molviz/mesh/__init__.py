@@ -13,8 +13,11 @@ True
 """
 from __future__ import annotations
 
-from molviz.mesh._export import MESH_FORMATS, VOLUME_FORMATS, atomic_path, export_mesh, export_volume
-from molviz.mesh._isosurface import BACKENDS, DEFAULT_BACKEND, isosurface, resolve_level
+from molviz._lazy import lazy_exports
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "MESH_FORMATS", "VOLUME_FORMATS", "atomic_path", "export_mesh",
-           "export_volume", "isosurface", "resolve_level"]
+_EXPORTS = {
+    "_export": ("MESH_FORMATS", "VOLUME_FORMATS", "atomic_path", "export_mesh", "export_volume",),
+    "_isosurface": ("BACKENDS", "DEFAULT_BACKEND", "isosurface", "resolve_level",),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

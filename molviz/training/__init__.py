@@ -8,13 +8,14 @@ Prepare once where RDKit is installed, train anywhere torch runs::
 """
 from __future__ import annotations
 
-from molviz.training._config import PRESETS, DataConfig, TrainConfig, get_preset
-from molviz.training._data import PreparedData, prepare
-from molviz.training._eval import decode, evaluate_bundle, ground_truth, ridge_report
-from molviz.training._fit import FitResult, fit_latent
-from molviz.training._train import get_lr, train
+from molviz._lazy import lazy_exports
 
-__all__ = [
-    "PRESETS", "DataConfig", "FitResult", "PreparedData", "TrainConfig", "decode", "evaluate_bundle",
-    "fit_latent", "get_lr", "get_preset", "ground_truth", "prepare", "ridge_report", "train",
-]
+_EXPORTS = {
+    "_config": ("PRESETS", "DataConfig", "TrainConfig", "get_preset",),
+    "_data": ("PreparedData", "prepare",),
+    "_eval": ("decode", "evaluate_bundle", "ground_truth", "ridge_report",),
+    "_fit": ("FitResult", "fit_latent",),
+    "_train": ("get_lr", "train",),
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
