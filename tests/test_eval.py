@@ -66,6 +66,23 @@ def test_eval_psnr_matches_a_hand_computation_with_a_zero_network(bundle_dir):
             c = 1   # carbon: present in every FreeSolv molecule
             assert row["channel_psnr"][c] == pytest.approx(-10 * math.log10(float((truth[c] ** 2).mean())), rel=1e-9)
     assert rep["n_items"] == 3
+    # a zero network has lost every channel: peak ratio 0, all present channels below half
+    assert rep["results"]["8"]["median_peak_ratio"] == 0.0 and rep["results"]["8"]["lost_fraction"] == 1.0
+
+
+def test_peak_ratio_flags_a_collapsed_channel_that_psnr_hides():
+    from molviz.training._eval import peak_ratios, peak_summary
+    truth = torch.zeros(3, 16, 16, 16)
+    truth[0, 2:14, 2:14, 2:14] = 0.8                    # big channel
+    truth[1, 8, 8, 8] = 1.0                             # one-voxel "ligand"
+    pred = truth.clone()
+    pred[1] = 0.003 * truth[1]                          # collapsed
+    from molviz.models import psnr
+    assert psnr(pred, truth) > 38                       # PSNR barely notices
+    r = peak_ratios(pred, truth)
+    assert r[0] == pytest.approx(1.0) and r[1] == pytest.approx(0.003) and r[2] is None
+    summary = peak_summary([[a] if a is not None else [] for a in r], ["big", "ligand", "absent"])
+    assert summary["lost_fraction"] == 0.5 and summary["channel_peak_ratio"]["absent"] is None
 
 
 def test_ground_truth_equals_the_field_sampler_at_any_resolution(bundle_dir):

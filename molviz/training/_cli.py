@@ -175,6 +175,10 @@ def _eval(args) -> int:
             chans = ", ".join(f"{c} {v:.1f}" for c, v in r["channel_psnr"].items())
             print(f"{n}^3, {report['n_items']} {args.items} item(s): mean PSNR {r['mean_psnr']:.2f} dB "
                   f"(median {r['median_psnr']:.2f}, min {r['min_psnr']:.2f}); per channel: {chans}")
+            if r["median_peak_ratio"] is not None:
+                peaks = ", ".join(f"{c} {v:.2f}" for c, v in r["channel_peak_ratio"].items() if v is not None)
+                print(f"  peak ratio (decoded max / true max, 1 is right): median {r['median_peak_ratio']:.2f}, "
+                      f"{100 * r['lost_fraction']:.0f}% of present channels below half; per channel: {peaks}")
         if ridge:
             print("ridge R^2 (5-fold, held-out folds): "
                   + ", ".join(f"{k} {v:.3f}" for k, v in ridge["r2"].items()))

@@ -57,6 +57,32 @@ def decode(bundle, latent: torch.Tensor, resolution: int, *, device: str | torch
     return out.T.reshape(-1, resolution, resolution, resolution).float()
 
 
+PEAK_PRESENT = 0.05       # a channel counts as present where its true maximum reaches this (fields peak at 1)
+PEAK_LOST = 0.5           # ... and as lost where the decoded maximum is below half the true one
+
+
+def peak_ratios(pred: torch.Tensor, truth: torch.Tensor) -> list[float | None]:
+    """Decoded maximum over true maximum of each channel present in ``truth`` (None where absent).
+
+    PSNR averages over the whole box, so a sparse channel (a ligand, a rare element) can decode
+    to nearly nothing and still score well: the 6EGA L1 bundle's ligand channels peak at 0.003
+    and score 35 dB. The peak ratio shows such a collapse at once (1 is right).
+    """
+    t = truth.reshape(truth.shape[0], -1).amax(1).double().cpu().numpy()
+    p = pred.reshape(pred.shape[0], -1).amax(1).double().cpu().numpy()
+    return [float(pc / tc) if tc >= PEAK_PRESENT else None for pc, tc in zip(p, t)]
+
+
+def peak_summary(ratios: list[list[float]], names: list[str]) -> dict[str, Any]:
+    """Median peak ratio over all present channels of all items, the share lost, and per channel."""
+    flat = np.array([r for rs in ratios for r in rs], np.float64)
+    return {
+        "median_peak_ratio": float(np.median(flat)) if flat.size else None,
+        "lost_fraction": float(np.mean(flat < PEAK_LOST)) if flat.size else None,
+        "channel_peak_ratio": {c: (float(np.median(rs)) if rs else None) for c, rs in zip(names, ratios)},
+    }
+
+
 def select_items(bundle, which: Literal["train", "heldout", "all"], max_items: int | None) -> list[int]:
     split = [it.get("split", "train") for it in bundle.items] or ["train"] * bundle.n_items
     if which == "all":
@@ -74,6 +100,8 @@ def evaluate_bundle(bundle, *, resolutions: tuple[int, ...] | None = None,
     """PSNR per item, per channel and mean, at each resolution, against the recomputed field.
 
     PSNR = 20 log10(1 / sqrt(MSE)), MSE over all voxels and channels (REFERENCE.md).
+    Beside it, the peak ratio (:func:`peak_ratios`): the median over present channels of the
+    decoded maximum over the true one, and the share of present channels decoded below half.
 
     Examples
     --------
@@ -94,15 +122,21 @@ def evaluate_bundle(bundle, *, resolutions: tuple[int, ...] | None = None,
                               "n_items": len(idx), "channels": names, "results": {}}
     for n in resolutions:
         per_item, chan_mse = [], np.zeros(len(names))
+        ratios: list[list[float]] = [[] for _ in names]          # present channels only
         for i in tqdm(idx, desc=f"eval {n}^3", disable=not progress or len(idx) < 3, dynamic_ncols=True):
             truth = ground_truth(bundle, i, n, device=dev)
             pred = decode(bundle, bundle.latents[i], n, device=dev)
             mse_c = ((pred.double() - truth.double()) ** 2).mean(dim=(1, 2, 3)).cpu().numpy()
             chan_mse += mse_c
+            peak = peak_ratios(pred, truth)
+            for c, r in enumerate(peak):
+                if r is not None:
+                    ratios[c].append(r)
             per_item.append({"index": i, "name": bundle.items[i].get("name") if bundle.items else str(i),
                              "split": bundle.items[i].get("split", "train") if bundle.items else "train",
                              "psnr": psnr(pred, truth),
-                             "channel_psnr": [(-10 * math.log10(m)) if m > 0 else math.inf for m in mse_c]})
+                             "channel_psnr": [(-10 * math.log10(m)) if m > 0 else math.inf for m in mse_c],
+                             "channel_peak_ratio": peak})
         chan_mse /= max(1, len(idx))
         vals = np.array([r["psnr"] for r in per_item])
         report["results"][str(n)] = {
@@ -112,6 +146,7 @@ def evaluate_bundle(bundle, *, resolutions: tuple[int, ...] | None = None,
             "min_psnr": float(np.min(vals)),
             # per-channel PSNR of the mean per-channel MSE over items
             "channel_psnr": {c: (-10 * math.log10(m)) if m > 0 else math.inf for c, m in zip(names, chan_mse)},
+            **peak_summary(ratios, names),
             "per_item": per_item,
         }
     return report
