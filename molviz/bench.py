@@ -12,6 +12,7 @@ import importlib
 BENCHMARKS = {
     "fields": "molviz.fields._bench:run",
     "engine": "molviz.engine._bench:run",
+    "app": "molviz.app._bench:run",
 }
 
 

@@ -275,3 +275,51 @@ def test_map_search_rings_matching_items(app):
     assert rings and len(rings[0]["x"]) == expected
     _set(app, map_search="")
     assert app.state.map_found == 0
+
+
+def _deferred_app(bundle):
+    from trame.app import get_server
+
+    from molviz.app import MolvizApp
+
+    server = get_server(f"molviz-test-{uuid.uuid4().hex[:8]}", client_type="vue3")
+    app = MolvizApp(server, bundle=bundle, window_size=(320, 240), defer_first_model=True)
+    app.state.ready()
+    return app
+
+
+def test_serve_opens_the_first_model_after_the_server_is_up(bundle_path):
+    """``molviz serve`` defers the model (torch, decoding) until the page is served: the browser loads
+    its scripts meanwhile. Coarse picture first, then the chosen resolution; the map loads after it."""
+    app = _deferred_app(bundle_path)
+    assert app.explorer is None and app.current is None
+    assert app.state.busy and not app.state.map_load
+
+    async def start():
+        app.on_server_ready()
+        _set(app, model_index=0)              # a pick while the model opens changes nothing
+        await app.idle()
+
+    asyncio.run(start())
+    assert app.explorer is not None and app.explorer.bundle.path == bundle_path.resolve()
+    assert app.current is not None and app.current.item == 0
+    assert app.current.volume.shape[1] == 64                    # refined after the coarse first picture
+    assert app.first_picture_s is not None and app.state.map_load
+
+
+def test_serve_shows_why_a_broken_first_model_did_not_open(bundle_path, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(bundle_path, broken)
+    (broken / "weights.safetensors").write_bytes(b"\x00" * 64)
+    app = _deferred_app(broken)
+
+    async def start():
+        app.on_server_ready()
+        await app.idle()
+
+    asyncio.run(start())
+    assert app.explorer is None and app.state.error_show
+    assert "broken" in app.state.error_text or "safetensors" in app.state.error_text
+    assert app.state.map_load and not app.state.busy

@@ -109,7 +109,8 @@ class MolvizApp(TrameApp):
     """
 
     def __init__(self, server=None, *, bundle: str | Path | None = None, models_dir: str | Path | None = None,
-                 limits: Limits | None = None, window_size: tuple[int, int] = (820, 860)) -> None:
+                 limits: Limits | None = None, window_size: tuple[int, int] = (820, 860),
+                 defer_first_model: bool = False) -> None:
         super().__init__(server, client_type="vue3")
         self.t_start = time.perf_counter()
         # ---- engine set-up (server side only; the client sees names and indices)
@@ -147,8 +148,20 @@ class MolvizApp(TrameApp):
         # ---- state defaults, then the page
         self._state_defaults()
         self._build_ui()
-        # ---- first picture: the default model's first item, at the coarse resolution, before serving
-        self._load_model(0, initial=True)
+        # ---- first picture: the default model's first item, at the coarse resolution. Either now, before
+        # serving (scripts, tests), or (molviz serve) in a worker thread once the server is up, so that the
+        # browser loads the page (several seconds of JavaScript on a small CPU) while torch loads and decodes.
+        self._loading = False
+        if defer_first_model:
+            self._loading = True
+            self._defer_load = True
+            s = self.state
+            s.busy, s.busy_text = True, f"loading the model {self.catalog[0].name}"
+            s.view_caption = f"loading {self.catalog[0].name}\u2026"
+        else:
+            self._defer_load = False
+            self._load_model(0, initial=True)
+            self.state.map_load = True
 
     # ================================================================== set-up
     def _state_defaults(self) -> None:
@@ -215,6 +228,7 @@ class MolvizApp(TrameApp):
         s.error_text = ""
         s.error_show = False
         s.first_picture_s = None
+        s.map_load = False                # the browser loads plotly.js once this turns true
         self._good["display"] = (True, True, "none", 0.5)
         for key in ("model_index", "item_index", "resolution_choice", "resolution_custom", "compare",
                     "clip_axis", "clip_position", "endpoint_a", "endpoint_b", "interp_mode", "interp_t", "fps",
@@ -283,6 +297,32 @@ class MolvizApp(TrameApp):
                 raise
             self._refuse("model_index", exc)
             return
+        self._use_model(index, explorer, initial=initial)
+
+    def _load_model_in_background(self, index: int) -> None:
+        """Open the bundle (imports torch) in the view lane's thread, then show its first item."""
+        path = self.catalog[index]
+
+        def done(explorer: Explorer) -> None:
+            self._loading = False
+            # coarse first; the refinement starts once the coarse picture is shown (submitting it at once
+            # would supersede the coarse job, and the first picture would wait for the full resolution)
+            self._use_model(index, explorer, initial=True)
+            self._refine_after_coarse = getattr(self, "_refine_pending", False)
+            self._refine_pending = False
+            self.state.flush()
+
+        def failed(exc: BaseException) -> None:
+            self._loading = False
+            self.state.busy_text = ""
+            self.state.view_caption = f"could not open {path.name}"
+            self.state.map_load = True
+            self._error(exc if isinstance(exc, MolvizError) else
+                        f"could not open the model {path.name}: {type(exc).__name__}: {exc}; pick another model")
+
+        self.view_lane.submit(lambda _stop: Explorer.open(path), done, failed)
+
+    def _use_model(self, index: int, explorer: Explorer, *, initial: bool) -> None:
         self.explorer = explorer
         self._accept("model_index", index)
         self._have.clear()
@@ -358,6 +398,9 @@ class MolvizApp(TrameApp):
             i = clean_int(model_index, "model", 0, len(self.catalog) - 1)
         except MolvizError as exc:
             self._refuse("model_index", exc)
+            return
+        if self._loading:                   # the first model is still opening: it stays the choice
+            self.state.model_index = self._good.get("model_index", 0)
             return
         if i != self._good.get("model_index") or self.explorer is None:
             self._load_model(i)
@@ -703,7 +746,13 @@ class MolvizApp(TrameApp):
             if self.first_picture_s is None:
                 self.first_picture_s = time.perf_counter() - self.t_start
                 self.state.first_picture_s = round(self.first_picture_s, 2)
-                log.info("first picture after %.2f s", self.first_picture_s)
+                log.info("first picture ready %.1f s after the app started (%s)", self.first_picture_s,
+                         self.state.view_caption)
+            if not self.state.map_load:
+                self.state.map_load = True
+            if getattr(self, "_refine_after_coarse", False):
+                self._refine_after_coarse = False
+                self._refine.trigger()
             self.state.flush()
 
         self.view_lane.submit(work, done, self._error)
@@ -995,7 +1044,12 @@ class MolvizApp(TrameApp):
             await asyncio.sleep(REFINE_DELAY / 2)
 
     def on_server_ready(self) -> None:
-        """After the server is up: decode the initial view at full resolution, compute a missing map."""
+        """After the server is up: open a deferred first model, or decode the initial view at full resolution;
+        compute a missing map."""
+        if getattr(self, "_defer_load", False):
+            self._defer_load = False
+            self._load_model_in_background(0)
+            return
         if getattr(self, "_refine_pending", False):
             self._refine_pending = False
             self._refine.trigger()

@@ -182,19 +182,25 @@ def _serve(args: argparse.Namespace) -> int:
     if not 2 <= args.max_frames <= 100_000:
         raise InputError("--max-frames: give 2 to 100000")
     t0 = time.perf_counter()
+    print("molviz: starting the viewer (loading trame, VTK and the model)", flush=True)
     # trame parses sys.argv itself: hand it only what molviz decided
     sys.argv = [sys.argv[0], "--server"] + (["--authKey", args.access_key] if args.access_key else [])
+    import logging
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("molviz: %(message)s"))
+    logging.getLogger("molviz.app").addHandler(handler)
+    logging.getLogger("molviz.app").setLevel(logging.INFO)
     from molviz.app._app import MolvizApp
 
     app = MolvizApp(bundle=args.bundle, models_dir=args.models_dir,
-                    limits=Limits(max_resolution=args.max_resolution, max_frames=args.max_frames))
+                    limits=Limits(max_resolution=args.max_resolution, max_frames=args.max_frames),
+                    defer_first_model=True)
 
     @app.server.controller.add("on_server_ready")
     def _ready(**_):
         query = f"?secret={args.access_key}" if args.access_key else ""
         print(f"molviz: serving {app.catalog[0].name} at http://{args.host}:{app.server.port}/{query} "
-              f"(first picture ready {app.first_picture_s or 0:.1f} s after start, "
-              f"{time.perf_counter() - t0:.1f} s to serve)", flush=True)
+              f"({time.perf_counter() - t0:.1f} s to serve; the model opens now)", flush=True)
         app.on_server_ready()
 
     app.server.start(port=args.port, host=args.host, open_browser=args.open, timeout=0,

@@ -95,7 +95,8 @@ def build_layout(app: MolvizApp, *, max_channels: int):
                               raw_attrs=['data-testid="latent-map"']):
                     LatentMapPanel(lambda: _figure(app), color_by="map_color_by", color_options="map_color_options",
                                    pick_mode="map_pick_mode", source="map_source", hover_svg="hover_svg",
-                                   hover_text="hover_text", search="map_search", style="height: 100%;")
+                                   hover_text="hover_text", search="map_search", load="map_load",
+                                   style="height: 100%;")
             v3.VSnackbar("{{ error_text }}", v_model=("error_show",), timeout=8000, color="error",
                          location="top", multi_line=True, raw_attrs=['data-testid="error"'])
     app.server.state.trame__title = "molviz"

@@ -8,6 +8,8 @@ from __future__ import annotations
 from trame.widgets import html
 from trame.widgets import vuetify3 as v3
 
+from molviz.app.ui.lazy import make_lazy
+
 LEVEL_MODES = [
     {"title": "fraction of max", "value": "fraction"},
     {"title": "% voxels enclosed", "value": "percent"},
@@ -164,7 +166,7 @@ class LatentMapPanel(html.Div):
     """The plotly latent map, its colour-by choice, click mode, and the hovered molecule's depiction."""
 
     def __init__(self, figure_factory, *, color_by: str, color_options: str, pick_mode: str, source: str,
-                 hover_svg: str, hover_text: str, search: str, **kwargs) -> None:
+                 hover_svg: str, hover_text: str, search: str, load: str, **kwargs) -> None:
         super().__init__(**kwargs)
         with self:
             with html.Div(classes="d-flex align-center px-2 pt-1"):
@@ -180,7 +182,9 @@ class LatentMapPanel(html.Div):
                               raw_attrs=['data-testid="map-search"'])
             html.Div(f"{{{{ {source} }}}}", classes="text-caption px-2")
             with html.Div(style="position: relative; height: calc(100% - 150px);"):
-                self.figure = figure_factory()
+                # plotly.js loads once `load` turns true (after the first 3D picture): see molviz.app.ui.lazy
+                from trame_plotly import module as plotly_module
+                self.figure = make_lazy(figure_factory(), plotly_module, ready=load, delay_ms=1000)
                 with v3.VCard(v_show=(hover_svg,), elevation=3,
                               style="position: absolute; left: 8px; top: 8px; width: 270px; "
                                     "pointer-events: none; background: rgba(255,255,255,0.92);"):
