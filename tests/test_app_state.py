@@ -323,3 +323,32 @@ def test_serve_shows_why_a_broken_first_model_did_not_open(bundle_path, tmp_path
     assert app.explorer is None and app.state.error_show
     assert "broken" in app.state.error_text or "safetensors" in app.state.error_text
     assert app.state.map_load and not app.state.busy
+
+
+def test_reconstructions_from_48_up_are_decoded_adaptively_with_the_dense_surfaces(app):
+    """Absolute levels, reconstruction only: the surfaces come from an adaptive decode, triangle for
+    triangle those of the dense volume (molviz.engine's bound); with truth shown, dense again."""
+    from molviz.mesh import isosurface
+
+    _reset(app)
+    n = len(app.explorer.channel_names)
+    _set(app, **{f"ch{c}_mode": "absolute" for c in range(n)})
+    _set(app, endpoint_a=0, endpoint_b=2, view_source="interpolation", interp_t=0.4137, resolution_choice="64")
+    assert app.current.volume.shape[1] == 64 and app.current.extra["adaptive"]
+    dense = app.explorer.engine.decode(app.current.extra["latent"], resolution=64, cache=False)[0]
+    names = app.explorer.channel_names
+    shown = [c for c in range(len(names)) if app.state[f"ch{c}_visible"] and dense[c].max() > 0.1]
+    assert shown
+    for c in shown:        # levels inside each channel's range (the test bundle is barely trained)
+        lo, hi = max(float(dense[c].min()), 0.0), float(dense[c].max())
+        _set(app, **{f"ch{c}_level": round(lo + 0.5 * (hi - lo), 3)})
+    view, built = app.current, app.scene.built
+    assert view.extra["adaptive"] and "adaptive" in app.state.view_caption
+    for c in shown:
+        name = names[c]
+        want = isosurface(dense[c], view.grid, level=built.levels[name], mode="absolute")
+        assert want.n_cells > 0 and built.triangles[name] == want.n_cells, (
+            name, built.levels, float(dense[c].min()), float(dense[c].max()), app.state[f"ch{c}_level"])
+    _set(app, view_source="item", compare="truth")
+    assert not app.current.extra["adaptive"] and app.current.truth is not None
+    _reset(app)

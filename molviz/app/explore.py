@@ -97,6 +97,7 @@ class Explorer:
         self._lock = threading.RLock()
         self._structures: OrderedDict = OrderedDict()
         self._truths: OrderedDict = OrderedDict()
+        self._adaptive: OrderedDict = OrderedDict()
         self._channels = None
 
     # ------------------------------------------------------------------ opening
@@ -300,10 +301,36 @@ class Explorer:
         return [bool(ch.select(atoms.numbers, comps).any()) for ch in self.channels]
 
     # ------------------------------------------------------------------ volumes
-    def decode(self, latent: np.ndarray, resolution: int, *, should_stop=None) -> np.ndarray:
-        """The engine's decode of one latent on its whole box: (C, n, n, n) float32 (read-only)."""
-        return self.engine.decode(np.asarray(latent, np.float32), resolution=int(resolution),
-                                  should_stop=should_stop)[0]
+    def decode(self, latent: np.ndarray, resolution: int, *, should_stop=None, levels=None) -> np.ndarray:
+        """The engine's decode of one latent on its whole box: (C, n, n, n) float32 (read-only).
+
+        With ``levels`` ((C,) absolute isosurface levels, NaN for channels not drawn) the decode is
+        adaptive (:meth:`Engine.decode_adaptive`): the same isosurfaces at those levels, the network
+        evaluated only near them; values away from the surfaces are interpolated, so such a volume
+        is for drawing those surfaces only, never for PSNR or export. A dense volume already in the
+        engine's cache is returned instead.
+        """
+        return self.decode_for_view(latent, resolution, should_stop=should_stop, levels=levels)[0]
+
+    def decode_for_view(self, latent, resolution: int, *, should_stop=None, levels=None) -> tuple[np.ndarray, bool]:
+        """:meth:`decode`, and whether the volume came from an adaptive decode."""
+        z = np.asarray(latent, np.float32)
+        if levels is not None:
+            dense = self.engine.cached(z, resolution=int(resolution))
+            if dense is not None:
+                return dense, False
+        if levels is None:
+            return self.engine.decode(z, resolution=int(resolution), should_stop=should_stop)[0], False
+        lv = np.asarray(levels, np.float64)
+        key = (z.tobytes(), int(resolution), lv.tobytes())
+        with self._lock:
+            hit = _lru_get(self._adaptive, key)
+        if hit is None:
+            hit = self.engine.decode_adaptive(z, resolution=int(resolution), levels=lv).volume
+            hit.setflags(write=False)
+            with self._lock:
+                _lru_put(self._adaptive, key, hit, 4)
+        return hit, True
 
     def latent(self, i: int) -> np.ndarray:
         return self.bundle.latents[i].detach().cpu().numpy().astype(np.float32)
@@ -332,12 +359,17 @@ class Explorer:
             _lru_put(self._truths, key, truth, 8)
         return truth
 
-    def item_view(self, i: int, resolution: int, *, truth: bool = True, should_stop=None) -> View:
-        """Reconstruction of item ``i`` at ``resolution`` (and its ground truth when asked)."""
-        vol = self.decode(self.latent(i), resolution, should_stop=should_stop)
+    def item_view(self, i: int, resolution: int, *, truth: bool = True, should_stop=None, levels=None) -> View:
+        """Reconstruction of item ``i`` at ``resolution`` (and its ground truth when asked).
+
+        ``levels``: decode adaptively for these isosurfaces (see :meth:`decode`); ignored with ``truth``,
+        whose PSNR needs the dense volume.
+        """
+        vol, adaptive = self.decode_for_view(self.latent(i), resolution, should_stop=should_stop,
+                                     levels=None if truth else levels)
         gt = self.ground_truth(i, resolution) if truth else None
         return View(label=self.item_label(i), volume=vol, grid=self.item_grid(i, resolution),
-                    atoms=self.item_atoms(i), truth=gt, item=i)
+                    atoms=self.item_atoms(i), truth=gt, item=i, extra={"adaptive": adaptive})
 
     # ------------------------------------------------------------------ interpolation
     def item_endpoint(self, i: int) -> Endpoint:
@@ -358,7 +390,7 @@ class Explorer:
         return [(int(i), float(d)) for i, d in self.engine.neighbours(np.asarray(latent, np.float32), k)]
 
     def frame(self, a: Endpoint, b: Endpoint, t: float, *, mode: InterpolationMode = "linear",
-              resolution: int = 48, should_stop=None) -> View:
+              resolution: int = 48, should_stop=None, levels=None) -> View:
         """The volume at ``t`` between two endpoints (the box and the atoms follow along)."""
         from molviz.engine import interpolate
         from molviz.fields import Grid
@@ -367,9 +399,9 @@ class Explorer:
         z = np.asarray(interpolate(a.latent, b.latent, t, mode=mode), np.float32)
         box = (1.0 - t) * a.box + t * b.box
         grid = Grid.from_box(box[0], box[1], int(resolution))
-        return View(label=f"{a.label} \u2192 {b.label}   t = {t:.2f}",
-                    volume=self.decode(z, resolution, should_stop=should_stop), grid=grid,
-                    atoms=blend_atoms(a.atoms, b.atoms, t), extra={"t": t, "latent": z})
+        vol, adaptive = self.decode_for_view(z, resolution, should_stop=should_stop, levels=levels)
+        return View(label=f"{a.label} \u2192 {b.label}   t = {t:.2f}", volume=vol, grid=grid,
+                    atoms=blend_atoms(a.atoms, b.atoms, t), extra={"t": t, "latent": z, "adaptive": adaptive})
 
 
 def blend_atoms(a: Atoms | None, b: Atoms | None, t: float) -> Atoms | None:

@@ -324,6 +324,13 @@ class Engine:
             raise InputError("latents contain NaN or infinity")
         return np.ascontiguousarray(z, dtype=np.float32)
 
+    def cached(self, latent, *, resolution: int | Sequence[int] = 64, box: Box | None = None) -> np.ndarray | None:
+        """The dense volume of one latent (C, nx, ny, nz) when the LRU cache holds it, else None (no decoding)."""
+        z = self._as_latents(latent)
+        if len(z) != 1:
+            raise InputError("cached looks up one latent (L,) at a time")
+        return self.cache.get((latent_key(z[0]), check_shape(resolution), check_box(box), self.precision))
+
     def decode(self, latents, *, resolution: int | Sequence[int] = 64, box: Box | None = None,
                cache: bool = True, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """Decode latents on a regular grid of a (sub-)box.
