@@ -113,3 +113,51 @@ def test_command_line_help_does_not_import_torch_or_trame():
             "print(heavy); sys.exit(bool(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_scene_renders_without_pyvista_plotting_or_matplotlib():
+    """Building, showing and screenshotting a scene stays on plain VTK: ``pyvista.plotting`` imports
+    matplotlib (~0.9 s on the way to the app's first picture). A subprocess, so other tests' imports
+    do not count."""
+    code = """if True:
+        import sys
+        import numpy as np
+        from molviz.fields import Grid
+        from molviz.app.scene import Atoms, ChannelStyle, Layer, Scene, SceneOptions, build_scene
+
+        grid = Grid.from_box((-2, -2, -2), (2, 2, 2), 24)
+        x, y, z = np.meshgrid(*grid.axes(), indexing="ij")
+        vol = np.exp(-(x**2 + y**2 + z**2))[None].astype(np.float32)
+        atoms = Atoms(np.array([[0, 0, 0], [1.1, 0, 0]], np.float32), np.array([6, 8]))
+        layers = [Layer(vol, grid, ["density"], atoms, label="a"), Layer(vol, grid, ["density"], atoms, label="b",
+                                                                        offset=(5.0, 0.0, 0.0))]
+        built = build_scene(layers, [ChannelStyle(level=0.5, opacity=0.5)], SceneOptions(clip_axis="x"))
+        scene = Scene(window_size=(160, 120))
+        scene.show(built)
+        scene.orbit(20)
+        img = scene.screenshot(scale=2)
+        scene.close()
+        assert img.shape == (240, 320, 3) and img.dtype == np.uint8, img.shape
+        assert len(np.unique(img.reshape(-1, 3), axis=0)) > 20
+        heavy = [m for m in ("pyvista.plotting", "matplotlib") if m in sys.modules]
+        print(heavy)
+        sys.exit(bool(heavy))
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_scene_refuses_keywords_it_does_not_draw():
+    import pyvista as pv
+
+    from molviz.app.scene import BuiltScene, Scene
+
+    scene = Scene(window_size=(64, 48))
+    try:
+        with pytest.raises(ValueError, match="cmap"):
+            scene.show(BuiltScene(actors={"s": (pv.Sphere(), dict(color="#FF0000", cmap="viridis"))}))
+        with pytest.raises(ValueError, match="#RRGGBB"):
+            scene.show(BuiltScene(actors={"s": (pv.Sphere(), dict(color="not-a-colour"))}))
+        assert scene.built is None                  # nothing half-shown
+    finally:
+        scene.close()

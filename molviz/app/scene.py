@@ -5,8 +5,8 @@ draw the same pictures through this module. It has two halves:
 
 - :func:`build_scene` is pure computation (isosurfaces, glyphs, clipping). It
   touches no render window, so it may run in a worker thread.
-- :class:`Scene` owns a PyVista plotter and swaps the built actors in. Render
-  calls stay on the thread that created the plotter (an OpenGL context is per thread).
+- :class:`Scene` owns a VTK render window and swaps the built actors in. Render
+  calls stay on the thread that created the scene (an OpenGL context is per thread).
 
 Examples
 --------
@@ -132,7 +132,7 @@ class SceneOptions:
 class BuiltScene:
     """Meshes ready to hand to :class:`Scene` (computed off the render thread)."""
 
-    actors: dict[str, tuple[Any, dict]] = field(default_factory=dict)   # name -> (mesh, add_mesh kwargs)
+    actors: dict[str, tuple[Any, dict]] = field(default_factory=dict)   # name -> (mesh, ACTOR_KEYWORDS)
     labels: list[tuple[str, tuple[float, float, float]]] = field(default_factory=list)
     triangles: dict[str, int] = field(default_factory=dict)              # channel name -> triangles (layer 0)
     levels: dict[str, float] = field(default_factory=dict)               # channel name -> absolute level used
@@ -252,7 +252,7 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
     Returns
     -------
     BuiltScene
-        Actor name -> (mesh, keyword arguments of ``Plotter.add_mesh``), plus the
+        Actor name -> (mesh, drawing keywords, see ``ACTOR_KEYWORDS``), plus the
         triangle count and absolute level of each channel of the first layer.
     """
     import pyvista as pv
@@ -311,8 +311,20 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
     return out
 
 
+# The keywords of BuiltScene.actors that Scene draws (a small subset of PyVista's ``add_mesh``).
+ACTOR_KEYWORDS = ("color", "opacity", "smooth_shading", "style", "specular", "line_width", "scalars", "rgb",
+                  "show_scalar_bar")
+SPECULAR_POWER = 100.0      # PyVista's default
+LABEL_FONT_SIZE = 11
+LABEL_COLOR = "#333333"
+
+
 class Scene:
-    """A PyVista plotter whose actors are swapped by name (the app's and the CLI's render window).
+    """An offscreen VTK render window whose actors are swapped by name (the app's and the CLI's picture).
+
+    Plain VTK rather than ``pyvista.Plotter``: importing ``pyvista.plotting`` pulls in
+    matplotlib, about 0.9 s on the way to the app's first picture. The look follows
+    PyVista's defaults: light kit, MSAA, Phong shading with specular power 100.
 
     Examples
     --------
@@ -322,63 +334,219 @@ class Scene:
 
     def __init__(self, *, window_size: tuple[int, int] = (1024, 768), background: str = "white",
                  off_screen: bool = True) -> None:
-        import pyvista as pv
+        import vtkmodules.vtkRenderingFreeType  # noqa: F401  (text rendering)
+        import vtkmodules.vtkRenderingOpenGL2  # noqa: F401  (the OpenGL classes behind vtkRenderWindow & co.)
+        from vtkmodules.vtkInteractionStyle import vtkInteractorStyleTrackballCamera
+        from vtkmodules.vtkRenderingCore import vtkLightKit, vtkRenderer, vtkRenderWindow
+        from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 
-        self.plotter = pv.Plotter(off_screen=off_screen, window_size=list(window_size))
-        self.plotter.set_background(background)
-        self.plotter.enable_anti_aliasing("msaa", multi_samples=4)  # FXAA is unsupported on EGL; SSAA costs 4x
-        self._names: set[str] = set()
+        self._renderer = vtkRenderer()
+        self._renderer.SetBackground(*_color_rgb(background))
+        self._renderer.AutomaticLightCreationOff()
+        vtkLightKit().AddLightsToRenderer(self._renderer)
+        self._window = vtkRenderWindow()
+        self._window.SetOffScreenRendering(bool(off_screen))
+        self._window.SetMultiSamples(4)             # FXAA is unsupported on EGL; SSAA costs 4x
+        self._window.SetSize(*map(int, window_size))
+        self._window.AddRenderer(self._renderer)
+        # trame's remote view turns the camera through the interactor; a generic one needs no display
+        self._interactor = vtkGenericRenderWindowInteractor()
+        self._interactor.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+        self._interactor.LightFollowCameraOff()
+        self._interactor.SetRenderWindow(self._window)
+        self._actors: dict[str, Any] = {}
         self._label_actor = None
         self.built: BuiltScene | None = None
         self._camera_set = False
 
     @property
     def render_window(self):
-        return self.plotter.ren_win
+        """The vtkRenderWindow (trame's remote and local views are built on it)."""
+        return self._window
 
     def show(self, built: BuiltScene, *, reset_camera: bool | None = None) -> None:
-        """Replace the scene's actors by ``built``'s (same-name actors are replaced in place)."""
-        for name in list(self._names - set(built.actors)):
-            self.plotter.remove_actor(name, render=False)
-        for name, (mesh, kwargs) in built.actors.items():
-            self.plotter.add_mesh(mesh, name=name, render=False, reset_camera=False, **kwargs)
-        self._names = set(built.actors)
+        """Replace the scene's actors by ``built``'s (names no longer there are removed)."""
+        actors = {name: _actor(name, mesh, kwargs) for name, (mesh, kwargs) in built.actors.items()}
+        for actor in self._actors.values():
+            self._renderer.RemoveActor(actor)
+        for actor in actors.values():           # in order: translucent surfaces draw in this order
+            self._renderer.AddActor(actor)
+        self._actors = actors
         if self._label_actor is not None:
-            self.plotter.remove_actor(self._label_actor, render=False)
+            self._renderer.RemoveViewProp(self._label_actor)
             self._label_actor = None
         if built.labels:
-            text = "   |   ".join(t for t, _ in built.labels)
-            self._label_actor = self.plotter.add_text(text, position="upper_edge", font_size=11,
-                                                      color="#333333", name="layer-labels")
+            self._label_actor = _label("   |   ".join(t for t, _ in built.labels))
+            self._renderer.AddViewProp(self._label_actor)
         self.built = built
         if reset_camera or (reset_camera is None and not self._camera_set and built.bounds is not None):
             self.reset_camera()
 
     def reset_camera(self) -> None:
         """Front view tilted a little (side-by-side layers sit along x), fitted to the scene."""
-        self.plotter.view_vector((0.35, 0.45, 1.0), viewup=(0.0, 1.0, 0.0), render=False)
+        camera = self._renderer.GetActiveCamera()
+        camera.SetFocalPoint(0.0, 0.0, 0.0)
+        camera.SetPosition(0.35, 0.45, 1.0)     # only the direction counts: ResetCamera moves along it
+        camera.SetViewUp(0.0, 1.0, 0.0)
         if self.built is not None and self.built.bounds is not None:
-            self.plotter.reset_camera(bounds=self.built.bounds, render=False)
+            self._renderer.ResetCamera(*self.built.bounds)
         else:
-            self.plotter.reset_camera(render=False)
-        w, h = self.plotter.window_size
+            self._renderer.ResetCamera()
+        self._renderer.ResetCameraClippingRange()
+        w, h = self._window.GetSize()
         # VTK fits the vertical view angle: a narrow window needs more room sideways
-        self.plotter.camera.zoom(0.85 * min(1.0, w / max(h, 1)))
+        camera.Zoom(0.85 * min(1.0, w / max(h, 1)))
         self._camera_set = True
 
     def orbit(self, degrees: float) -> None:
         """Turn the camera about the view-up axis through the focal point."""
-        self.plotter.camera.azimuth = self.plotter.camera.azimuth + degrees
+        self._renderer.GetActiveCamera().Azimuth(degrees)
+        self._renderer.ResetCameraClippingRange()
 
     def screenshot(self, *, scale: int = 1, window_size: tuple[int, int] | None = None) -> np.ndarray:
         """Render and return the picture as (H, W, 3) uint8; ``scale`` supersamples (2 = twice the pixels)."""
+        from vtkmodules.util.numpy_support import vtk_to_numpy
+        from vtkmodules.vtkRenderingCore import vtkWindowToImageFilter
+
+        scale = max(1, int(scale))
         if window_size is not None:
-            self.plotter.window_size = list(window_size)
-        self.plotter.render()
-        return np.asarray(self.plotter.screenshot(return_img=True, scale=max(1, int(scale))))
+            self._window.SetSize(*map(int, window_size))
+        if not self._camera_set:
+            self.reset_camera()
+        grab = vtkWindowToImageFilter()
+        grab.SetInput(self._window)
+        grab.SetScale(scale)                    # renders scale x scale tiles
+        grab.SetInputBufferTypeToRGB()
+        grab.ReadFrontBufferOn()                # the resolved MSAA picture, as drawn
+        grab.ShouldRerenderOff()
+        grab.FixBoundaryOn()
+        # trame switches the interactor's rendering off (it renders on its own schedule);
+        # the tiles of a supersampled capture render through the interactor
+        enabled = self._interactor.GetEnableRender()
+        self._interactor.EnableRenderOn()
+        try:
+            self._window.Render()
+            grab.Update()
+            if scale > 1:
+                self._window.Render()           # the tiles left the last one in the window
+        finally:
+            self._interactor.SetEnableRender(enabled)
+        image = grab.GetOutput()
+        w, h, _ = image.GetDimensions()
+        rgb = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(h, w, 3)
+        return np.ascontiguousarray(rgb[::-1])  # VTK's rows run bottom-up
 
     def close(self) -> None:
-        self.plotter.close()
+        self._renderer.RemoveAllViewProps()
+        self._actors, self._label_actor = {}, None
+        self._interactor.SetRenderWindow(None)
+        self._window.Finalize()
+
+
+def _actor(name: str, mesh, kwargs: dict):
+    """A VTK actor drawing ``mesh`` as the keywords of :attr:`BuiltScene.actors` say."""
+    unknown = sorted(set(kwargs) - set(ACTOR_KEYWORDS))
+    if unknown:
+        msg = (f"actor {name!r}: Scene does not draw with {', '.join(unknown)}; "
+               f"the keywords it knows are {', '.join(ACTOR_KEYWORDS)}")
+        raise ValueError(msg)
+    try:
+        return _make_actor(mesh, **kwargs)
+    except ValueError as exc:
+        raise ValueError(f"actor {name!r}: {exc}") from None
+
+
+def _make_actor(mesh, *, color: str | None = None, opacity: float = 1.0, smooth_shading: bool = False,
+                style: Literal["surface", "wireframe"] = "surface", specular: float = 0.0,
+                line_width: float = 1.0, scalars: str | None = None, rgb: bool = False,
+                show_scalar_bar: bool = False):
+    from vtkmodules.vtkCommonCore import VTK_UNSIGNED_CHAR
+    from vtkmodules.vtkCommonDataModel import vtkPolyData
+    from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
+
+    if style not in ("surface", "wireframe"):
+        raise ValueError(f"style={style!r}: give 'surface' or 'wireframe'")
+    if show_scalar_bar:
+        raise ValueError("show_scalar_bar=True: Scene draws no scalar bars; pass False")
+    if bool(rgb) != (scalars is not None):
+        raise ValueError(f"scalars={scalars!r}, rgb={rgb!r}: Scene colours points only by an RGB array, "
+                         "give both scalars=NAME and rgb=True (or neither)")
+    shown = vtkPolyData()
+    shown.ShallowCopy(mesh)                     # active arrays change below; the caller's mesh stays as it is
+    mapper = vtkPolyDataMapper()
+    if scalars is not None:
+        array = shown.GetPointData().GetArray(scalars)
+        if array is None or array.GetDataType() != VTK_UNSIGNED_CHAR or array.GetNumberOfComponents() != 3:
+            raise ValueError(f"scalars={scalars!r}: needs a point array of that name with (N, 3) uint8 RGB")
+        shown.GetPointData().SetActiveScalars(scalars)
+        mapper.SetScalarModeToUsePointData()
+        mapper.SetColorModeToDirectScalars()
+    else:
+        mapper.ScalarVisibilityOff()
+        # pyvista makes each new array active (isosurface normals too); trame would ship
+        # them to vtk.js as scalars rather than normals, and local rendering would shade flat
+        shown.GetPointData().SetActiveScalars(None)
+    if smooth_shading:
+        shown = _with_point_normals(shown)
+    mapper.SetInputData(shown)
+    actor = vtkActor()
+    actor.SetMapper(mapper)
+    prop = actor.GetProperty()
+    if color is not None:
+        prop.SetColor(*_color_rgb(color))
+    prop.SetOpacity(float(opacity))
+    prop.SetSpecular(float(specular))
+    prop.SetSpecularPower(SPECULAR_POWER)
+    prop.SetLineWidth(float(line_width))
+    if style == "wireframe":
+        prop.SetRepresentationToWireframe()
+    if smooth_shading:
+        prop.SetInterpolationToPhong()
+    else:
+        prop.SetInterpolationToFlat()
+    return actor
+
+
+def _with_point_normals(mesh):
+    """``mesh`` with point normals for smooth shading: its own if it has them (tubes do), else computed."""
+    from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
+
+    if mesh.GetPointData().GetNormals() is not None or mesh.GetNumberOfPolys() + mesh.GetNumberOfStrips() == 0:
+        return mesh
+    normals = vtkPolyDataNormals()
+    normals.SetInputData(mesh)
+    normals.ComputeCellNormalsOff()
+    normals.SplittingOff()                      # split edges would show seams on isosurfaces
+    normals.Update()
+    return normals.GetOutput()
+
+
+def _label(text: str):
+    """Text centred at the upper edge, sized to the window (PyVista's ``add_text(position="upper_edge")``)."""
+    from vtkmodules.vtkRenderingAnnotation import vtkCornerAnnotation
+
+    actor = vtkCornerAnnotation()
+    actor.SetText(vtkCornerAnnotation.UpperEdge, text)
+    actor.SetLinearFontScaleFactor(LABEL_FONT_SIZE // 2)
+    actor.GetTextProperty().SetColor(*_color_rgb(LABEL_COLOR))
+    return actor
+
+
+def _color_rgb(color: str) -> tuple[float, float, float]:
+    """``"#RRGGBB"`` or a CSS colour name as RGB in 0..1."""
+    if isinstance(color, str) and len(color) == 7 and color.startswith("#"):
+        try:
+            return tuple(c / 255.0 for c in _hex_rgb(color))
+        except ValueError:
+            pass
+    elif isinstance(color, str):
+        from vtkmodules.vtkCommonColor import vtkNamedColors
+
+        named = vtkNamedColors()
+        if named.ColorExists(color):
+            return tuple(named.GetColor3d(color))
+    msg = f"colour {color!r}: give '#RRGGBB' (e.g. '#3050F8') or a CSS colour name (e.g. 'white')"
+    raise ValueError(msg)
 
 
 def png_bytes(image: np.ndarray) -> bytes:
