@@ -27,9 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def results_table(models: Path) -> str:
-    """Markdown table: measure, paper, target, molviz, where it ran, the command that gives the number."""
-    lines = ["| measure | paper | molviz target | molviz | items | trained on | command |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    """Markdown table: measure, paper, target, molviz, peak ratio, where it ran, the command that gives the number.
+
+    Peak ratio: median over present channels of decoded max / true max, and in brackets the share of
+    present channels decoded below half their true peak (:func:`molviz.training._eval.peak_ratios`).
+    """
+    lines = ["| measure | paper | molviz target | molviz | peak ratio (lost) | items | trained on | command |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, key, measure, paper, target in ROWS:
         ev_path, manifest_path = models / name / "eval.json", models / name / "bundle.json"
         if not ev_path.is_file() or not manifest_path.is_file():
@@ -44,16 +48,19 @@ def results_table(models: Path) -> str:
         where = f"{prov.get('device', '?')}, {prov.get('seconds', 0):.0f} s, {prov.get('steps', '?')} steps"
         limit = f" --max-items {rec['n_items']}" if "/max" in key else ""
         cmd = f"`molviz eval assets/models/{name} --resolution {res} --items {items}{limit}`"
-        lines.append(f"| {measure} | {paper} | {target} | {rec['mean_psnr']:.2f} dB | {rec['n_items']} | {where} | {cmd} |")
+        peak = (f"{rec['median_peak_ratio']:.2f} ({100 * rec['lost_fraction']:.0f}%)"
+                if rec.get("median_peak_ratio") is not None else "not measured")
+        lines.append(f"| {measure} | {paper} | {target} | {rec['mean_psnr']:.2f} dB | {peak} | {rec['n_items']} | "
+                     f"{where} | {cmd} |")
     ridge_path = models / "freesolv" / "eval.json"
     if ridge_path.is_file():
         ridge = json.loads(ridge_path.read_text()).get("ridge")
         if ridge:
             r2 = ridge["r2"]
             lines.append(f"| FreeSolv latent -> ExactMolWt ridge R^2 (5-fold, held-out folds) | not reported | >= 0.9 | "
-                         f"{r2['ExactMolWt']:.3f} | {ridge.get('n_items', '')} | CPU | `molviz eval assets/models/freesolv --ridge` |")
+                         f"{r2['ExactMolWt']:.3f} | | {ridge.get('n_items', '')} | CPU | `molviz eval assets/models/freesolv --ridge` |")
             rest = ", ".join(f"{k} {v:.2f}" for k, v in r2.items() if k != "ExactMolWt")
-            lines.append(f"| FreeSolv latent -> other properties, ridge R^2 | not reported | - | {rest} | | CPU | same |")
+            lines.append(f"| FreeSolv latent -> other properties, ridge R^2 | not reported | - | {rest} | | | CPU | same |")
     return "\n".join(lines)
 
 
