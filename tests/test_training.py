@@ -154,11 +154,12 @@ def test_time_limit_stops_cleanly_and_still_writes_a_bundle(nmr_npz, tmp_path):
 
 # ----------------------------------------------------------------------------- resume
 
-@pytest.mark.parametrize("preset,protocol", [("freesolv", "grid"), ("nmr", "continuous")])
-def test_resume_is_bit_exact(preset, protocol, freesolv_npz, nmr_npz, tmp_path):
+@pytest.mark.parametrize("preset,protocol,balance", [("freesolv", "grid", 0.0), ("nmr", "continuous", 0.0),
+                                                     ("nmr", "continuous", 0.5)])
+def test_resume_is_bit_exact(preset, protocol, balance, freesolv_npz, nmr_npz, tmp_path):
     from safetensors.torch import load_file
     data = PreparedData.load(freesolv_npz if preset == "freesolv" else nmr_npz)
-    cfg = _quick(preset, steps=6, protocol=protocol, points=64, eval_every=0, ckpt_every=0)
+    cfg = _quick(preset, steps=6, protocol=protocol, points=64, eval_every=0, ckpt_every=0, channel_balance=balance)
     train(cfg, data, tmp_path / "straight", progress=False)
     train(cfg, data, tmp_path / "resumed", stop_after=3, progress=False)
     assert json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())["step"] == 3
@@ -171,6 +172,19 @@ def test_resume_is_bit_exact(preset, protocol, freesolv_npz, nmr_npz, tmp_path):
     ha = [json.loads(x) for x in (tmp_path / "straight" / "history.jsonl").read_text().splitlines() if '"loss"' in x]
     hb = [json.loads(x) for x in (tmp_path / "resumed" / "history.jsonl").read_text().splitlines() if '"loss"' in x]
     assert [h["loss"] for h in ha] == [h["loss"] for h in hb]
+
+
+def test_channel_balance_weights_sparse_channels_up(freesolv_npz, tmp_path):
+    """--channel-balance 0.5: the rare element channels get weights above 1 (capped), carbon about 1."""
+    from molviz.training._train import BALANCE_CAP
+    data = PreparedData.load(freesolv_npz)
+    cfg = _quick("freesolv", steps=2, eval_every=0, ckpt_every=0, channel_balance=0.5)
+    train(cfg, data, tmp_path / "b", progress=False)
+    rec = next(json.loads(x) for x in (tmp_path / "b" / "history.jsonl").read_text().splitlines()
+               if "channel_weights" in x)
+    w = dict(zip(data.meta["channel_names"], rec["channel_weights"]))
+    assert w["C"] == pytest.approx(1.0) and w["O"] > 1.5 and max(w.values()) <= BALANCE_CAP
+    assert all(v >= 1.0 for v in w.values())
 
 
 def test_resume_without_checkpoint_is_refused(nmr_npz, tmp_path):

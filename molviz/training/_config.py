@@ -50,6 +50,9 @@ class TrainConfig:
     loss: Literal["l1", "mse"] = "l1"   # the paper used L1; the presets use MSE: on 6EGA (S, 16^3, 400
                                         # steps) L1 at 2e-4 sat at the all-zero solution (22.9 dB),
                                         # MSE at 1e-3 reached 27.0 dB
+    channel_balance: float = 0.0        # 0: every channel's error counts alike; p > 0: channel c's error is
+                                        # weighted by (mean energy / energy of c)^p, capped at BALANCE_CAP, so
+                                        # sparse channels (ligand, N, O, halogens) are not traded for big ones
     steps: int = 2000
     batch: int = 1                      # items per step (global, over all DDP ranks)
     lr: float = 1e-4                    # peak learning rate of the network (paper: 1e-4 constant)

@@ -95,6 +95,35 @@ def build_net(cfg: TrainConfig, n_channels: int, n_items: int) -> FieldNet:
     return FieldNet(siren, table=LatentTable(n_items, L))
 
 
+BALANCE_CAP = 20.0
+
+
+def channel_energy(fields: torch.Tensor, items: np.ndarray) -> torch.Tensor:
+    """Mean squared target of each channel (C,) over the training grids ``fields`` (N, C, R, R, R) of ``items``."""
+    acc = torch.zeros(fields.shape[1], device=fields.device)
+    idx = torch.from_numpy(np.asarray(items)).to(fields.device)
+    for chunk in idx.split(64):                       # chunks: the grids may not fit twice in memory
+        acc += (fields[chunk].float() ** 2).mean(dim=(2, 3, 4)).sum(0)
+    return acc / max(1, len(idx))
+
+
+def channel_weights(energy: torch.Tensor, power: float) -> torch.Tensor:
+    """Loss weights (C,) = (mean energy of the channels / energy of c)^power, in [1, BALANCE_CAP].
+
+    A channel without energy (absent from the data) gets weight 1.
+
+    Examples
+    --------
+    >>> channel_weights(torch.tensor([1.0, 1e-4, 0.0]), 0.5).tolist()
+    [1.0, 20.0, 1.0]
+    """
+    present = energy > 0
+    w = torch.ones_like(energy)
+    if present.any():
+        w[present] = (energy[present].mean() / energy[present]) ** power
+    return w.clamp(1.0, BALANCE_CAP)
+
+
 def get_lr(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
     """Learning-rate multiplier: linear warm-up, then cosine down to ``min_lr_ratio``.
 
@@ -330,6 +359,18 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and master), dynamic_ncols=True,
                desc=f"train {cfg.preset}", unit="step")
     net.train()
+    weights = None                        # per-channel loss weights (channel_balance); a function of the data
+    if cfg.channel_balance:               # and the seed only, so a resumed run uses the same
+        if fields is not None:
+            energy = channel_energy(fields, train_items)
+        else:
+            first_pool = continuous_pool(data, train_items, pool_size, cfg.near_fraction, divisors,
+                                         seed=cfg.seed * 7919, device=dev)
+            energy = (first_pool[1].float() ** 2).mean(dim=(0, 1))
+            del first_pool
+        weights = channel_weights(energy, cfg.channel_balance)
+        if master:
+            write_history({"step": step, "channel_weights": [round(float(w), 4) for w in weights]})
     while step < cfg.steps:
         if time_limit is not None and time.time() - t_start > time_limit:
             stopped = "time-limit"
@@ -350,7 +391,8 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
             pred = model(coords, idx, enc_in)                                       # (b, P, C)
         pred = pred.float()
         err = pred - target
-        loss = err.abs().mean() if cfg.loss == "l1" else (err**2).mean()
+        per = err.abs() if cfg.loss == "l1" else err**2
+        loss = (per * weights).mean() if weights is not None else per.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
