@@ -1,4 +1,4 @@
-"""Model bundles for the app's tests.
+"""Model bundles and a live server for the app's tests.
 
 ``bundle_for_tests`` returns the shipped FreeSolv bundle when it is present
 (``assets/models/freesolv``), else writes a small real bundle: six FreeSolv
@@ -10,6 +10,11 @@ latents (the app reads any shipped map the same way). Written with
 """
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +70,27 @@ def bundle_for_tests(tmp_dir: Path, *, prefer_shipped: bool = True) -> Path:
     if prefer_shipped and shipped_bundle() is not None:
         return SHIPPED
     return make_small_bundle(tmp_dir / "freesolv-small")
+
+
+@contextlib.contextmanager
+def serving(args: list[str], log: Path, *, env: dict | None = None, timeout: float = 180.0):
+    """Run ``molviz serve ARGS`` with its output in ``log`` until it says it is serving; stop it after."""
+    import pytest
+
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "molviz", "serve", *args], stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    deadline = time.time() + timeout
+    while "serving" not in log.read_text():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail(f"molviz serve did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -7,17 +7,14 @@ share one server and one page and run in file order, like a user's session.
 from __future__ import annotations
 
 import io
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app_bundles import bundle_for_tests
+from app_bundles import bundle_for_tests, serving
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -43,23 +40,9 @@ def server(tmp_path_factory):
     bundle = bundle_for_tests(tmp_path_factory.mktemp("bundles"))
     port = _free_port()
     log = tmp_path_factory.mktemp("log") / "serve.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     t0 = time.perf_counter()
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "molviz", "serve", str(bundle), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + 180
-    while "serving" not in log.read_text():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"molviz serve did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield {"url": f"http://127.0.0.1:{port}/", "t0": t0, "proc": proc, "log": log}
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with serving([str(bundle), "--port", str(port)], log) as proc:
+        yield {"url": f"http://127.0.0.1:{port}/", "t0": t0, "proc": proc, "log": log}
 
 
 @pytest.fixture(scope="module")

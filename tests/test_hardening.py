@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app_bundles import serving
+
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "assets" / "models" / "nmr-2juy"
 KEY = "k3y-for-tests"
@@ -72,23 +74,9 @@ def live(tmp_path_factory):
     from test_app_browser import _free_port
     port = _free_port()
     log = tmp_path_factory.mktemp("log") / "serve.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "molviz", "serve", str(BUNDLE), "--port", str(port),
-                                 "--access-key", KEY, "--max-resolution", "96", "--max-frames", "40"],
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    deadline = time.time() + 180
-    while "serving" not in log.read_text():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"molviz serve did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield {"port": port, "url": f"http://127.0.0.1:{port}/", "proc": proc, "log": log}
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    args = [str(BUNDLE), "--port", str(port), "--access-key", KEY, "--max-resolution", "96", "--max-frames", "40"]
+    with serving(args, log, env={"OMP_NUM_THREADS": "1"}) as proc:
+        yield {"port": port, "url": f"http://127.0.0.1:{port}/", "proc": proc, "log": log}
 
 
 @pytest.fixture(scope="module")
