@@ -283,7 +283,6 @@ def prepare(cfg: DataConfig, *, progress: bool = True) -> PreparedData:
     >>> data.n_items, data.n_channels  # doctest: +SKIP
     (1, 6)
     """
-    from molviz.fields import atom_table, fit_grid, parse_channels, spacing_grid
 
     if cfg.dataset not in _SOURCES:
         raise InputError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(_SOURCES)}")
