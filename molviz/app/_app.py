@@ -151,7 +151,9 @@ class MolvizApp(TrameApp):
         # ---- first picture: the default model's first item, at the coarse resolution. Either now, before
         # serving (scripts, tests), or (molviz serve) in a worker thread once the server is up, so that the
         # browser loads the page (several seconds of JavaScript on a small CPU) while torch loads and decodes.
-        self._loading = False
+        self._loading = False                 # the deferred first model is opening
+        self._refine_pending = False          # a coarse first picture waits for the server to refine it
+        self._refine_after_coarse = False     # ... or for itself to be shown (deferred first model)
         if defer_first_model:
             self._loading = True
             self._defer_load = True
@@ -308,7 +310,7 @@ class MolvizApp(TrameApp):
             # coarse first; the refinement starts once the coarse picture is shown (submitting it at once
             # would supersede the coarse job, and the first picture would wait for the full resolution)
             self._use_model(index, explorer, initial=True)
-            self._refine_after_coarse = getattr(self, "_refine_pending", False)
+            self._refine_after_coarse = self._refine_pending
             self._refine_pending = False
             self.state.flush()
 
@@ -725,7 +727,8 @@ class MolvizApp(TrameApp):
                                     levels=levels)
             elif req.source == "encoded":
                 from molviz.fields import Grid
-                vol, adaptive = ex.decode_for_view(encoded.latent, req.resolution, should_stop=should_stop, levels=levels)
+                vol, adaptive = ex.decode_for_view(encoded.latent, req.resolution, should_stop=should_stop,
+                                                   levels=levels)
                 view = View(label=f"encoded: {encoded.label}", grid=Grid.from_box(encoded.box[0], encoded.box[1],
                                                                                   req.resolution),
                             volume=vol, atoms=encoded.atoms, extra={"adaptive": adaptive})
@@ -753,7 +756,7 @@ class MolvizApp(TrameApp):
                          self.state.view_caption)
             if not self.state.map_load:
                 self.state.map_load = True
-            if getattr(self, "_refine_after_coarse", False):
+            if self._refine_after_coarse:
                 self._refine_after_coarse = False
                 self._refine.trigger()
             self.state.flush()
@@ -1055,7 +1058,7 @@ class MolvizApp(TrameApp):
             self._defer_load = False
             self._load_model_in_background(0)
             return
-        if getattr(self, "_refine_pending", False):
+        if self._refine_pending:
             self._refine_pending = False
             self._refine.trigger()
         if getattr(self, "_map_pending", False):
