@@ -7,7 +7,6 @@ share one server and one page and run in file order, like a user's session.
 from __future__ import annotations
 
 import io
-import socket
 import time
 from pathlib import Path
 
@@ -15,12 +14,10 @@ import numpy as np
 import pytest
 
 from app_bundles import bundle_for_tests, serving
+from molviz.app._bench import ARGS, CHROMIUM, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 SHOTS = Path(__file__).resolve().parent.parent / "runs" / "screenshots"
 
 if not CHROMIUM.exists():
@@ -29,16 +26,10 @@ if not CHROMIUM.exists():
 sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     bundle = bundle_for_tests(tmp_path_factory.mktemp("bundles"))
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("log") / "serve.log"
     t0 = time.perf_counter()
     with serving([str(bundle), "--port", str(port)], log) as proc:

@@ -71,8 +71,8 @@ def _http_status(url: str) -> int:
 def live(tmp_path_factory):
     if not (BUNDLE / "bundle.json").is_file():
         pytest.skip(f"bundled model {BUNDLE} is missing")
-    from test_app_browser import _free_port
-    port = _free_port()
+    from molviz.app._bench import free_port
+    port = free_port()
     log = tmp_path_factory.mktemp("log") / "serve.log"
     args = [str(BUNDLE), "--port", str(port), "--access-key", KEY, "--max-resolution", "96", "--max-frames", "40"]
     with serving(args, log, env={"OMP_NUM_THREADS": "1"}) as proc:

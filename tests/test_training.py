@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import sys
 
 import numpy as np
 import pytest
 import torch
 
+from molviz.app._bench import free_port
 from molviz.training import PreparedData, fit_latent, get_lr, get_preset, prepare, train
 from molviz.training._checkpoint import STATE
 from molviz.errors import InputError
@@ -195,12 +195,6 @@ def test_resume_without_checkpoint_is_refused(nmr_npz, tmp_path):
 
 # ----------------------------------------------------------------------------- DDP
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _ddp_worker(rank: int, world: int, port: int, npz: str, out: str, preset: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       LOCAL_RANK=str(rank), WORLD_SIZE=str(world))
@@ -227,7 +221,7 @@ def test_ddp_two_cpu_processes_follow_one(preset, nmr_npz, tmp_path):
     data = PreparedData.load(nmr_npz)
     train(_quick(preset, steps=8, eval_every=0, ckpt_every=0, lr=1e-3), data, tmp_path / "one",
           device="cpu", progress=False)
-    mp.start_processes(_ddp_worker, args=(2, _free_port(), str(nmr_npz), str(tmp_path / "two"), preset),
+    mp.start_processes(_ddp_worker, args=(2, free_port(), str(nmr_npz), str(tmp_path / "two"), preset),
                        nprocs=2, join=True, start_method="spawn")
 
     def losses(d):

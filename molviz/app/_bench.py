@@ -38,7 +38,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     repeats = 1 if getattr(args, "quick", False) else 3
     rows = []
     for k in range(repeats):
-        port = _free_port()
+        port = free_port()
         if args.bundle:
             command = [sys.executable, "-m", "molviz", "serve", args.bundle[0], "--port", str(port)]
         else:
@@ -153,4 +154,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["first_picture", "run", "TARGET_S"]
+__all__ = ["ARGS", "CHROMIUM", "TARGET_S", "first_picture", "free_port", "run"]

@@ -315,12 +315,10 @@ class Explorer:
     def decode_for_view(self, latent, resolution: int, *, should_stop=None, levels=None) -> tuple[np.ndarray, bool]:
         """:meth:`decode`, and whether the volume came from an adaptive decode."""
         z = np.asarray(latent, np.float32)
-        if levels is not None:
-            dense = self.engine.cached(z, resolution=int(resolution))
-            if dense is not None:
-                return dense, False
-        if levels is None:
-            return self.engine.decode(z, resolution=int(resolution), should_stop=should_stop)[0], False
+        dense = (self.engine.decode(z, resolution=int(resolution), should_stop=should_stop)[0] if levels is None
+                 else self.engine.cached(z, resolution=int(resolution)))
+        if dense is not None:
+            return dense, False
         lv = np.asarray(levels, np.float64)
         key = (z.tobytes(), int(resolution), lv.tobytes())
         with self._lock:
@@ -366,7 +364,7 @@ class Explorer:
         whose PSNR needs the dense volume.
         """
         vol, adaptive = self.decode_for_view(self.latent(i), resolution, should_stop=should_stop,
-                                     levels=None if truth else levels)
+                                             levels=None if truth else levels)
         gt = self.ground_truth(i, resolution) if truth else None
         return View(label=self.item_label(i), volume=vol, grid=self.item_grid(i, resolution),
                     atoms=self.item_atoms(i), truth=gt, item=i, extra={"adaptive": adaptive})
