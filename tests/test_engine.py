@@ -268,29 +268,37 @@ def test_neighbours(bundle):
     assert cos[0][0] == 1 and cos[0][1] == pytest.approx(0.0, abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def trained_autoencoder(tmp_path_factory):
+def _train_tiny_autoencoder(out, *, encoder_box: bool = False):
     pytest.importorskip("rdkit")
     from molviz.models import load_model
     from molviz.training import get_preset, prepare, train
     cfg = get_preset("freesolv", quick=True)
     cfg.data.max_items, cfg.data.heldout = 4, 0.0
     cfg.steps, cfg.eval_every, cfg.ckpt_every = 3, 0, 0
+    cfg.encoder_box = encoder_box
     data = prepare(cfg.data, progress=False)
-    out = tmp_path_factory.mktemp("engine") / "freesolv-tiny"
     train(cfg, data, out, device="cpu", progress=False)
     return load_model(out)
 
 
+@pytest.fixture(scope="module")
+def trained_autoencoder(tmp_path_factory):
+    return _train_tiny_autoencoder(tmp_path_factory.mktemp("engine") / "freesolv-tiny")
+
+
 @pytest.mark.slow
-def test_encoded_training_item_lands_on_its_latent(trained_autoencoder):
-    eng = Engine(trained_autoencoder)
+@pytest.mark.parametrize("encoder_box", [False, True])
+def test_encoded_training_item_lands_on_its_latent(trained_autoencoder, tmp_path, encoder_box):
+    bundle = (_train_tiny_autoencoder(tmp_path / "box", encoder_box=True) if encoder_box
+              else trained_autoencoder)
+    assert bundle.encoder.cfg.box_scale == encoder_box
+    eng = Engine(bundle)
     spread = np.median([np.linalg.norm(eng.latents[i] - eng.latents[j])
                         for i in range(eng.n_items) for j in range(i)])
     for i in (0, 3):
-        enc = eng.encode(trained_autoencoder.items[i]["smiles"], details=True)
+        enc = eng.encode(bundle.items[i]["smiles"], details=True)
         assert enc.method == "encoder" and np.isfinite(enc.psnr)
-        assert np.allclose(enc.box, trained_autoencoder.boxes[i], atol=1e-3)
+        assert np.allclose(enc.box, bundle.boxes[i], atol=1e-3)
         nearest, dist = eng.neighbours(enc.latent, 1)[0]
         assert nearest == i and dist < 1e-3 * spread
 

@@ -79,6 +79,30 @@ def test_encoder_shapes(downsample):
     assert enc(torch.rand(2, 4, 16, 16, 16)).shape == (2, 12)
 
 
+def test_box_scale_encoder_reads_the_box_size(tmp_path):
+    torch.manual_seed(0)
+    enc = Encoder3D(EncoderConfig(in_channels=2, latent_dim=6, width=4, box_scale=True)).eval()
+    f = torch.rand(1, 2, 8, 8, 8).expand(2, -1, -1, -1, -1)           # the same field twice
+    small = torch.tensor([[-4.0, -4, -4], [4, 4, 4]])
+    boxes = torch.stack([small, 2 * small])                            # the second molecule is twice as big
+    with torch.no_grad():
+        z = enc(f, boxes)
+        assert z.shape == (2, 6) and not torch.allclose(z[0], z[1])
+        torch.testing.assert_close(enc(f[:1], boxes[:1]), z[:1])
+    with pytest.raises(ValueError, match="box"):
+        enc(f)
+    # the setting survives a bundle round trip
+    cfg = config_for_size("XS", out_dim=2)
+    b = Bundle(config={"name": "t", "channel_names": ["C", "N"], "beta": 0.75}, model=ModulatedSiren(cfg),
+               encoder=Encoder3D(EncoderConfig(in_channels=2, latent_dim=cfg.latent_dim, width=4, box_scale=True)),
+               latents=torch.zeros(2, cfg.latent_dim), boxes=boxes.numpy(), items=[{"name": "a"}, {"name": "b"}])
+    save_bundle(b, tmp_path / "b")
+    c = load_model(tmp_path / "b")
+    assert c.encoder.cfg.box_scale
+    with torch.no_grad():
+        assert torch.equal(b.encoder.eval()(f, boxes), c.encoder(f, boxes))
+
+
 def _tiny_bundle(with_encoder: bool) -> Bundle:
     torch.manual_seed(1)
     cfg = config_for_size("XS", out_dim=3)

@@ -16,6 +16,7 @@ class EncoderConfig:
     blocks: int = 3                  # the reference used three 3x3x3 conv blocks
     downsample: bool = True          # stride 2 in blocks after the first (reference: none)
     norm: Literal["batch", "group"] = "group"  # GroupNorm: no train/eval gap with batch 4
+    box_scale: bool = False          # also read the box edge (per-molecule boxes hide a molecule's size)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -23,6 +24,20 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, d: dict) -> EncoderConfig:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+BOX_EDGE_REF = 10.0   # angstrom: box_scale feeds log(edge / BOX_EDGE_REF) to the encoder
+
+
+def box_scale(box: torch.Tensor) -> torch.Tensor:
+    """The encoder's size input for boxes (B, 2, 3) of first and last voxel centre: log(mean edge / 10 A), (B,).
+
+    Examples
+    --------
+    >>> box_scale(torch.tensor([[[-5.0, -5, -5], [5, 5, 5]]]))
+    tensor([0.])
+    """
+    return torch.log((box[:, 1] - box[:, 0]).mean(dim=1) / BOX_EDGE_REF)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -33,6 +48,11 @@ def _norm(kind: str, channels: int) -> nn.Module:
 
 class Encoder3D(nn.Module):
     """Field volume -> latent: conv blocks, global average pooling, linear head.
+
+    Per-molecule ("fit") boxes rescale every molecule to fill its grid, so the field alone
+    does not say how big a molecule is. With ``box_scale`` the encoder also reads the box
+    edge, as a constant extra input channel and next to the pooled features, and its
+    latents keep the physical size (``forward`` then needs ``box``).
 
     Examples
     --------
@@ -45,18 +65,26 @@ class Encoder3D(nn.Module):
         super().__init__()
         self.cfg = cfg
         blocks = []
-        c_in = cfg.in_channels
+        c_in = cfg.in_channels + int(cfg.box_scale)
         for i in range(cfg.blocks):
             c_out = cfg.width * 2**i
             stride = 2 if (cfg.downsample and i > 0) else 1
             blocks += [nn.Conv3d(c_in, c_out, 3, stride=stride, padding=1), _norm(cfg.norm, c_out), nn.ReLU()]
             c_in = c_out
         self.features = nn.Sequential(*blocks)
-        self.head = nn.Linear(c_in, cfg.latent_dim)
+        self.head = nn.Linear(c_in + int(cfg.box_scale), cfg.latent_dim)
 
-    def forward(self, field: torch.Tensor) -> torch.Tensor:
-        h = self.features(field)                  # (B, C, N, N, N) -> (B, W, n, n, n)
-        return self.head(h.mean(dim=(2, 3, 4)))   # (B, W) -> (B, L)
+    def forward(self, field: torch.Tensor, box: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.cfg.box_scale:
+            h = self.features(field)                  # (B, C, N, N, N) -> (B, W, n, n, n)
+            return self.head(h.mean(dim=(2, 3, 4)))   # (B, W) -> (B, L)
+        if box is None:
+            raise ValueError("this encoder reads the box size (box_scale): pass box, (B, 2, 3) first and last "
+                             "voxel centre in angstrom")
+        s = box_scale(box.to(field.device, field.dtype))                               # (B,)
+        const = s[:, None, None, None, None].expand(-1, 1, *field.shape[2:])          # (B, 1, N, N, N)
+        h = self.features(torch.cat([field, const], dim=1)).mean(dim=(2, 3, 4))      # (B, W)
+        return self.head(torch.cat([h, s[:, None]], dim=1))                          # (B, W + 1) -> (B, L)
 
 
 class LatentTable(nn.Module):

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-balance", type=float, metavar="P",
                    help="weight each channel's error by (mean energy / channel energy)^P, capped at 20 "
                         "(0: off, default; 0.5: square root), against sparse channels decoding to nothing")
+    p.add_argument("--encoder-box", action="store_true", default=None,
+                   help="auto-encoder: the encoder also reads each molecule's box size, so latents keep the "
+                        "physical size that per-molecule boxes remove")
     p.add_argument("--lr", type=float)
     p.add_argument("--latent-lr", type=float)
     p.add_argument("--warmup", type=int)
@@ -108,7 +111,7 @@ def _config_from_args(args):
                        ("modulation", "modulation"), ("protocol", "protocol"), ("points", "points"),
                        ("near_fraction", "near_fraction"),
                        ("pool_points", "pool_points"), ("pool_refresh", "pool_refresh"), ("loss", "loss"), ("lr", "lr"),
-                       ("channel_balance", "channel_balance"),
+                       ("channel_balance", "channel_balance"), ("encoder_box", "encoder_box"),
                        ("latent_lr", "latent_lr"), ("warmup", "warmup"), ("batch", "batch"),
                        ("precision", "precision"), ("eval_every", "eval_every"),
                        ("ckpt_every", "ckpt_every"), ("seed", "seed")]:

@@ -53,6 +53,8 @@ class TrainConfig:
     channel_balance: float = 0.0        # 0: every channel's error counts alike; p > 0: channel c's error is
                                         # weighted by (mean energy / energy of c)^p, capped at BALANCE_CAP, so
                                         # sparse channels (ligand, N, O, halogens) are not traded for big ones
+    encoder_box: bool = False           # auto-encoder: the encoder also reads each box's size, which
+                                        # per-molecule boxes otherwise hide from the latents
     steps: int = 2000
     batch: int = 1                      # items per step (global, over all DDP ranks)
     lr: float = 1e-4                    # peak learning rate of the network (paper: 1e-4 constant)

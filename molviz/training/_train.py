@@ -34,13 +34,21 @@ HISTORY = "history.jsonl"
 class FieldNet(nn.Module):
     """Network plus the part that makes latents: an encoder (auto-encoder) or a latent table."""
 
-    def __init__(self, siren: nn.Module, *, encoder: nn.Module | None = None, table: nn.Module | None = None):
+    def __init__(self, siren: nn.Module, *, encoder: nn.Module | None = None, table: nn.Module | None = None,
+                 boxes: np.ndarray | None = None):
         super().__init__()
         self.siren, self.encoder, self.table = siren, encoder, table
+        # the training items' boxes (N, 2, 3), for an encoder that reads the box size; not saved
+        self.register_buffer("boxes", None if boxes is None else torch.as_tensor(boxes, dtype=torch.float32),
+                             persistent=False)
+
+    def encode(self, index: torch.Tensor, fields: torch.Tensor) -> torch.Tensor:
+        box = self.boxes[index] if self.boxes is not None else None
+        return self.encoder(fields, box)                                # (B, C, N, N, N) -> (B, L)
 
     def latents(self, index: torch.Tensor, fields: torch.Tensor | None) -> torch.Tensor:
         if self.encoder is not None:
-            return self.encoder(fields)                                 # (B, C, N, N, N) -> (B, L)
+            return self.encode(index, fields)                           # (B, C, N, N, N) -> (B, L)
         return self.table(index)                                        # (B,) -> (B, L)
 
     def forward(self, coords: torch.Tensor, index: torch.Tensor, fields: torch.Tensor | None = None) -> torch.Tensor:
@@ -79,7 +87,7 @@ def dist_setup(device: str) -> tuple[int, int, torch.device]:
     return rank, world, dev
 
 
-def build_net(cfg: TrainConfig, n_channels: int, n_items: int) -> FieldNet:
+def build_net(cfg: TrainConfig, n_channels: int, n_items: int, boxes: np.ndarray | None = None) -> FieldNet:
     from molviz.models import Encoder3D, EncoderConfig, LatentTable, ModulatedSiren, config_for_size
     over = {"modulation": cfg.modulation}
     if cfg.latent_dim:
@@ -89,8 +97,10 @@ def build_net(cfg: TrainConfig, n_channels: int, n_items: int) -> FieldNet:
     if cfg.mode == "autoencoder":
         width = 8 if cfg.size == "XS" else 32
         enc = Encoder3D(EncoderConfig(in_channels=n_channels, latent_dim=L, width=width,
-                                      downsample=cfg.data.resolution >= 16))
-        return FieldNet(siren, encoder=enc)
+                                      downsample=cfg.data.resolution >= 16, box_scale=cfg.encoder_box))
+        if cfg.encoder_box and boxes is None:
+            raise ValueError("an encoder that reads the box size needs the items' boxes")
+        return FieldNet(siren, encoder=enc, boxes=boxes if cfg.encoder_box else None)
     return FieldNet(siren, table=LatentTable(n_items, L))
 
 
@@ -243,7 +253,7 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
     pool = None
 
     # ---- model and optimiser
-    net = build_net(cfg, C, data.n_items).to(dev)
+    net = build_net(cfg, C, data.n_items, data.boxes).to(dev)
     groups = [{"params": list(net.siren.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}]
     if net.encoder is not None:
         groups.append({"params": list(net.encoder.parameters()), "lr": cfg.lr, "base_lr": cfg.lr})
@@ -453,7 +463,8 @@ def write_bundle(cfg: TrainConfig, data: PreparedData, net: FieldNet, fields: to
     from molviz.models import Bundle, save_bundle
     net.eval()
     if net.encoder is not None:
-        lat = torch.cat([net.encoder(fields[i:i + 64].float()) for i in range(0, data.n_items, 64)])
+        lat = torch.cat([net.encode(torch.arange(i, min(i + 64, data.n_items), device=fields.device),
+                                    fields[i:i + 64].float()) for i in range(0, data.n_items, 64)])
     else:
         lat = net.table.latents.detach()
     items = []
