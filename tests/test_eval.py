@@ -130,6 +130,16 @@ def test_ridge_report_gives_cross_validated_r2(bundle_dir):
     assert rep["n"]["expt"] == 12
 
 
+def test_eval_ridge_alone_writes_only_the_ridge(bundle_dir, capsys):
+    path = bundle_dir / "eval.json"
+    before = json.loads(path.read_text())["psnr"] if path.exists() else {}
+    assert _cli("eval", str(bundle_dir), "--ridge", "--write", "--device", "cpu") == 0
+    out = capsys.readouterr().out
+    assert "ridge R^2" in out and "mean PSNR" not in out
+    saved = json.loads(path.read_text())
+    assert saved["psnr"] == before and set(saved["ridge"]["r2"]) >= {"ExactMolWt", "MolMR"}
+
+
 def test_heldout_on_a_bundle_without_split_is_an_input_error(tmp_path):
     from molviz.errors import InputError
     from molviz.models import load_model

@@ -38,6 +38,7 @@ tail -n 3 "$W/logs/6ega.log"; pack 6ega
 
 step "freesolv: auto-encoder, M (4x256, latent 512), 32^3 per-molecule boxes, grid protocol, batch 32, 64 held out"
 $M train freesolv --data runs/prepared/freesolv.npz --out "$W/freesolv" --resolution 32 --points 4096 --batch 32 \
+    --channel-balance 0.5 --encoder-box \
     --steps 40000 --time-budget "$TFS" --eval-every 2000 --ckpt-every 10000 --no-progress > "$W/logs/freesolv.log" 2>&1
 tail -n 3 "$W/logs/freesolv.log"; pack freesolv
 

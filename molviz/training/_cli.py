@@ -73,7 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, nargs="+", help="default: the training resolution")
     p.add_argument("--items", choices=("train", "heldout", "all"), default="all")
     p.add_argument("--max-items", type=int)
-    p.add_argument("--ridge", action="store_true", help="5-fold ridge regression latents -> descriptors")
+    p.add_argument("--ridge", action="store_true", help="5-fold ridge regression latents -> descriptors "
+                   "(alone, without --resolution: only that)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--write", action="store_true", help="merge the results into BUNDLE/eval.json")
     p.add_argument("--device", default="auto")
@@ -171,9 +172,12 @@ def _eval(args) -> int:
     from molviz.training._checkpoint import atomic_write_text
     from molviz.training._eval import evaluate_bundle, ridge_report
     bundle = load_model(args.bundle)
-    report = evaluate_bundle(bundle, resolutions=tuple(args.resolution) if args.resolution else None,
-                             items=args.items, max_items=args.max_items, device=args.device,
-                             progress=not args.json)
+    # `--ridge` alone is the latent report only; PSNR runs when asked for or when there is no ridge
+    report = {"results": {}, "n_items": 0}
+    if args.resolution or not args.ridge:
+        report = evaluate_bundle(bundle, resolutions=tuple(args.resolution) if args.resolution else None,
+                                 items=args.items, max_items=args.max_items, device=args.device,
+                                 progress=not args.json)
     ridge = ridge_report(bundle) if args.ridge else None
     if args.json:
         print(json.dumps({**report, **({"ridge": ridge} if ridge else {})}, indent=1))

@@ -98,6 +98,7 @@ def _freesolv() -> TrainConfig:
         data=DataConfig(dataset="freesolv", channels="freesolv", beta=0.75, resolution=16,
                         heldout=0.1),
         size="M", latent_dim=512,       # the paper: 4 layers x 256, latent 512
+        encoder_box=True,               # ExactMolWt ridge R^2 0.82 -> 0.92 in equal 9-min CPU runs
         steps=20000, batch=16, loss="mse", lr=1e-3, warmup=500,
         eval_every=1000, ckpt_every=5000, eval_items=64,
     )
