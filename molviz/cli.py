@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    return run(build_parser(), argv)
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and call the chosen command's handler; a MolvizError is a one-line message and exit 2."""
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()

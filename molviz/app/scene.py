@@ -528,6 +528,7 @@ def _label(text: str):
     actor = vtkCornerAnnotation()
     actor.SetText(vtkCornerAnnotation.UpperEdge, text)
     actor.SetLinearFontScaleFactor(LABEL_FONT_SIZE // 2)
+    actor.SetMaximumFontSize(2 * LABEL_FONT_SIZE)  # it grows with the window; a caption, not a title
     actor.GetTextProperty().SetColor(*_color_rgb(LABEL_COLOR))
     return actor
 

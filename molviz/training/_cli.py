@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
-import sys
 
 PRESET_NAMES = ("6ega", "freesolv", "nmr", "nmr-ae")
 SIZE_NAMES = ("XS", "S", "M", "L", "XL")
@@ -241,18 +240,10 @@ def _fit(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m molviz.training train ...``): only this module's commands,
     so a bare GPU box needs nothing but torch, numpy and safetensors."""
-    from molviz.errors import MolvizError
+    from molviz.cli import run
     parser = argparse.ArgumentParser(prog="python -m molviz.training")
     register(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
-    try:
-        return int(args.func(args) or 0)
-    except MolvizError as exc:
-        print(f"molviz {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    return run(parser, argv)
 
 
 def _command_line(args) -> str:
