@@ -46,7 +46,7 @@ def _encode_with_encoder(engine, structure, conformer: int) -> Encoded:
     field = target.T.reshape(1, C, R, R, R).float()                                # (1, C, R, R, R)
     encoder = bundle.encoder.to(engine.device).eval()
     box_t = torch.as_tensor(np.asarray(box, np.float32), device=engine.device)[None]  # (1, 2, 3)
-    latent = encoder(field, box_t if encoder.cfg.box_scale else None)[0].float().cpu().numpy()  # (L,)
+    latent = encoder(field, box_t)[0].float().cpu().numpy()                        # (L,)
     recon = engine.decode(latent, resolution=R, cache=False)[0]
     return Encoded(latent=latent, box=np.asarray(box, np.float32), method="encoder",
                    psnr=psnr(recon, field[0].cpu().numpy()), name=getattr(structure, "name", ""),

@@ -52,7 +52,8 @@ class Encoder3D(nn.Module):
     Per-molecule ("fit") boxes rescale every molecule to fill its grid, so the field alone
     does not say how big a molecule is. With ``box_scale`` the encoder also reads the box
     edge, as a constant extra input channel and next to the pooled features, and its
-    latents keep the physical size (``forward`` then needs ``box``).
+    latents keep the physical size (``forward`` then needs ``box``; without ``box_scale`` it
+    ignores it, so callers may always pass it).
 
     Examples
     --------
