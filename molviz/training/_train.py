@@ -68,7 +68,9 @@ def resolve_device(device: str = "auto") -> torch.device:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu: {os.cpu_count()} cores ({platform.processor() or platform.machine()})"
+    n = torch.get_num_threads()
+    return (f"cpu: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+            f"{n} torch thread{'s' if n > 1 else ''}")
 
 
 def dist_setup(device: str) -> tuple[int, int, torch.device]:
