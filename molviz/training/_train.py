@@ -315,9 +315,10 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
                 pidx = torch.arange(R**3).expand(B, -1)
             pidx = pidx[:, rank * P // world:(rank + 1) * P // world]
         idx_d = idx.to(dev)
-        enc_in = fields[idx_d].float() if cfg.mode == "autoencoder" else None       # (b, C, R, R, R)
+        grids = fields[idx_d].float() if fields is not None else None              # (b, C, R, R, R)
+        enc_in = grids if cfg.mode == "autoencoder" else None
         if cfg.protocol == "grid":
-            flat = fields[idx_d].float().flatten(2).transpose(1, 2)                # (b, R^3, C)
+            flat = grids.flatten(2).transpose(1, 2)                                 # (b, R^3, C)
             if pidx is None:
                 coords = grid_coords.expand(len(idx), -1, -1)                      # (b, R^3, 3)
                 target = flat
