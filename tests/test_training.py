@@ -144,6 +144,46 @@ def test_continuous_protocol_trains_and_lowers_the_loss(nmr_npz, tmp_path):
     assert np.mean([h["loss"] for h in hist[-5:]]) < np.mean([h["loss"] for h in hist[:5]])
 
 
+def test_grid_points_take_the_voxel_centres_and_values():
+    """--grid-fraction: indices pool_size + v stand for voxel v of the training grid."""
+    from molviz.training._data import normalized_coords
+    from molviz.training._train import with_grid_points
+    R, C, pool_size = 4, 2, 10
+    grids = torch.arange(2 * C * R**3, dtype=torch.float32).reshape(2, C, R, R, R)
+    grid_coords = normalized_coords(R)
+    coords, target = torch.rand(2, 3, 3), torch.rand(2, 3, C)
+    pidx = torch.tensor([[1, pool_size + 0, pool_size + 63], [pool_size + 5, 9, 2]])
+    c, t = with_grid_points(coords, target, pidx, pool_size, grid_coords, grids)
+    assert torch.equal(c[0, 0], coords[0, 0]) and torch.equal(t[1, 1], target[1, 1])
+    assert torch.equal(c[0, 2], grid_coords[63]) and torch.equal(c[1, 0], grid_coords[5])
+    assert t[0, 2].tolist() == [grids[0, 0].flatten()[63], grids[0, 1].flatten()[63]]
+    assert t[1, 0].tolist() == [grids[1, 0].flatten()[5], grids[1, 1].flatten()[5]]
+    assert torch.equal(grid_coords[63], torch.tensor([1.0, 1.0, 1.0]))   # the last voxel is the box's corner
+
+
+def test_init_from_starts_where_the_bundle_ended(freesolv_npz, nmr_npz, tmp_path):
+    """A warm start copies network, encoder or latents: zero steps later the outputs are identical."""
+    from molviz.models import load_model
+    for preset, npz in (("freesolv", freesolv_npz), ("nmr", nmr_npz)):
+        data = PreparedData.load(npz)
+        cfg = _quick(preset, steps=4, eval_every=0, ckpt_every=0, w0=20.0)
+        train(cfg, data, tmp_path / f"{preset}-a", progress=False)
+        s = train(cfg, data, tmp_path / f"{preset}-b", init_from=tmp_path / f"{preset}-a", stop_after=0,
+                  progress=False)
+        a, b = load_model(tmp_path / f"{preset}-a"), load_model(tmp_path / f"{preset}-b")
+        assert s["step"] == 0 and b.model.cfg.w0 == 20.0
+        assert torch.equal(a.latents, b.latents)
+        x = torch.rand(1, 50, 3) * 2 - 1
+        assert torch.equal(a.model(x, a.latents[:1]), b.model(x, b.latents[:1]))
+        assert b.config["provenance"]["init_from"]["steps"] == 4
+    cfg = _quick("nmr", steps=4, eval_every=0, ckpt_every=0, w0=30.0)
+    with pytest.raises(InputError, match="w0 20.0"):
+        train(cfg, PreparedData.load(nmr_npz), tmp_path / "c", init_from=tmp_path / "nmr-a", progress=False)
+    with pytest.raises(InputError, match="autoencoder bundle"):
+        train(_quick("nmr", w0=20.0), PreparedData.load(nmr_npz), tmp_path / "d",
+              init_from=tmp_path / "freesolv-a", progress=False)
+
+
 def test_time_limit_stops_cleanly_and_still_writes_a_bundle(nmr_npz, tmp_path):
     from molviz.models import load_model
     s = train(_quick("nmr", steps=10_000), PreparedData.load(nmr_npz), tmp_path / "t", time_limit=0.0,
@@ -154,12 +194,15 @@ def test_time_limit_stops_cleanly_and_still_writes_a_bundle(nmr_npz, tmp_path):
 
 # ----------------------------------------------------------------------------- resume
 
-@pytest.mark.parametrize("preset,protocol,balance", [("freesolv", "grid", 0.0), ("nmr", "continuous", 0.0),
-                                                     ("nmr", "continuous", 0.5)])
-def test_resume_is_bit_exact(preset, protocol, balance, freesolv_npz, nmr_npz, tmp_path):
+@pytest.mark.parametrize("preset,protocol,balance,on_grid", [("freesolv", "grid", 0.0, 0.0),
+                                                             ("nmr", "continuous", 0.0, 0.0),
+                                                             ("nmr", "continuous", 0.5, 0.0),
+                                                             ("nmr", "continuous", 0.0, 0.5)])
+def test_resume_is_bit_exact(preset, protocol, balance, on_grid, freesolv_npz, nmr_npz, tmp_path):
     from safetensors.torch import load_file
     data = PreparedData.load(freesolv_npz if preset == "freesolv" else nmr_npz)
-    cfg = _quick(preset, steps=6, protocol=protocol, points=64, eval_every=0, ckpt_every=0, channel_balance=balance)
+    cfg = _quick(preset, steps=6, protocol=protocol, points=64, eval_every=0, ckpt_every=0, channel_balance=balance,
+                 grid_fraction=on_grid)
     train(cfg, data, tmp_path / "straight", progress=False)
     train(cfg, data, tmp_path / "resumed", stop_after=3, progress=False)
     assert json.loads((tmp_path / "resumed" / "checkpoint" / "state.json").read_text())["step"] == 3

@@ -27,12 +27,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--size", choices=SIZE_NAMES, help="model size (molviz.models.MODEL_SIZES)")
     p.add_argument("--latent-dim", type=int)
+    p.add_argument("--w0", type=float, help="first-layer SIREN frequency (default 30)")
     p.add_argument("--modulation", choices=("mehta", "film"))
     p.add_argument("--protocol", choices=("grid", "continuous"))
     p.add_argument("--points", type=int, help="points per item per step (default: the whole grid / 8192)")
     p.add_argument("--near-fraction", type=float, help="continuous: share of points around atoms")
     p.add_argument("--pool-points", type=int, help="continuous: exact targets precomputed per item")
     p.add_argument("--pool-refresh", type=int, help="continuous: fresh pool every K steps (0: never)")
+    p.add_argument("--grid-fraction", type=float, metavar="F",
+                   help="continuous: share of each step's points at the training grid's voxel centres "
+                        "(0: none, default), to fit the grid exactly and the field between voxels too")
     p.add_argument("--loss", choices=("l1", "mse"))
     p.add_argument("--channel-balance", type=float, metavar="P",
                    help="weight each channel's error by (mean energy / channel energy)^P, capped at 20 "
@@ -56,6 +60,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ckpt-every", type=int)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint exactly")
+    p.add_argument("--init-from", metavar="BUNDLE",
+                   help="start from a trained bundle's weights and latents (same architecture, channels "
+                        "and items) with a fresh optimiser and schedule: train longer or on another machine")
     p.add_argument("--seed", type=int)
     p.add_argument("--time-limit", type=float, metavar="SECONDS", help="stop cleanly, checkpoint and write the bundle")
     p.add_argument("--time-budget", type=float, metavar="SECONDS",
@@ -107,9 +114,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _config_from_args(args):
     from molviz.training._config import get_preset
     cfg = get_preset(args.preset, quick=args.quick)
-    for flag, attr in [("steps", "steps"), ("size", "size"), ("latent_dim", "latent_dim"),
+    for flag, attr in [("steps", "steps"), ("size", "size"), ("latent_dim", "latent_dim"), ("w0", "w0"),
                        ("modulation", "modulation"), ("protocol", "protocol"), ("points", "points"),
-                       ("near_fraction", "near_fraction"),
+                       ("near_fraction", "near_fraction"), ("grid_fraction", "grid_fraction"),
                        ("pool_points", "pool_points"), ("pool_refresh", "pool_refresh"), ("loss", "loss"), ("lr", "lr"),
                        ("channel_balance", "channel_balance"), ("encoder_box", "encoder_box"),
                        ("latent_lr", "latent_lr"), ("warmup", "warmup"), ("batch", "batch"),
@@ -155,8 +162,8 @@ def _train(args) -> int:
     else:
         data = prepare(cfg.data, progress=not args.no_progress)
     from molviz.training._train import train
-    summary = train(cfg, data, args.out, device=args.device, resume=args.resume, time_limit=args.time_limit,
-                    time_budget=args.time_budget,
+    summary = train(cfg, data, args.out, device=args.device, resume=args.resume, init_from=args.init_from,
+                    time_limit=args.time_limit, time_budget=args.time_budget,
                     progress=not args.no_progress, data_path=args.data, command=command)
     if "bundle" in summary:
         extra = f", held-out {summary['heldout_psnr']:.2f} dB" if "heldout_psnr" in summary else ""

@@ -94,6 +94,8 @@ def build_net(cfg: TrainConfig, n_channels: int, n_items: int, boxes: np.ndarray
     over = {"modulation": cfg.modulation}
     if cfg.latent_dim:
         over["latent_dim"] = cfg.latent_dim
+    if cfg.w0:
+        over["w0"] = cfg.w0
     siren = ModulatedSiren(config_for_size(cfg.size, out_dim=n_channels, **over))
     L = siren.cfg.latent_dim
     if cfg.mode == "autoencoder":
@@ -104,6 +106,44 @@ def build_net(cfg: TrainConfig, n_channels: int, n_items: int, boxes: np.ndarray
             raise ValueError("an encoder that reads the box size needs the items' boxes")
         return FieldNet(siren, encoder=enc, boxes=boxes if cfg.encoder_box else None)
     return FieldNet(siren, table=LatentTable(n_items, L))
+
+
+def init_weights(net: FieldNet, path: str | os.PathLike, cfg: TrainConfig, data: PreparedData) -> dict:
+    """Copy a bundle's network, encoder and latents into ``net`` (a warm start).
+
+    The bundle must have the same architecture, channels and, for an auto-decoder, the same
+    items. Returns the bundle's provenance (with its path), for the new bundle's record.
+    """
+    from molviz.models import load_model
+    bundle = load_model(path)
+    where = f"--init-from {path}"
+    if bundle.config.get("mode") != cfg.mode:
+        raise InputError(f"{where} is an {bundle.config.get('mode')} bundle; this run trains an {cfg.mode}")
+    if bundle.channel_names != list(data.meta["channel_names"]):
+        raise InputError(f"{where} has channels {bundle.channel_names}; the data has "
+                         f"{list(data.meta['channel_names'])}. Train on data prepared like the bundle's.")
+    mine, theirs = net.siren.cfg.to_dict(), bundle.model.cfg.to_dict()
+    if mine != theirs:
+        diff = ", ".join(f"{k} {theirs.get(k)} (run: {mine.get(k)})" for k in mine if mine[k] != theirs.get(k))
+        raise InputError(f"{where}: the bundle's network differs: {diff}. Pass the bundle's --size, "
+                         "--latent-dim, --w0 and --modulation.")
+    if net.encoder is not None:
+        if bundle.encoder is None or bundle.encoder.cfg != net.encoder.cfg:
+            raise InputError(f"{where}: the bundle's encoder differs from this run's "
+                             f"({None if bundle.encoder is None else bundle.encoder.cfg} vs {net.encoder.cfg}); "
+                             "match --encoder-box and --size.")
+        net.encoder.load_state_dict(bundle.encoder.state_dict())
+    else:
+        names = [it.get("name") for it in data.items]
+        if [it.get("name") for it in bundle.items] != names:
+            raise InputError(f"{where} was trained on other items ({bundle.n_items} vs {len(names)} here, or "
+                             "in another order); an auto-decoder's latents belong to its own items.")
+        with torch.no_grad():
+            net.table.latents.copy_(bundle.latents)
+    net.siren.load_state_dict(bundle.model.state_dict())
+    prov = bundle.config.get("provenance", {})
+    return {"bundle": str(path), **{k: prov[k] for k in ("device", "seconds", "steps", "command") if k in prov},
+            **({"init_from": prov["init_from"]} if "init_from" in prov else {})}
 
 
 BALANCE_CAP = 20.0
@@ -187,6 +227,21 @@ def continuous_pool(data: PreparedData, items: np.ndarray, n_points: int, near_f
     return coords, targets
 
 
+def with_grid_points(coords: torch.Tensor, target: torch.Tensor, pidx: torch.Tensor, pool_size: int,
+                     grid_coords: torch.Tensor, grids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Swap in voxel centres where a point index is ``pool_size + v`` (``grid_fraction``).
+
+    ``coords`` (b, P, 3) and ``target`` (b, P, C) come from the continuous pool; index ``v`` is
+    a voxel of the training grid: its coordinates from ``grid_coords`` (R^3, 3) and its value
+    from ``grids`` (b, C, R, R, R).
+    """
+    on_grid = (pidx >= pool_size)[..., None]
+    vox = (pidx - pool_size).clamp(min=0)
+    flat = grids.flatten(2).transpose(1, 2)                                         # (b, R^3, C)
+    voxel_target = torch.gather(flat, 1, vox[..., None].expand(-1, -1, flat.shape[-1]))
+    return torch.where(on_grid, grid_coords[vox], coords), torch.where(on_grid, voxel_target, target)
+
+
 def _rng_state(sampler: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
     state = {"sampler": sampler.get_state(), "torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -204,15 +259,17 @@ def _set_rng_state(rng: dict[str, torch.Tensor], sampler: torch.Generator, devic
 # ----------------------------------------------------------------------------- the loop
 
 def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, device: str = "auto",
-          resume: bool = False, time_limit: float | None = None, time_budget: float | None = None,
-          stop_after: int | None = None,
+          resume: bool = False, init_from: str | os.PathLike | None = None,
+          time_limit: float | None = None, time_budget: float | None = None, stop_after: int | None = None,
           progress: bool = True, data_path: str | None = None, command: str | None = None) -> dict[str, Any]:
     """Train ``cfg`` on prepared ``data``; checkpoints and the final bundle go to ``out``.
 
     ``time_limit`` (seconds of this session) and ``stop_after`` (steps of this session) stop
     early, save a checkpoint and still write a usable bundle. ``time_budget`` (seconds) also
     stops, but first compresses the cosine schedule so it ends on time (the run is then no
-    longer bit-reproducible: the schedule depends on the clock). Returns a summary dict.
+    longer bit-reproducible: the schedule depends on the clock). ``init_from`` (a bundle folder)
+    starts from that bundle's weights and latents with a fresh optimiser and schedule; the
+    bundle's provenance is kept. Returns a summary dict.
 
     Examples
     --------
@@ -245,17 +302,26 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
     if store == "auto":
         nbytes = data.n_items * C * R**3 * 4
         store = "fp32" if nbytes < (8 << 30 if dev.type == "cuda" else 2 << 30) else "fp16"
-    need_grid = cfg.protocol == "grid" or cfg.mode == "autoencoder"
+    need_grid = cfg.protocol == "grid" or cfg.mode == "autoencoder" or cfg.grid_fraction > 0
     fields = grid_fields(data, R, divisors, device=dev, progress=progress and master,
                          dtype=torch.float16 if store == "fp16" else torch.float32) if need_grid else None
     grid_coords = normalized_coords(R, device=dev)                          # (R^3, 3)
     n_points = cfg.points or (R**3 if cfg.protocol == "grid" else 8192)
     pool_size = max(n_points, cfg.pool_points or min(8 * R**3, 1 << 18)) if cfg.protocol == "continuous" else 0
+    n_grid = int(round(cfg.grid_fraction * n_points)) if cfg.protocol == "continuous" else 0
+    if not 0.0 <= cfg.grid_fraction <= 1.0:
+        raise InputError(f"--grid-fraction {cfg.grid_fraction}: give a share between 0 and 1")
     pool_key = None
     pool = None
 
     # ---- model and optimiser
-    net = build_net(cfg, C, data.n_items, data.boxes).to(dev)
+    net = build_net(cfg, C, data.n_items, data.boxes)
+    parent = None
+    if init_from is not None:
+        if resume:
+            raise InputError("--init-from starts a new run and --resume continues one; use one of them")
+        parent = init_weights(net, init_from, cfg, data)
+    net = net.to(dev)
     groups = [{"params": list(net.siren.parameters()), "lr": cfg.lr, "base_lr": cfg.lr}]
     if net.encoder is not None:
         groups.append({"params": list(net.encoder.parameters()), "lr": cfg.lr, "base_lr": cfg.lr})
@@ -303,7 +369,10 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
                 pool = continuous_pool(data, train_items, pool_size, cfg.near_fraction, divisors,
                                        seed=cfg.seed * 7919 + key, device=dev)
                 pool_key = key
-            pidx = torch.randint(pool_size, (B, n_points), generator=sampler)
+            # indices >= pool_size stand for voxel centres of the training grid (grid_fraction)
+            pidx = torch.randint(pool_size, (B, n_points - n_grid), generator=sampler)
+            if n_grid:
+                pidx = torch.cat([pidx, pool_size + torch.randint(R**3, (B, n_grid), generator=sampler)], 1)
         # shard: items if they divide evenly over the ranks, else points
         if world > 1 and B % world == 0:
             sl = slice(rank * B // world, (rank + 1) * B // world)
@@ -328,8 +397,11 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
                 target = torch.gather(flat, 1, pidx_d[..., None].expand(-1, -1, C))
         else:
             pidx_d = pidx.to(dev)
-            coords = torch.gather(pool[0][idx_d], 1, pidx_d[..., None].expand(-1, -1, 3))
-            target = torch.gather(pool[1][idx_d], 1, pidx_d[..., None].expand(-1, -1, C))
+            at = pidx_d.clamp(max=pool_size - 1)[..., None]
+            coords = torch.gather(pool[0][idx_d], 1, at.expand(-1, -1, 3))
+            target = torch.gather(pool[1][idx_d], 1, at.expand(-1, -1, C))
+            if n_grid:
+                coords, target = with_grid_points(coords, target, pidx_d, pool_size, grid_coords, grids)
         return idx_d, coords, target, enc_in
 
     @torch.no_grad()
@@ -451,7 +523,7 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
         write_history({"step": step, "eval_psnr": round(summary["train_psnr"], 4), "seconds": round(elapsed, 3),
                        **({"heldout_psnr": round(summary["heldout_psnr"], 4)} if "heldout_psnr" in summary else {})})
         summary["bundle"] = str(write_bundle(cfg, data, net, fields, divisors, out, summary=summary,
-                                             data_path=data_path, command=command, device=dev))
+                                             data_path=data_path, command=command, device=dev, parent=parent))
     if world > 1:
         import torch.distributed as dist
         dist.barrier()
@@ -461,7 +533,7 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
 @torch.no_grad()
 def write_bundle(cfg: TrainConfig, data: PreparedData, net: FieldNet, fields: torch.Tensor | None,
                  divisors: np.ndarray, out: Path, *, summary: dict, data_path: str | None,
-                 command: str | None, device: torch.device) -> Path:
+                 command: str | None, device: torch.device, parent: dict | None = None) -> Path:
     """Save the trained network, latents, boxes, items and atom tables via molviz.models.save_bundle."""
     from molviz.models import Bundle, save_bundle
     net.eval()
@@ -498,7 +570,8 @@ def write_bundle(cfg: TrainConfig, data: PreparedData, net: FieldNet, fields: to
                        "seconds": summary["seconds"], "steps": summary["step"], "stopped": summary["stopped"],
                        "torch": torch.__version__,
                        "command": command or " ".join(shlex.quote(a) for a in sys.argv),
-                       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+                       "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                       **({"init_from": parent} if parent else {})},
     }
     arrays = {"atoms_xyz": data.xyz, "atoms_channel": data.channel, "atoms_width": data.width,
               "atoms_offsets": data.offsets, "divisors": np.asarray(divisors, np.float32),
