@@ -34,13 +34,19 @@ def atomic_path(path: str | os.PathLike, *, mkdir: bool = True) -> Iterator[Path
     os.close(fd)
     try:
         yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, final)
+        publish(tmp, final)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Give a finished temporary file ordinary modes (mkstemp makes it 0600; the umask decides)
+    and rename it over ``final`` (atomic within one file system)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, final)
 
 
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, compressed: bool = True) -> Path:

@@ -394,6 +394,23 @@ def test_a_failed_bundle_save_leaves_the_old_bundle_intact(tmp_path, monkeypatch
 
 
 # ============================================================================ atomic exports
+def test_finished_exports_get_ordinary_file_modes(tmp_path):
+    """Temporary files are made 0600 (mkstemp); the finished movie, map and npz follow the umask."""
+    import numpy as np
+    from molviz.app.movie import write_frames
+    from molviz.fields._cli import _write_npz
+
+    umask = os.umask(0o022)
+    try:
+        movie = write_frames([np.zeros((16, 16, 3), np.uint8)] * 2, tmp_path / "m.gif", fps=2)
+        _write_npz(tmp_path / "f.npz", field=np.zeros(3, np.float32))
+    finally:
+        os.umask(umask)
+    assert movie.stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "f.npz").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.npz", "m.gif"]   # no temporary file left
+
+
 def test_an_interrupted_movie_export_leaves_no_file(tmp_path):
     from molviz.app.explore import Explorer
     from molviz.app.movie import MovieConfig, render_movie

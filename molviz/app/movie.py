@@ -89,8 +89,9 @@ class MovieWriter:
         self.n_frames += 1
 
     def close(self) -> Path:
+        from molviz._io import publish
         self._writer.close()
-        os.replace(self._tmp, self.path)
+        publish(self._tmp, self.path)
         return self.path
 
     def abort(self) -> None:

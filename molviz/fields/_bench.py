@@ -21,9 +21,7 @@ import json
 import os
 import platform
 import statistics
-import tempfile
 import time
-from pathlib import Path
 
 
 def _median_time(fn, repeats: int, cpu: list | None = None) -> float:
@@ -141,10 +139,7 @@ def run(args: argparse.Namespace) -> int:
                    "cpu": platform.processor() or platform.machine(),
                    "load_average": os.getloadavg()[0], "rows": rows,
                    "targets": [{"name": n, "met": ok} for n, ok in targets]}
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2)
-        os.replace(tmp, path)
+        from molviz._io import atomic_path
+        with atomic_path(args.json) as tmp:
+            tmp.write_text(json.dumps(payload, indent=2))
     return 0

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from molviz.errors import InputError
@@ -158,26 +156,9 @@ def _run_dataset(args: argparse.Namespace, out: Path, suffix: str) -> int:
     return 0
 
 
-def _publish(tmp: str, path: Path) -> None:
-    """Give the temporary file normal permissions (mkstemp makes it 0600), then move it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
 def _write_npz(path: Path, **arrays) -> None:
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        _publish(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from molviz._io import save_npz
+    save_npz(path, arrays)
 
 
 def _safe(name: str) -> str:
@@ -195,7 +176,7 @@ def write_maps(out: Path, field, grid, names: list[str]) -> list[Path]:
     import gemmi
     import numpy as np
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from molviz._io import atomic_path
     paths = []
     nx, ny, nz = grid.shape
     cell = gemmi.UnitCell(nx * grid.spacing[0], ny * grid.spacing[1], nz * grid.spacing[2], 90, 90, 90)
@@ -208,13 +189,7 @@ def write_maps(out: Path, field, grid, names: list[str]) -> list[Path]:
         for word, o in zip((50, 51, 52), grid.origin):
             m.set_header_float(word, float(o))
         path = out.with_name(f"{out.stem}_{_safe(name)}{out.suffix}")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=out.suffix)
-        os.close(fd)
-        try:
-            m.write_ccp4_map(tmp)
-            _publish(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp:
+            m.write_ccp4_map(str(tmp))
         paths.append(path)
     return paths

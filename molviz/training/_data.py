@@ -202,18 +202,6 @@ def _data_path(*parts: str) -> Path:
         raise
 
 
-def read_freesolv_table(path: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Rows of FreeSolv's ``database.txt``: id, smiles, name, expt (kcal/mol), in file order."""
-    path = Path(path) if path else _data_path("freesolv", "database.txt")
-    rows = []
-    for line in path.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        f = [x.strip() for x in line.split(";")]
-        rows.append({"id": f[0], "smiles": f[1], "name": f[2], "expt": float(f[3])})
-    return rows
-
-
 def descriptors(smiles: str | None) -> dict[str, float]:
     """RDKit descriptors the paper coloured its latent map by (empty when there is no SMILES)."""
     if not smiles:
@@ -232,14 +220,14 @@ def _progress(iterable, *, total: int, desc: str, enabled: bool):
 
 
 def _freesolv_structures(cfg: DataConfig, progress: bool):
-    from molviz.chem import load
-    rows = read_freesolv_table()
+    from molviz.chem import load, read_freesolv
+    rows = read_freesolv(_data_path("freesolv", "database.txt"))
     if cfg.max_items:
         rows = rows[: cfg.max_items]
     out = []
     for r in _progress(rows, total=len(rows), desc="conformers (RDKit ETKDG+MMFF)", enabled=progress):
-        s = load(r["smiles"], conformers=1, hydrogens=cfg.hydrogens, name=r["id"], seed=cfg.seed)
-        item = {"name": r["name"], "id": r["id"], "smiles": r["smiles"], "source": "FreeSolv v0.52",
+        s = load(r["smiles"], conformers=1, hydrogens=cfg.hydrogens, name=r["compound_id"], seed=cfg.seed)
+        item = {"name": r["iupac"], "id": r["compound_id"], "smiles": r["smiles"], "source": "FreeSolv v0.52",
                 "conformer": 0, "expt": r["expt"], **descriptors(r["smiles"])}
         out.append((s, 0, item))
     return out
