@@ -148,3 +148,20 @@ def test_heldout_on_a_bundle_without_split_is_an_input_error(tmp_path):
     train(cfg, prepare(cfg.data, progress=False), tmp_path / "n", progress=False)
     with pytest.raises(InputError, match="no held-out"):
         evaluate_bundle(load_model(tmp_path / "n"), items="heldout", progress=False)
+
+
+def test_results_table_reads_the_time_to_a_psnr_from_the_history(tmp_path):
+    """`molviz results`: the time-to-38.5-dB row is the first in-training evaluation at or above it."""
+    from molviz.models._cli import first_reaching, results_table
+    b = tmp_path / "6ega"
+    b.mkdir()
+    (b / "bundle.json").write_text(json.dumps({"config": {"provenance": {"device": "cpu: test"}}}))
+    hist = [{"step": 10, "loss": 1.0, "psnr": 40.0, "lr": 1e-3, "seconds": 1.0},   # a batch PSNR, not an eval
+            {"step": 1000, "eval_psnr": 38.2, "seconds": 60.0},
+            {"step": 2000, "eval_psnr": 38.6, "seconds": 150.0},
+            {"step": 3000, "eval_psnr": 38.4, "seconds": 210.0}]
+    (b / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in hist))
+    assert first_reaching(b / "history.jsonl", 38.5)["step"] == 2000
+    assert first_reaching(b / "history.jsonl", 39.0) is None
+    row = [ln for ln in results_table(tmp_path).splitlines() if ln.startswith("| time to reach 38.5")]
+    assert len(row) == 1 and "2.5 min (step 2000, 38.60 dB)" in row[0] and "cpu: test" in row[0]
