@@ -32,7 +32,7 @@ pack() {  # pack one bundle (without its checkpoint folder) and the logs so far
 { nvidia-smi -L; $PY -c "import torch, numpy, safetensors; print('torch', torch.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name())"; } 2>&1 | tee "$W/logs/device.txt"
 
 step "6ega: auto-decoder, L (8x256, latent 128), 32^3 box, continuous protocol (32768 exact points/step)"
-$M train 6ega --data runs/prepared/6ega.npz --out "$W/6ega" --protocol continuous --points 32768 --channel-balance 0.5 \
+$M train 6ega --data runs/prepared/6ega.npz --out "$W/6ega" --size L --lr 1e-3 --protocol continuous --points 32768 --channel-balance 0.5 \
     --steps 30000 --time-budget "$T6EGA" --eval-every 2000 --ckpt-every 10000 --no-progress > "$W/logs/6ega.log" 2>&1
 tail -n 3 "$W/logs/6ega.log"; pack 6ega
 
