@@ -118,7 +118,7 @@ def test_one_step_smoke_train(preset, freesolv_npz, nmr_npz, tmp_path):
     assert summary["step"] == 2 and math.isfinite(summary["train_psnr"])
     b = load_model(out)
     assert b.n_items == data.n_items and (b.encoder is not None) == (cfg.mode == "autoencoder")
-    assert b.config["beta"] == data.data_config.beta and b.config["protocol"] == "grid"
+    assert b.config["beta"] == data.data_config.beta and b.config["protocol"] == cfg.protocol
     assert b.config["provenance"]["command"] == "molviz train test"
     assert np.array_equal(b.arrays["atoms_xyz"], data.xyz) and np.array_equal(b.arrays["atoms_offsets"], data.offsets)
     hist = [json.loads(ln) for ln in (out / "history.jsonl").read_text().splitlines()]

@@ -43,7 +43,7 @@ $M train freesolv --data runs/prepared/freesolv.npz --out "$W/freesolv" --resolu
 tail -n 3 "$W/logs/freesolv.log"; pack freesolv
 
 step "nmr: 2JUY 24 conformers, auto-decoder, M, shared 32^3 box, continuous protocol, batch 8"
-$M train nmr --data runs/prepared/nmr.npz --out "$W/nmr-2juy" --protocol continuous --points 16384 --batch 8 --channel-balance 0.5 \
+$M train nmr --data runs/prepared/nmr.npz --out "$W/nmr-2juy" --size M --lr 1e-3 --protocol continuous --points 16384 --batch 8 --channel-balance 0.5 \
     --steps 20000 --time-budget "$TNMR" --eval-every 2000 --ckpt-every 10000 --no-progress > "$W/logs/nmr.log" 2>&1
 tail -n 3 "$W/logs/nmr.log"; pack nmr-2juy
 
