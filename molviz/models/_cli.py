@@ -54,6 +54,11 @@ def results_table(models: Path) -> str:
         res = rec["resolution"]
         items = rec["items"]
         where = f"{prov.get('device', '?')}, {prov.get('seconds', 0):.0f} s, {prov.get('steps', '?')} steps"
+        parent = prov.get("init_from")
+        while parent:                    # a warm start: name the runs it continued
+            where += (f", after {parent.get('seconds', 0):.0f} s, {parent.get('steps', '?')} steps on "
+                      f"{parent.get('device', '?')} (--init-from)")
+            parent = parent.get("init_from")
         limit = f" --max-items {rec['n_items']}" if "/max" in key else ""
         cmd = f"`molviz eval assets/models/{name} --resolution {res} --items {items}{limit}`"
         peak = (f"{rec['median_peak_ratio']:.2f} ({100 * rec['lost_fraction']:.0f}%)"
