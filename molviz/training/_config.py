@@ -49,8 +49,8 @@ class TrainConfig:
     pool_points: int | None = None      # continuous: exact targets precomputed per item (None: 8 R^3, <= 2^18)
     pool_refresh: int = 0               # continuous: draw a fresh pool every K steps (0: one pool per run)
     grid_fraction: float = 0.0          # continuous: share of each step's points drawn at the training grid's
-                                        # voxel centres, so the grid the paper scores is fitted exactly while
-                                        # the rest of the points keep the field right between voxels
+                                        # voxel centres (the grid the paper scores); on 6EGA, 0.5 gave 33.4 dB
+                                        # at 32^3 in 300 s against 34.9 dB without, so the presets keep 0
     loss: Literal["l1", "mse"] = "l1"   # the paper used L1; the presets use MSE: on 6EGA (S, 16^3, 400
                                         # steps) L1 at 2e-4 sat at the all-zero solution (22.9 dB),
                                         # MSE at 1e-3 reached 27.0 dB
