@@ -142,8 +142,8 @@ def init_weights(net: FieldNet, path: str | os.PathLike, cfg: TrainConfig, data:
             net.table.latents.copy_(bundle.latents)
     net.siren.load_state_dict(bundle.model.state_dict())
     prov = bundle.config.get("provenance", {})
-    return {"bundle": str(path), **{k: prov[k] for k in ("device", "seconds", "steps", "command") if k in prov},
-            **({"init_from": prov["init_from"]} if "init_from" in prov else {})}
+    return {"bundle": str(path),
+            **{k: prov[k] for k in ("device", "seconds", "steps", "command", "init_from") if k in prov}}
 
 
 BALANCE_CAP = 20.0
