@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="require ?secret=KEY in the page URL (the websocket refuses clients without it)")
     p.add_argument("--max-resolution", type=int, default=256, help="largest voxels per axis a client may ask for")
     p.add_argument("--max-frames", type=int, default=600, help="largest movie a client may export (frames)")
-    p.add_argument("--desktop", action="store_true", help="open in a desktop window (needs pywebview)")
+    p.add_argument("--desktop", action="store_true",
+                   help="open in a desktop window (needs pywebview and a Qt or GTK web view: "
+                        "pip install 'molviz[desktop]')")
     p.add_argument("--open", action="store_true", help="open the system browser at start")
     p.set_defaults(func=_serve)
 
@@ -164,16 +166,37 @@ def _animate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_desktop() -> None:
+    """--desktop needs pywebview and one of its GUI backends; without one the window would fail in a
+    child process while the server ran on, windowless."""
+    from importlib.util import find_spec
+
+    if find_spec("webview") is None:
+        missing = "pywebview"
+    elif not any(_has_module(m) for m in ("PyQt6.QtWebEngineWidgets", "PyQt5.QtWebEngineWidgets",
+                                          "PySide6.QtWebEngineWidgets", "gi")):
+        missing = "a web view for pywebview (PyQt6-WebEngine, or GTK's WebKit through PyGObject)"
+    else:
+        return
+    raise InputError(f"--desktop needs {missing}, which is not installed; install it with "
+                     "`pip install 'molviz[desktop]'` (pywebview with Qt), or run without --desktop and open "
+                     "the printed URL in a browser")
+
+
+def _has_module(name: str) -> bool:
+    from importlib.util import find_spec
+
+    try:
+        return find_spec(name) is not None
+    except ImportError:           # the parent package is absent
+        return False
+
+
 def _serve(args: argparse.Namespace) -> int:
     from molviz.app.limits import Limits
 
     if args.desktop:
-        try:
-            import webview  # noqa: F401
-        except ImportError:
-            raise InputError("--desktop needs pywebview, which is not installed; install it with "
-                             "`pip install pywebview` or run without --desktop and open the printed URL "
-                             "in a browser") from None
+        _check_desktop()
     if args.host not in LOCAL_HOSTS:
         print(f"WARNING: molviz serve binds {args.host}: anyone who can reach this machine on port {args.port} "
               "can use the app" + ("" if args.access_key else " (consider --access-key)") + ".", file=sys.stderr)
@@ -203,8 +226,9 @@ def _serve(args: argparse.Namespace) -> int:
               f"({time.perf_counter() - t0:.1f} s to serve; the model opens now)", flush=True)
         app.on_server_ready()
 
+    window = dict(width=1440, height=900, min_size=(960, 640)) if args.desktop else {}  # pywebview's 800 x 600 crams the panels
     app.server.start(port=args.port, host=args.host, open_browser=args.open, timeout=0,
-                     exec_mode="desktop" if args.desktop else "main", show_connection_info=False)
+                     exec_mode="desktop" if args.desktop else "main", show_connection_info=False, **window)
     return 0
 
 
