@@ -21,6 +21,7 @@ import urllib.request
 import numpy as np
 import pytest
 
+from app_bundles import serving
 from molviz.app._cli import _has_module
 
 
@@ -61,38 +62,28 @@ async def _page_text_and_png(ws_url: str, wait_for: str, timeout: float = 90) ->
 @pytest.mark.slow
 @pytest.mark.skipif(not (_has_module("webview") and _has_module("PyQt6.QtWebEngineWidgets")),
                     reason="desktop mode needs pywebview and PyQt6-WebEngine (pip install 'molviz[desktop]')")
-def test_desktop_window_shows_the_app(repo_root):
+def test_desktop_window_shows_the_app(tmp_path):
     from PIL import Image
 
     debug = _free_port()
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QTWEBENGINE_REMOTE_DEBUGGING": f"127.0.0.1:{debug}",
+    env = {"QT_QPA_PLATFORM": "offscreen", "QTWEBENGINE_REMOTE_DEBUGGING": f"127.0.0.1:{debug}",
            "QTWEBENGINE_CHROMIUM_FLAGS": "--no-sandbox --ignore-gpu-blocklist --enable-unsafe-swiftshader"}
-    proc = subprocess.Popen([sys.executable, "-m", "molviz", "serve", "--desktop"], cwd=repo_root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        lines = []
-        deadline = time.monotonic() + 180
-        for line in proc.stdout:          # the app logs its first picture once the window's client renders
-            lines.append(line)
-            if "first picture ready" in line or time.monotonic() > deadline:
-                break
-        assert any("first picture ready" in ln for ln in lines), "".join(lines)
+    log = tmp_path / "serve.log"
+    with serving(["--desktop"], log, env=env):
+        deadline = time.monotonic() + 180   # the app logs its first picture once the window's client renders
+        while "first picture ready" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
         pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{debug}/json", timeout=10))
         page = next(p for p in pages if p["type"] == "page")
         assert page["title"] == "molviz" and page["url"].startswith("http://localhost:")
         text, png = asyncio.run(_page_text_and_png(page["webSocketDebuggerUrl"], wait_for="PSNR"))
-        assert "freesolv" in text and "methyl hexanoate" in text and "PSNR" in text, text[:500]
-        img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
-        assert img.shape[:2] == (900, 1440)                   # the window size molviz asks for
-        # the 3D view (centre column) holds a rendered molecule: not one flat colour
-        view = img[200:700, 500:1000]
-        assert len(np.unique(view.reshape(-1, 3), axis=0)) > 50
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    assert "freesolv" in text and "methyl hexanoate" in text and "PSNR" in text, text[:500]
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert img.shape[:2] == (900, 1440)                       # the window size molviz asks for
+    # the 3D view (centre column) holds a rendered molecule: not one flat colour
+    view = img[200:700, 500:1000]
+    assert len(np.unique(view.reshape(-1, 3), axis=0)) > 50
 
 
 def test_desktop_without_a_web_view_says_how_to_fix(tmp_path, repo_root):
