@@ -12,11 +12,13 @@ import base64
 import io
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +31,29 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc)."""
+    parent = {int(d.name): int(st[1]) for d in Path("/proc").iterdir() if d.name.isdigit()
+              and (st := _stat(int(d.name))) is not None}
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {c for c, pp in parent.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _running(pids: set[int]) -> set[int]:
+    """Those of ``pids`` still alive (zombies count as ended)."""
+    return {p for p in pids if (st := _stat(p)) is not None and st[0] != "Z"}
 
 
 async def _page_text_and_png(ws_url: str, wait_for: str, timeout: float = 90) -> tuple[str, bytes]:
@@ -69,15 +94,29 @@ def test_desktop_window_shows_the_app(tmp_path):
     env = {"QT_QPA_PLATFORM": "offscreen", "QTWEBENGINE_REMOTE_DEBUGGING": f"127.0.0.1:{debug}",
            "QTWEBENGINE_CHROMIUM_FLAGS": "--no-sandbox --ignore-gpu-blocklist --enable-unsafe-swiftshader"}
     log = tmp_path / "serve.log"
-    with serving(["--desktop"], log, env=env):
-        deadline = time.monotonic() + 180   # the app logs its first picture once the window's client renders
-        while "first picture ready" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{debug}/json", timeout=10))
-        page = next(p for p in pages if p["type"] == "page")
-        assert page["title"] == "molviz" and page["url"].startswith("http://localhost:")
-        text, png = asyncio.run(_page_text_and_png(page["webSocketDebuggerUrl"], wait_for="PSNR"))
+    window: set[int] = set()
+    try:
+        with serving(["--desktop"], log, env=env) as proc:
+            deadline = time.monotonic() + 180   # the app logs its first picture once the window's client renders
+            while "first picture ready" not in log.read_text():
+                window |= _descendants(proc.pid)
+                assert time.monotonic() < deadline, log.read_text()[-3000:]
+                time.sleep(0.5)
+            pages = json.load(urllib.request.urlopen(f"http://127.0.0.1:{debug}/json", timeout=10))
+            page = next(p for p in pages if p["type"] == "page")
+            assert page["title"] == "molviz" and page["url"].startswith("http://localhost:")
+            text, png = asyncio.run(_page_text_and_png(page["webSocketDebuggerUrl"], wait_for="PSNR"))
+            window |= _descendants(proc.pid)
+            assert window, "no window process"
+            proc.terminate()
+            proc.wait(timeout=30)           # stopping the app closes its window: nothing is left rendering
+        deadline = time.monotonic() + 10
+        while _running(window) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _running(window), f"window processes outlived the app: {_running(window)}"
+    finally:                                # never leave a window rendering behind a failed test
+        for pid in _running(window):
+            os.kill(pid, signal.SIGKILL)
     assert "freesolv" in text and "methyl hexanoate" in text and "PSNR" in text, text[:500]
     img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     assert img.shape[:2] == (900, 1440)                       # the window size molviz asks for

@@ -227,9 +227,31 @@ def _serve(args: argparse.Namespace) -> int:
         app.on_server_ready()
 
     window = dict(width=1440, height=900, min_size=(960, 640)) if args.desktop else {}  # pywebview's 800 x 600 crams the panels
-    app.server.start(port=args.port, host=args.host, open_browser=args.open, timeout=0,
-                     exec_mode="desktop" if args.desktop else "main", show_connection_info=False, **window)
+    try:
+        app.server.start(port=args.port, host=args.host, open_browser=args.open, timeout=0,
+                         exec_mode="desktop" if args.desktop else "main", show_connection_info=False, **window)
+    finally:
+        _close_windows()
     return 0
+
+
+def _close_windows() -> None:
+    """Stop trame's desktop window process once the server is down.
+
+    trame starts the pywebview window as a non-daemon multiprocessing child, which the interpreter
+    joins at exit: a server stopped by a signal would otherwise wait for ever on a window that keeps
+    rendering.
+    """
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(5)
+        if child.is_alive():
+            child.kill()
+            child.join(5)
 
 
 __all__ = ["register"]
