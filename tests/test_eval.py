@@ -108,6 +108,26 @@ def test_eval_cli_writes_eval_json(bundle_dir, capsys):
     assert saved["psnr"]["heldout@8"]["mean_psnr"] == report["results"]["8"]["mean_psnr"]
 
 
+def test_eval_write_waits_for_a_concurrent_merge(bundle_dir):
+    """Two evaluations writing one eval.json: the second merges after the first, losing nothing."""
+    import threading
+
+    from molviz.training._cli import _locked
+
+    path = bundle_dir / "eval.json"
+    before = path.read_text() if path.exists() else None
+    with _locked(bundle_dir):                 # another evaluation is merging its results
+        t = threading.Thread(target=_cli, args=("eval", str(bundle_dir), "--resolution", "8", "--items", "all",
+                                                "--write", "--device", "cpu"))
+        t.start()
+        t.join(timeout=15)                    # the tiny evaluation takes well under a second, then waits
+        assert t.is_alive(), "eval --write did not wait for the lock"
+        assert (path.read_text() if path.exists() else None) == before
+    t.join(timeout=60)
+    assert not t.is_alive()
+    assert "all@8" in json.loads(path.read_text())["psnr"]
+
+
 def test_decode_cli_writes_the_featurize_layout(bundle_dir, tmp_path):
     from molviz.models import load_model
     out = tmp_path / "d.npz"

@@ -5,8 +5,11 @@ Registration is cheap: torch, RDKit and the training code load inside the handle
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import shlex
+from pathlib import Path
 
 PRESET_NAMES = ("6ega", "freesolv", "nmr", "nmr-ae")
 SIZE_NAMES = ("XS", "S", "M", "L", "XL")
@@ -201,18 +204,32 @@ def _eval(args) -> int:
                   + ", ".join(f"{k} {v:.3f}" for k, v in ridge["r2"].items()))
     if args.write and bundle.path is not None:
         path = bundle.path / "eval.json"
-        old = json.loads(path.read_text()) if path.exists() else {}
-        psnr = old.get("psnr", {})
-        for n, r in report["results"].items():
-            key = f"{args.items}@{n}" + (f"/max{args.max_items}" if args.max_items else "")
-            psnr[key] = {**{k: v for k, v in r.items()}, "items": args.items, "n_items": report["n_items"]}
-        new = {**old, "psnr": psnr, "command": _command_line(args)}
-        if ridge:
-            new["ridge"] = ridge
-        atomic_write_text(path, json.dumps(new, indent=1))
+        with _locked(bundle.path):           # evaluations run side by side merge without losing each other
+            old = json.loads(path.read_text()) if path.exists() else {}
+            psnr = old.get("psnr", {})
+            for n, r in report["results"].items():
+                key = f"{args.items}@{n}" + (f"/max{args.max_items}" if args.max_items else "")
+                psnr[key] = {**{k: v for k, v in r.items()}, "items": args.items, "n_items": report["n_items"]}
+            new = {**old, "psnr": psnr, "command": _command_line(args)}
+            if ridge:
+                new["ridge"] = ridge
+            atomic_write_text(path, json.dumps(new, indent=1))
         if not args.json:
             print(f"wrote {path}")
     return 0
+
+
+@contextlib.contextmanager
+def _locked(folder: Path):
+    """An exclusive advisory lock on a folder (flock on its descriptor; no lock file left behind)."""
+    import fcntl
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _decode(args) -> int:
