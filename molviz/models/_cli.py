@@ -53,12 +53,7 @@ def results_table(models: Path) -> str:
             continue
         res = rec["resolution"]
         items = rec["items"]
-        where = f"{prov.get('device', '?')}, {prov.get('seconds', 0):.0f} s, {prov.get('steps', '?')} steps"
-        parent = prov.get("init_from")
-        while parent:                    # a warm start: name the runs it continued
-            where += (f", after {parent.get('seconds', 0):.0f} s, {parent.get('steps', '?')} steps on "
-                      f"{parent.get('device', '?')} (--init-from)")
-            parent = parent.get("init_from")
+        where = trained_on(prov)
         limit = f" --max-items {rec['n_items']}" if "/max" in key else ""
         cmd = f"`molviz eval assets/models/{name} --resolution {res} --items {items}{limit}`"
         peak = (f"{rec['median_peak_ratio']:.2f} ({100 * rec['lost_fraction']:.0f}%)"
@@ -84,6 +79,29 @@ def results_table(models: Path) -> str:
             rest = ", ".join(f"{k} {v:.2f}" for k, v in r2.items() if k != "ExactMolWt")
             lines.append(f"| FreeSolv latent -> other properties, ridge R^2 | not reported | - | {rest} | | | CPU | same |")
     return "\n".join(lines)
+
+
+def trained_on(prov: dict) -> str:
+    """Where and how long a bundle trained; a warm start (--init-from) also names the runs it continued.
+
+    Examples
+    --------
+    >>> trained_on({"device": "cpu", "seconds": 60, "steps": 9, "init_from": {"device": "cuda", "seconds": 30,
+    ...            "steps": 5}})
+    'cpu, 60 s, 9 steps; continued (--init-from) 1 earlier run: 30 s, 5 steps on cuda; 90 s in all'
+    """
+    where = f"{prov.get('device', '?')}, {prov.get('seconds', 0):.0f} s, {prov.get('steps', '?')} steps"
+    parents, parent = [], prov.get("init_from")
+    while parent:
+        parents.append(parent)
+        parent = parent.get("init_from")
+    if not parents:
+        return where
+    runs = "; ".join(f"{p.get('seconds', 0):.0f} s, {p.get('steps', '?')} steps on {p.get('device', '?')}"
+                     for p in parents)
+    total = sum(p.get("seconds", 0) for p in [prov, *parents])
+    return (f"{where}; continued (--init-from) {len(parents)} earlier run{'s' if len(parents) > 1 else ''}: "
+            f"{runs}; {total:.0f} s in all")
 
 
 def first_reaching(history: Path, threshold: float) -> dict | None:
