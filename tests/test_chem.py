@@ -472,16 +472,6 @@ def test_altlocs_keep_first(tmp_path, protein_6ega_pdb):
     assert s.coords[0, 5, 0] == pytest.approx(float(atoms[5][30:38]), abs=1e-3)
 
 
-@pytest.mark.parametrize("module", ["molviz.chem", "molviz.chem._elements", "molviz.chem._structure",
-                                    "molviz.chem._load", "molviz._assets"])
-def test_docstring_examples(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
-
-
 def test_concurrent_loads_leave_stderr_alone():
     from concurrent.futures import ThreadPoolExecutor
 

@@ -323,8 +323,11 @@ def peaks_from_table(xyz, channel, width, n_channels: int, *, beta: float, tol: 
 
     Examples
     --------
-    >>> xyz, ch, w = atom_table(structure, "freesolv")                  # doctest: +SKIP
-    >>> peaks_from_table(xyz, ch, w, 11, beta=0.75)  # (11,) tensor       doctest: +SKIP
+    >>> from molviz.chem import load
+    >>> xyz, ch, w = atom_table(load("O"), "freesolv")               # water: H and O and density
+    >>> peaks = peaks_from_table(xyz, ch, w, 11, beta=0.75)
+    >>> tuple(peaks.shape), float(peaks[4])                          # F: no atoms, divisor 1
+    ((11,), 1.0)
     """
     dev = resolve_device(device) if device is not None else (
         xyz.device if isinstance(xyz, torch.Tensor) else torch.device("cpu"))
@@ -483,9 +486,12 @@ def field_from_table(xyz, channel, width, n_channels: int, points_or_grid, *, be
 
     Examples
     --------
-    >>> xyz, ch, w = atom_table(structure, "paper-6ega")            # doctest: +SKIP
-    >>> peaks = channel_peaks(structure, "paper-6ega", beta=0.25)    # doctest: +SKIP
-    >>> f = field_from_table(xyz, ch, w, 6, pts, beta=0.25, scale=peaks)  # (P, 6) doctest: +SKIP
+    >>> from molviz.chem import load
+    >>> xyz, ch, w = atom_table(load("CCO"), "freesolv")           # ethanol, 11 channels
+    >>> peaks = peaks_from_table(xyz, ch, w, 11, beta=0.75)
+    >>> f = field_from_table(xyz, ch, w, 11, torch.zeros(5, 3), beta=0.75, scale=peaks)
+    >>> tuple(f.shape), bool(f.max() <= 1)
+    ((5, 11), True)
     """
     if beta <= 0:
         raise InputError(f"beta must be > 0, got {beta}")
