@@ -31,6 +31,11 @@ pack() {  # pack one bundle (without its checkpoint folder) and the logs so far
 }
 { nvidia-smi -L; $PY -c "import torch, numpy, safetensors; print('torch', torch.__version__, 'numpy', numpy.__version__, torch.cuda.get_device_name())"; } 2>&1 | tee "$W/logs/device.txt"
 
+step "engine benchmark of the shipped bundles first (issue 4's H100 targets are for these; cheap, so it runs before training)"
+$PY -m molviz bench engine --device cuda --bundle assets/models/freesolv --bundle assets/models/6ega --bundle assets/models/nmr-2juy \
+    --json "$W/logs/bench_engine_gpu_shipped.json" > "$W/logs/bench_engine_gpu_shipped.txt" 2>&1
+tail -n 30 "$W/logs/bench_engine_gpu_shipped.txt"; tar -czf "$OUT/logs.tar.gz" -C "$W" logs
+
 step "6ega: auto-decoder, L (8x256, latent 128), 32^3 box, continuous protocol (32768 exact points/step)"
 $M train 6ega --data runs/prepared/6ega.npz --out "$W/6ega" --size L --lr 1e-3 --protocol continuous --points 32768 --channel-balance 0.5 \
     --steps 30000 --time-budget "$T6EGA" --eval-every 2000 --ckpt-every 10000 --no-progress > "$W/logs/6ega.log" 2>&1
