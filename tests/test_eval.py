@@ -106,6 +106,13 @@ def test_eval_cli_writes_eval_json(bundle_dir, capsys):
     saved = json.loads((bundle_dir / "eval.json").read_text())
     assert {"heldout@8", "heldout@16"} <= set(saved["psnr"])
     assert saved["psnr"]["heldout@8"]["mean_psnr"] == report["results"]["8"]["mean_psnr"]
+    first = saved["psnr"]["heldout@8"]["command"]
+    assert first.startswith("molviz eval ") and "--items heldout" in first and saved["commands"][-1] == first
+    # a second evaluation keeps the first's command next to its own, and each result names the one that made it
+    assert _cli("eval", str(bundle_dir), "--resolution", "8", "--items", "all", "--write", "--device", "cpu") == 0
+    saved = json.loads((bundle_dir / "eval.json").read_text())
+    assert saved["commands"][-2:] == [first, saved["psnr"]["all@8"]["command"]]
+    assert saved["psnr"]["heldout@8"]["command"] == first and "heldout" not in saved["psnr"]["all@8"]["command"]
 
 
 def test_eval_write_waits_for_a_concurrent_merge(bundle_dir):

@@ -206,13 +206,16 @@ def _eval(args) -> int:
         path = bundle.path / "eval.json"
         with _locked(bundle.path):           # evaluations run side by side merge without losing each other
             old = json.loads(path.read_text()) if path.exists() else {}
-            psnr = old.get("psnr", {})
+            psnr, command = old.get("psnr", {}), _command_line(args)
             for n, r in report["results"].items():
                 key = f"{args.items}@{n}" + (f"/max{args.max_items}" if args.max_items else "")
-                psnr[key] = {**{k: v for k, v in r.items()}, "items": args.items, "n_items": report["n_items"]}
-            new = {**old, "psnr": psnr, "command": _command_line(args)}
+                psnr[key] = {**r, "items": args.items, "n_items": report["n_items"], "command": command}
+            # every command that wrote into the file, oldest first (a repeat moves to the end)
+            commands = [c for c in old.get("commands", [old["command"]] if "command" in old else [])
+                        if c != command] + [command]
+            new = {**{k: v for k, v in old.items() if k != "command"}, "psnr": psnr, "commands": commands}
             if ridge:
-                new["ridge"] = ridge
+                new["ridge"] = {**ridge, "command": command}
             atomic_write_text(path, json.dumps(new, indent=1))
         if not args.json:
             print(f"wrote {path}")
