@@ -12,12 +12,7 @@ import torch
 from molviz.training import PreparedData, evaluate_bundle, get_preset, ground_truth, prepare, ridge_report, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

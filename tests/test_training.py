@@ -16,13 +16,7 @@ from molviz.training._checkpoint import STATE
 from molviz.errors import InputError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors on a shared 2-core box: extra threads only add contention.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _quick(preset: str, **over):
@@ -318,7 +312,17 @@ def test_training_package_imports_without_rdkit_gemmi_pyvista():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_time_budget_compresses_the_schedule_and_stops(nmr_npz, tmp_path):
+def test_time_budget_compresses_the_schedule_and_stops(nmr_npz, tmp_path, monkeypatch):
+    import time as real_time
+    import types
+
+    from molviz.training import _train
+
+    # a clock that moves 10 ms per reading, so the test does not depend on how loaded the machine is
+    ticks = iter(range(10**9))
+    clock = types.SimpleNamespace(time=lambda: 1e9 + 0.01 * next(ticks), strftime=real_time.strftime,
+                                  gmtime=real_time.gmtime)
+    monkeypatch.setattr(_train, "time", clock)
     cfg = _quick("nmr", steps=1_000_000, warmup=1, log_every=1)
     s = train(cfg, PreparedData.load(nmr_npz), tmp_path / "b", time_budget=1.0, progress=False)
     assert s["stopped"] == "time-budget" and s["step"] < 1_000_000
