@@ -313,13 +313,14 @@ def test_training_package_imports_without_rdkit_gemmi_pyvista():
 
 
 def test_time_budget_compresses_the_schedule_and_stops(nmr_npz, tmp_path, monkeypatch):
+    import itertools
     import time as real_time
     import types
 
     from molviz.training import _train
 
     # a clock that moves 10 ms per reading, so the test does not depend on how loaded the machine is
-    ticks = iter(range(10**9))
+    ticks = itertools.count()
     clock = types.SimpleNamespace(time=lambda: 1e9 + 0.01 * next(ticks), strftime=real_time.strftime,
                                   gmtime=real_time.gmtime)
     monkeypatch.setattr(_train, "time", clock)

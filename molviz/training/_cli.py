@@ -211,8 +211,8 @@ def _eval(args) -> int:
                 key = f"{args.items}@{n}" + (f"/max{args.max_items}" if args.max_items else "")
                 psnr[key] = {**r, "items": args.items, "n_items": report["n_items"], "command": command}
             # every command that wrote into the file, oldest first (a repeat moves to the end)
-            commands = [c for c in old.get("commands", [old["command"]] if "command" in old else [])
-                        if c != command] + [command]
+            earlier = old.get("commands") or ([old["command"]] if "command" in old else [])  # older files: one
+            commands = [c for c in earlier if c != command] + [command]
             new = {**{k: v for k, v in old.items() if k != "command"}, "psnr": psnr, "commands": commands}
             if ridge:
                 new["ridge"] = {**ridge, "command": command}
