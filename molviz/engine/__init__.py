@@ -8,6 +8,7 @@ engine runs on a bare GPU box.
     Engine(bundle).decode(latents, resolution, box)      dense volumes (B, C, nx, ny, nz)
                   .decode_adaptive(latent, resolution, levels)   isosurface-exact, decodes near the surface only
                   .decode_progressive(...) / .submit(DecodeRequest)   coarse first; latest wins
+                  .surfaces(latent, levels, resolution)   isosurfaces extracted on the device
     interpolate(a, b, t, mode) / path(keyframes, n_frames, mode) / Engine.neighbours / Engine.encode
 
 Examples
@@ -29,6 +30,7 @@ _EXPORTS = {
     "_engine": ("Cancelled", "Encoded", "Engine", "EngineStats",),
     "_latent": ("interpolate", "neighbours", "path",),
     "_scheduler": ("DecodeRequest", "DecodeResult", "LatestWins", "Ticket",),
+    "_surface": ("Surface", "marching_cubes", "resolve_levels",),
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -17,7 +17,7 @@ from molviz._lazy import lazy_exports
 
 _EXPORTS = {
     "_export": ("MESH_FORMATS", "VOLUME_FORMATS", "atomic_path", "export_mesh", "export_volume",),
-    "_isosurface": ("BACKENDS", "DEFAULT_BACKEND", "isosurface", "resolve_level",),
+    "_isosurface": ("BACKENDS", "DEFAULT_BACKEND", "isosurface", "polydata", "resolve_level",),
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -150,6 +150,33 @@ def isosurface(
     raise InputError(f"isosurface backend {backend!r} is unknown: use 'auto', 'vtk' or 'skimage'")
 
 
+def polydata(surface) -> "pyvista.PolyData":
+    """A PyVista mesh from anything with ``points`` (V, 3), ``faces`` (F, 3) and ``normals`` (V, 3),
+    e.g. a :class:`molviz.engine.Surface` extracted on the GPU (:meth:`molviz.engine.Engine.surfaces`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> tri = SimpleNamespace(points=np.eye(3, dtype=np.float32), faces=np.array([[0, 1, 2]]),
+    ...                       normals=np.full((3, 3), 3 ** -0.5, np.float32))
+    >>> polydata(tri).n_cells
+    1
+    """
+    import pyvista as pv
+
+    faces = np.asarray(surface.faces)
+    if len(faces) == 0:
+        return pv.PolyData()
+    cells = np.empty((len(faces), 4), dtype=np.int64)
+    cells[:, 0] = 3
+    cells[:, 1:] = faces
+    out = pv.PolyData(np.asarray(surface.points, np.float32), cells.ravel())
+    out.point_data["Normals"] = np.asarray(surface.normals, np.float32)
+    out.point_data.active_normals_name = "Normals"
+    return out
+
+
 def _vtk_surface(vol: np.ndarray, grid: GridLike, value: float) -> "pyvista.PolyData":
     import pyvista as pv
 
