@@ -356,3 +356,37 @@ def test_reconstructions_from_48_up_are_decoded_adaptively_with_the_dense_surfac
     _set(app, view_source="item", compare="truth")
     assert not app.current.extra["adaptive"] and app.current.truth is not None
     _reset(app)
+
+
+def test_surfaces_on_the_device_replace_the_volume_and_match_the_host_surfaces(bundle_path, monkeypatch):
+    """What the app does on a GPU (forced here on the CPU): reconstructions at absolute levels come back as
+    meshes extracted where they were decoded, with the vertices of the host's marching cubes."""
+    from molviz.mesh import isosurface
+
+    monkeypatch.setenv("MOLVIZ_SURFACES_ON_DEVICE", "1")
+    app = _new_app(bundle_path)
+    assert app.explorer.surfaces_on_device
+    n = len(app.explorer.channel_names)
+    _set(app, **{f"ch{c}_mode": "absolute" for c in range(n)})
+    _set(app, endpoint_a=0, endpoint_b=2, view_source="interpolation", interp_t=0.37, resolution_choice="64")
+    assert app.current.volume is None and len(app.current.surfaces) == n
+    dense = app.explorer.engine.decode(app.current.extra["latent"], resolution=64, cache=False)[0]
+    for c in range(n):     # levels inside each channel's range (the test bundle is barely trained)
+        lo, hi = max(float(dense[c].min()), 0.0), float(dense[c].max())
+        _set(app, **{f"ch{c}_level": round(lo + 0.5 * (hi - lo), 3)})
+    view, built = app.current, app.scene.built
+    assert view.volume is None and "surfaces on CPU" in app.state.view_caption
+    names = app.explorer.channel_names
+    drawn = 0
+    for c in range(n):
+        if not app.state[f"ch{c}_visible"]:
+            continue
+        assert view.peak(c) == pytest.approx(float(dense[c].max()), abs=1e-5)
+        want = isosurface(dense[c], view.grid, level=built.levels[names[c]], mode="absolute")
+        assert view.surfaces[c].n_points == want.n_points
+        assert built.triangles[names[c]] == pytest.approx(want.n_cells, rel=0.01)
+        drawn += want.n_cells > 0
+    assert drawn
+    # side by side needs both volumes: dense again, with the truth
+    _set(app, view_source="item", compare="side_by_side")
+    assert app.current.volume is not None and app.current.surfaces is None and app.current.truth is not None

@@ -384,8 +384,8 @@ class MolvizApp(TrameApp):
         s = self.state
         if mode == "absolute":
             top = 1.0                       # normalised fields; a reconstruction may overshoot a little
-            if self.current is not None and i < self.current.volume.shape[0]:
-                top = max(top, float(np.max(self.current.volume[i])))
+            if self.current is not None and i < self.current.n_channels:
+                top = max(top, self.current.peak(i))
             lo, hi, step = 0.0, round(top, 3), 0.005
         else:
             lo, hi, step = LEVEL_RANGES[mode]
@@ -727,11 +727,17 @@ class MolvizApp(TrameApp):
                                     levels=levels)
             elif req.source == "encoded":
                 from molviz.fields import Grid
-                vol, adaptive = ex.decode_for_view(encoded.latent, req.resolution, should_stop=should_stop,
-                                                   levels=levels)
-                view = View(label=f"encoded: {encoded.label}", grid=Grid.from_box(encoded.box[0], encoded.box[1],
-                                                                                  req.resolution),
-                            volume=vol, atoms=encoded.atoms, extra={"adaptive": adaptive})
+                grid = Grid.from_box(encoded.box[0], encoded.box[1], req.resolution)
+                if ex.surfaces_on_device and levels is not None:
+                    view = View(label=f"encoded: {encoded.label}", grid=grid, volume=None, atoms=encoded.atoms,
+                                surfaces=ex.surfaces_for_view(encoded.latent, req.resolution, encoded.box,
+                                                              levels=levels, should_stop=should_stop),
+                                extra={"adaptive": False})
+                else:
+                    vol, adaptive = ex.decode_for_view(encoded.latent, req.resolution, should_stop=should_stop,
+                                                       levels=levels)
+                    view = View(label=f"encoded: {encoded.label}", grid=grid, volume=vol, atoms=encoded.atoms,
+                                extra={"adaptive": adaptive})
             else:
                 view = ex.frame(a, b, req.t, mode=self._good.get("interp_mode", "linear"),
                                 resolution=req.resolution, should_stop=should_stop, levels=levels)
@@ -770,10 +776,12 @@ class MolvizApp(TrameApp):
                  "side_by_side": "side by side"}[req.compare]
         s.psnr_text = f"PSNR {psnr:.1f} dB at {req.resolution}\u00b3" if psnr is not None else ""
         how = " adaptive" if view.extra.get("adaptive") else ""
+        if view.surfaces is not None:
+            how = f" surfaces on {self.ex.engine.device.type.upper()}"
         s.view_caption = (f"{view.label} \u00b7 {shown} \u00b7 {req.resolution}\u00b3{how} \u00b7 "
                           f"{seconds * 1000:.0f} ms")
         s.resolution_shown = req.resolution
-        for i in range(min(MAX_CHANNELS, view.volume.shape[0])):
+        for i in range(min(MAX_CHANNELS, view.n_channels)):
             if self._good.get(_key("ch", i, "mode")) == "absolute":
                 self._set_level_range(i, "absolute")
 
@@ -1093,7 +1101,7 @@ def _layers(view: View, names: list[str], compare: str) -> list[Layer]:
         return [Layer(view.volume, view.grid, names, view.atoms, label="reconstruction (network)"),
                 Layer(view.truth, view.grid, names, view.atoms, label="ground truth (Eq. 1)",
                       offset=side_by_side_offset(view.grid))]
-    return [Layer(view.volume, view.grid, names, view.atoms)]
+    return [Layer(view.volume, view.grid, names, view.atoms, surfaces=view.surfaces)]
 
 
 def _clicked_index(event) -> int | None:

@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from molviz.models import Bundle
 
 InterpolationMode = Literal["linear", "slerp"]
+# "1": extract isosurfaces on the engine's device, "0": on the host from the volume; unset: on a GPU only
+SURFACES_ON_DEVICE_ENV = "MOLVIZ_SURFACES_ON_DEVICE"
 
 
 @dataclass
@@ -52,12 +54,21 @@ class View:
     """A decoded volume ready for the scene, with its ground truth when there is one."""
 
     label: str
-    volume: np.ndarray                  # (C, n, n, n) reconstruction
+    volume: np.ndarray | None           # (C, n, n, n) reconstruction; None when only its surfaces came back
     grid: Grid
     atoms: Atoms | None = None
     truth: np.ndarray | None = None     # (C, n, n, n) Eq. 1 on the same grid, when known
     item: int | None = None
     extra: dict = field(default_factory=dict)
+    surfaces: list | None = None        # per channel, extracted on the engine's device (Engine.surfaces)
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.surfaces) if self.volume is None else int(self.volume.shape[0])
+
+    def peak(self, c: int) -> float:
+        """Channel ``c``'s maximum on the grid."""
+        return float(self.surfaces[c].peak) if self.volume is None else float(np.max(self.volume[c]))
 
     @property
     def psnr(self) -> float | None:
@@ -89,11 +100,18 @@ class Explorer:
     loop reads finished results (caches are guarded by a lock).
     """
 
-    def __init__(self, bundle: Bundle, engine: Engine | None = None) -> None:
+    def __init__(self, bundle: Bundle, engine: Engine | None = None, *,
+                 surfaces_on_device: bool | None = None) -> None:
         from molviz.engine import Engine
 
         self.bundle = bundle
         self.engine = engine if engine is not None else Engine(bundle)
+        if surfaces_on_device is None:
+            env = os.environ.get(SURFACES_ON_DEVICE_ENV, "auto")
+            surfaces_on_device = env == "1" if env in ("0", "1") else self.engine.device.type == "cuda"
+        # Reconstructions drawn at absolute levels: marching cubes on the engine's device, only
+        # the meshes copied back (on a GPU the volume's copy to the host costs more than the decode).
+        self.surfaces_on_device = bool(surfaces_on_device)
         self._lock = threading.RLock()
         self._structures: OrderedDict = OrderedDict()
         self._truths: OrderedDict = OrderedDict()
@@ -330,6 +348,17 @@ class Explorer:
                 _lru_put(self._adaptive, key, hit, 4)
         return hit, True
 
+    def surfaces_for_view(self, latent, resolution: int, box, *, levels, should_stop=None) -> list:
+        """Per-channel isosurfaces at absolute ``levels`` (NaN: not drawn), extracted on the engine's
+        device (:meth:`Engine.surfaces`) in the angstrom ``box`` (2, 3): the view's meshes without its
+        volume ever reaching the host."""
+        return self.engine.surfaces(np.asarray(latent, np.float32), np.asarray(levels, np.float64),
+                                    resolution=int(resolution), item_box=np.asarray(box, np.float64),
+                                    should_stop=should_stop)
+
+    def _device_view(self, levels, truth: bool = False) -> bool:
+        return self.surfaces_on_device and levels is not None and not truth
+
     def latent(self, i: int) -> np.ndarray:
         return self.bundle.latents[i].detach().cpu().numpy().astype(np.float32)
 
@@ -363,6 +392,11 @@ class Explorer:
         ``levels``: decode adaptively for these isosurfaces (see :meth:`decode`); ignored with ``truth``,
         whose PSNR needs the dense volume.
         """
+        if self._device_view(levels, truth):
+            surfs = self.surfaces_for_view(self.latent(i), resolution, self.bundle.boxes[i], levels=levels,
+                                           should_stop=should_stop)
+            return View(label=self.item_label(i), volume=None, grid=self.item_grid(i, resolution),
+                        atoms=self.item_atoms(i), item=i, surfaces=surfs, extra={"adaptive": False})
         vol, adaptive = self.decode_for_view(self.latent(i), resolution, should_stop=should_stop,
                                              levels=None if truth else levels)
         gt = self.ground_truth(i, resolution) if truth else None
@@ -397,9 +431,14 @@ class Explorer:
         z = np.asarray(interpolate(a.latent, b.latent, t, mode=mode), np.float32)
         box = (1.0 - t) * a.box + t * b.box
         grid = Grid.from_box(box[0], box[1], int(resolution))
+        label = f"{a.label} \u2192 {b.label}   t = {t:.2f}"
+        atoms = blend_atoms(a.atoms, b.atoms, t)
+        if self._device_view(levels):
+            surfs = self.surfaces_for_view(z, resolution, box, levels=levels, should_stop=should_stop)
+            return View(label=label, volume=None, grid=grid, atoms=atoms, surfaces=surfs,
+                        extra={"t": t, "latent": z, "adaptive": False})
         vol, adaptive = self.decode_for_view(z, resolution, should_stop=should_stop, levels=levels)
-        return View(label=f"{a.label} \u2192 {b.label}   t = {t:.2f}", volume=vol, grid=grid,
-                    atoms=blend_atoms(a.atoms, b.atoms, t), extra={"t": t, "latent": z, "adaptive": adaptive})
+        return View(label=label, volume=vol, grid=grid, atoms=atoms, extra={"t": t, "latent": z, "adaptive": adaptive})
 
 
 def blend_atoms(a: Atoms | None, b: Atoms | None, t: float) -> Atoms | None:

@@ -108,12 +108,15 @@ class Atoms:
 class Layer:
     """One volume (all channels) with its grid, its atoms and where it sits in the scene."""
 
-    volume: np.ndarray                      # (C, Nx, Ny, Nz) float32
+    volume: np.ndarray | None               # (C, Nx, Ny, Nz) float32
     grid: Grid
     names: Sequence[str]
     atoms: Atoms | None = None
     label: str = ""
     offset: tuple[float, float, float] = (0.0, 0.0, 0.0)   # side by side: shift along x
+    # Per channel, surfaces already extracted at the styles' absolute levels (molviz.engine.Surface,
+    # from the engine's device); used instead of the volume, which may then be None.
+    surfaces: Sequence | None = None
 
 
 @dataclass
@@ -257,7 +260,7 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
     """
     import pyvista as pv
 
-    from molviz.mesh import isosurface, resolve_level
+    from molviz.mesh import isosurface, polydata, resolve_level
 
     options = options or SceneOptions()
     out = BuiltScene()
@@ -269,15 +272,20 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
         for c, (name, style) in enumerate(zip(layer.names, styles)):
             if not style.visible:
                 continue
-            vol = layer.volume[c]
-            level = resolve_level(vol, style.level, style.mode)
+            if layer.surfaces is not None:
+                level, mesh = layer.surfaces[c].level, polydata(layer.surfaces[c])
+            else:
+                vol = layer.volume[c]
+                level = resolve_level(vol, style.level, style.mode)
+                mesh = None
             if li == 0:
                 out.levels[name] = float(level)
-            if not np.isfinite(level) or level >= float(vol.max()) or level <= float(vol.min()):
-                if li == 0:
-                    out.triangles[name] = 0
-                continue
-            mesh = isosurface(vol, layer.grid, level=level, mode="absolute")
+            if mesh is None:
+                if not np.isfinite(level) or level >= float(vol.max()) or level <= float(vol.min()):
+                    if li == 0:
+                        out.triangles[name] = 0
+                    continue
+                mesh = isosurface(vol, layer.grid, level=level, mode="absolute")
             if mesh.n_points and np.any(offset):
                 mesh = mesh.translate(offset, inplace=False)
             mesh = _clip(mesh, options, bounds)
