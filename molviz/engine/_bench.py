@@ -305,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
             except Exception as exc:  # noqa: BLE001 - report, do not fail the benchmark
                 emit({"bundle": label, "row": "compile", "error": f"{type(exc).__name__}: {exc}"[:200]})
         elif not quick:  # CPU chunk size: where does throughput flatten?
-            for chunk in (1 << 12, 1 << 14, 1 << 15, 1 << 16):
+            for chunk in (1 << 12, 1 << 13, 1 << 14, 1 << 15):
                 e2 = Engine(bundle, device=device, cache_bytes=0, chunk_points=chunk)
                 t = _timeit(lambda: e2.decode(z, resolution=48, cache=False), repeats=2)
                 emit({"bundle": label, "row": "chunk", "chunk": chunk, "points_per_s": 48 ** 3 / t})
