@@ -187,3 +187,53 @@ def test_results_table_reads_the_time_to_a_psnr_from_the_history(tmp_path):
     assert first_reaching(b / "history.jsonl", 39.0) is None
     row = [ln for ln in results_table(tmp_path).splitlines() if ln.startswith("| time to reach 38.5")]
     assert len(row) == 1 and "2.5 min (step 2000, 38.60 dB)" in row[0] and "cpu: test" in row[0]
+
+
+def test_decode_cli_writes_maps_and_meshes_that_reopen(bundle_dir, tmp_path, monkeypatch):
+    """Issue 4's exports from the command line: CCP4 maps (gemmi) and meshes (PyVista) of a decoded item,
+    placed in angstrom on the item's box; a sub-box is a zoom of the same field."""
+    import gemmi
+    import pyvista as pv
+
+    from molviz.engine import Engine
+    from molviz.errors import InputError
+    from molviz.mesh import isosurface
+    eng = Engine(bundle_dir, device="cpu", cache_bytes=0)
+    vol = eng.decode(eng.latents[1], resolution=12, cache=False)[0]
+    c = eng.channel_names.index("C")
+    assert _cli("decode", str(bundle_dir), "--item", "1", "--resolution", "12", "--channels", "C,density",
+                "--out", str(tmp_path / "m.ccp4"), "--device", "cpu") == 0
+    m = gemmi.read_ccp4_map(str(tmp_path / "m_C.ccp4"))
+    assert np.allclose(np.array(m.grid, copy=False), vol[c], atol=1e-6)
+    assert [m.header_float(w) for w in (50, 51, 52)] == pytest.approx(list(eng.boxes[1][0]), abs=1e-3)
+    assert sorted(p.name for p in tmp_path.glob("m_*.ccp4")) == ["m_C.ccp4", "m_density.ccp4"]
+
+    assert _cli("decode", str(bundle_dir), "--item", "1", "--resolution", "12", "--channels", "C",
+                "--level", "10", "--level-mode", "percent", "--out", str(tmp_path / "s.ply"), "--device", "cpu") == 0
+    mesh = pv.read(tmp_path / "s_C.ply")
+    want = isosurface(vol[c], eng.item_grid(1, 12), level=10, mode="percent")
+    assert mesh.n_points == want.n_points > 0
+    assert np.allclose(np.sort(mesh.points, axis=0), np.sort(want.points, axis=0), atol=1e-4)
+
+    # the GPU's way (forced here): marching cubes in torch on the device, the same vertices
+    with monkeypatch.context() as m:
+        m.setenv("MOLVIZ_SURFACES_ON_DEVICE", "1")
+        assert _cli("decode", str(bundle_dir), "--item", "1", "--resolution", "12", "--channels", "C",
+                    "--level", "10", "--level-mode", "percent", "--out", str(tmp_path / "d.obj"), "--device", "cpu") == 0
+    dev = pv.read(tmp_path / "d_C.obj")
+    assert dev.n_points == want.n_points
+    assert np.allclose(np.sort(dev.points, axis=0), np.sort(want.points, axis=0), atol=1e-4)
+
+    box = (-0.5, -0.5, -0.5, 0.5, 0.5, 0.5)
+    assert _cli("decode", str(bundle_dir), "--item", "1", "--resolution", "7", "--box", *map(str, box),
+                "--out", str(tmp_path / "z.npz"), "--device", "cpu") == 0
+    with np.load(tmp_path / "z.npz", allow_pickle=False) as z:
+        zoom = eng.decode(eng.latents[1], resolution=7, box=(box[:3], box[3:]), cache=False)[0]
+        assert np.allclose(z["field"], zoom, atol=1e-6)
+        lo, hi = eng.boxes[1]
+        assert np.allclose(z["origin"], lo + 0.25 * (hi - lo), atol=1e-5)
+    for bad, msg in [(["--channels", "Q"], "no channel 'Q'"), (["--out", str(tmp_path / "x.xyz")], "use a volume"),
+                     (["--level", "2"], "no channel has a surface")]:
+        argv = ["decode", str(bundle_dir), "--resolution", "8", "--device", "cpu", "--out", str(tmp_path / "e.ply")]
+        with pytest.raises(InputError, match=msg):
+            _cli(*argv, *bad)

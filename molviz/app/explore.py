@@ -33,8 +33,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from molviz.models import Bundle
 
 InterpolationMode = Literal["linear", "slerp"]
-# "1": extract isosurfaces on the engine's device, "0": on the host from the volume; unset: on a GPU only
-SURFACES_ON_DEVICE_ENV = "MOLVIZ_SURFACES_ON_DEVICE"
 
 
 @dataclass
@@ -107,8 +105,8 @@ class Explorer:
         self.bundle = bundle
         self.engine = engine if engine is not None else Engine(bundle)
         if surfaces_on_device is None:
-            env = os.environ.get(SURFACES_ON_DEVICE_ENV, "auto")
-            surfaces_on_device = env == "1" if env in ("0", "1") else self.engine.device.type == "cuda"
+            from molviz.engine import prefer_device_surfaces
+            surfaces_on_device = prefer_device_surfaces(self.engine.device)
         # Reconstructions drawn at absolute levels: marching cubes on the engine's device, only
         # the meshes copied back (on a GPU the volume's copy to the host costs more than the decode).
         self.surfaces_on_device = bool(surfaces_on_device)

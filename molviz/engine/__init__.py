@@ -30,7 +30,7 @@ _EXPORTS = {
     "_engine": ("Cancelled", "Encoded", "Engine", "EngineStats",),
     "_latent": ("interpolate", "neighbours", "path",),
     "_scheduler": ("DecodeRequest", "DecodeResult", "LatestWins", "Ticket",),
-    "_surface": ("Surface", "marching_cubes", "resolve_levels",),
+    "_surface": ("Surface", "marching_cubes", "prefer_device_surfaces", "resolve_levels",),
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -24,6 +24,7 @@ normals' side, as in :func:`molviz.mesh.isosurface`.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,6 +32,9 @@ import numpy as np
 import torch
 
 from molviz.errors import InputError
+
+# "1": extract isosurfaces on the engine's device, "0": on the host from the volume; unset: on a GPU only
+SURFACES_ON_DEVICE_ENV = "MOLVIZ_SURFACES_ON_DEVICE"
 
 # Corner c of a cell is at offset (c & 1, c >> 1 & 1, c >> 2 & 1) along (x, y, z).
 _CORNERS = [(c & 1, c >> 1 & 1, c >> 2 & 1) for c in range(8)]
@@ -51,6 +55,14 @@ class Surface:
     @property
     def n_points(self) -> int:
         return len(self.points)
+
+
+def prefer_device_surfaces(device: torch.device) -> bool:
+    """Whether isosurfaces should be extracted on ``device`` rather than on the host: on a GPU, yes (the
+    volume's copy to the host costs more than its decode); on the CPU, no (the host path decodes
+    adaptively and VTK is faster). ``MOLVIZ_SURFACES_ON_DEVICE=1`` or ``0`` overrides."""
+    env = os.environ.get(SURFACES_ON_DEVICE_ENV, "auto").strip()
+    return env == "1" if env in ("0", "1") else torch.device(device).type == "cuda"
 
 
 def _edge_index(c0: int, c1: int) -> int:

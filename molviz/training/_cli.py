@@ -89,13 +89,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser("decode", help="decode one item of a bundle to an npz volume",
-                       description="Writes field (C, N, N, N), origin, spacing, channels, beta, like "
-                       "`molviz featurize`. Example: molviz decode runs/6ega --item 0 --resolution 128 --out x.npz")
+    p = sub.add_parser(
+        "decode", help="decode one item of a bundle to a volume (.npz, .ccp4, .mrc) or isosurface meshes "
+        "(.ply, .obj, .gltf, .glb)",
+        description="Volumes: .npz holds field (C, N, N, N), origin, spacing, channels, beta, like `molviz "
+        "featurize`; .ccp4/.mrc/.map write one map per channel (OUT_<channel>.ccp4) for ChimeraX or PyMOL. "
+        "Meshes: one isosurface per channel (OUT_<channel>.ply ...), in angstrom with normals; on a GPU they "
+        "are extracted there. Examples: molviz decode assets/models/6ega --resolution 128 --out 6ega.ccp4 ; "
+        "molviz decode assets/models/freesolv --item ethanol --resolution 96 --out ethanol.glb",
+    )
     p.add_argument("bundle")
-    p.add_argument("--item", type=int, default=0)
-    p.add_argument("--resolution", type=int, default=64)
-    p.add_argument("--out", required=True)
+    p.add_argument("--item", default="0", help="item index or name (default 0)")
+    p.add_argument("--resolution", type=int, default=64, help="voxels per axis (any; beyond the training "
+                   "grid is super-resolution)")
+    p.add_argument("--box", type=float, nargs=6, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"),
+                   help="decode only this sub-box, in the item box's normalised [-1, 1] coordinates (a zoom)")
+    p.add_argument("--channels", help="comma-separated channel names to write (default: all; meshes skip "
+                   "channels with no surface)")
+    p.add_argument("--level", type=float, default=0.5,
+                   help="isosurface level for meshes (default 0.5: half the peak of a trained field, which lies in [0, 1])")
+    p.add_argument("--level-mode", choices=("absolute", "fraction", "percent"), default="absolute",
+                   help="absolute field value (default; channels absent from the item then have no surface), "
+                   "fraction of each channel's maximum, or percent of voxels enclosed")
+    p.add_argument("--out", required=True, help="output file; its suffix picks the format")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_decode)
 
@@ -236,17 +252,71 @@ def _locked(folder: Path):
 
 
 def _decode(args) -> int:
+    import numpy as np
+
+    from molviz.engine import Engine
+    from molviz.engine._coords import check_box, sub_box_angstrom
     from molviz.errors import InputError
-    from molviz.models import load_model
-    from molviz.training._eval import decode, write_decoded_npz
-    from molviz.training._train import resolve_device
-    bundle = load_model(args.bundle)
-    if not 0 <= args.item < bundle.n_items:
-        raise InputError(f"--item {args.item}: bundle {bundle.name!r} has items 0..{bundle.n_items - 1}")
-    field = decode(bundle, bundle.latents[args.item], args.resolution, device=resolve_device(args.device))
-    path = write_decoded_npz(args.out, field.cpu().numpy(), bundle.boxes[args.item], bundle.channel_names,
-                             float(bundle.config["beta"]))
-    print(f"decoded item {args.item} at {args.resolution}^3 -> {path}")
+    from molviz.training._eval import write_decoded_npz
+    volumes, meshes = (".npz", ".ccp4", ".mrc", ".map"), (".ply", ".obj", ".gltf", ".glb")
+    out = Path(args.out)
+    suffix = out.suffix.lower()
+    if suffix not in volumes + meshes:
+        raise InputError(f"--out {out}: use a volume (.npz, .ccp4, .mrc, .map) or mesh (.ply, .obj, .gltf, .glb) name")
+    eng = Engine(args.bundle, device=args.device, cache_bytes=0)
+    text = str(args.item).strip()
+    i = eng.item_index(int(text) if text.lstrip("-").isdigit() else text)
+    box = check_box(None if args.box is None else (args.box[:3], args.box[3:]))
+    names = eng.channel_names
+    chosen = list(range(len(names)))
+    if args.channels:
+        wanted = [c.strip() for c in args.channels.split(",") if c.strip()]
+        unknown = [c for c in wanted if c not in names]
+        if unknown:
+            raise InputError(f"--channels: no channel {', '.join(map(repr, unknown))} in this bundle; "
+                             f"it has {', '.join(names)}")
+        chosen = [names.index(c) for c in wanted]
+    grid = eng.item_grid(i, args.resolution, box=box)
+    label = f"item {i}" + (f" ({eng.bundle.items[i].get('name')})" if i < len(eng.bundle.items)
+                           and eng.bundle.items[i].get("name") else "")
+    if suffix in volumes:
+        vol = eng.decode(eng.latents[i], resolution=args.resolution, box=box, cache=False)[0]
+        if suffix == ".npz":
+            lo, hi = sub_box_angstrom(eng.boxes[i], box)
+            path = write_decoded_npz(out, vol[chosen], np.stack([lo, hi]), [names[c] for c in chosen],
+                                     float(eng.bundle.config.get("beta", float("nan"))))
+            print(f"decoded {label} at {args.resolution}^3 -> {path}")
+        else:
+            from molviz.fields._cli import write_maps
+            paths = write_maps(out, vol[chosen], grid, [names[c] for c in chosen])
+            print(f"decoded {label} at {args.resolution}^3 -> {len(paths)} maps: {', '.join(map(str, paths))}")
+        return 0
+    from molviz.fields._cli import _safe
+    from molviz.engine import prefer_device_surfaces
+    from molviz.mesh import export_mesh, isosurface, polydata
+    if prefer_device_surfaces(eng.device):   # marching cubes where the volume was decoded; only meshes come back
+        surfs = eng.surfaces(eng.latents[i], args.level, resolution=args.resolution, box=box,
+                             item_box=eng.boxes[i], mode=args.level_mode)
+        made = {c: polydata(surfs[c]) for c in chosen}
+    else:
+        vol = eng.decode(eng.latents[i], resolution=args.resolution, box=box, cache=False)[0]
+        made = {c: isosurface(vol[c], grid, level=args.level, mode=args.level_mode) for c in chosen}
+    written, empty = [], []
+    for c, mesh in made.items():
+        if mesh.n_points == 0:
+            empty.append(names[c])
+            continue
+        color = None
+        if suffix in (".gltf", ".glb"):
+            from molviz.app.scene import channel_color
+            h = channel_color(names[c]).lstrip("#")
+            color = tuple(int(h[k:k + 2], 16) / 255 for k in (0, 2, 4))
+        written.append(export_mesh(mesh, out.with_name(f"{out.stem}_{_safe(names[c])}{suffix}"), color=color))
+    if not written:
+        raise InputError(f"no channel has a surface at level {args.level:g} ({args.level_mode}): lower --level")
+    print(f"decoded {label} at {args.resolution}^3 -> {len(written)} meshes: {', '.join(map(str, written))}")
+    if empty:
+        print(f"no surface at level {args.level:g} ({args.level_mode}) in: {', '.join(empty)}")
     return 0
 
 
