@@ -349,3 +349,33 @@ def test_cli_prepare_then_train_then_fit(tmp_path, capsys):
                  "--device", "cpu"]) == 0
     with np.load(tmp_path / "z.npz", allow_pickle=False) as z:
         assert z["latent"].shape == (16,)
+
+
+def test_rotate_180_is_the_field_of_the_turned_molecule(freesolv_npz):
+    """--augment's premise: flipping two axes of an item's voxel grid gives the field of the molecule turned
+    180 degrees about the third axis through the box centre, sampled on the same grid."""
+    from molviz.training._data import grid_field
+    from molviz.training._train import rotate_180
+    data = PreparedData.load(freesolv_npz)
+    i, R, beta = 3, 12, data.data_config.beta
+    xyz, channel, width = data.table(i)
+    box = np.asarray(data.boxes[i], np.float64)
+    centre = box.mean(axis=0)
+    field = grid_field(xyz, channel, width, data.n_channels, box, R, beta=beta)[None]       # (1, C, R, R, R)
+    for which, axis in ((1, 0), (2, 1), (3, 2)):
+        turned = 2 * centre - xyz                               # point reflection, then undo it along `axis`
+        turned[:, axis] = xyz[:, axis]
+        want = grid_field(turned.astype(xyz.dtype), channel, width, data.n_channels, box, R, beta=beta)
+        got = rotate_180(field, torch.tensor([which]))[0]
+        assert torch.allclose(got, want, atol=1e-5), which
+        assert not torch.allclose(got, field[0], atol=1e-3)     # the molecule is not symmetric
+    assert torch.equal(rotate_180(field, torch.tensor([0])), field)
+
+
+def test_augmented_smoke_train_and_refusal(freesolv_npz, ega_npz, tmp_path):
+    data = PreparedData.load(freesolv_npz)
+    cfg = _quick("freesolv", steps=2, augment=True)
+    summary = train(cfg, data, tmp_path / "aug", progress=False)
+    assert summary["step"] == 2 and math.isfinite(summary["train_psnr"])
+    with pytest.raises(InputError, match="--augment"):
+        train(_quick("6ega", steps=1, augment=True), PreparedData.load(ega_npz), tmp_path / "x", progress=False)

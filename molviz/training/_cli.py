@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder-box", action="store_true", default=None,
                    help="auto-encoder: the encoder also reads each molecule's box size, so latents keep the "
                         "physical size that per-molecule boxes remove")
+    p.add_argument("--augment", action="store_true", default=None,
+                   help="auto-encoder, grid protocol: turn each training item by a random 180-degree rotation "
+                        "about a box axis (or leave it) every step; exact on voxel grids, against encoder overfitting")
     p.add_argument("--lr", type=float)
     p.add_argument("--latent-lr", type=float)
     p.add_argument("--warmup", type=int)
@@ -137,7 +140,7 @@ def _config_from_args(args):
                        ("modulation", "modulation"), ("protocol", "protocol"), ("points", "points"),
                        ("near_fraction", "near_fraction"), ("grid_fraction", "grid_fraction"),
                        ("pool_points", "pool_points"), ("pool_refresh", "pool_refresh"), ("loss", "loss"), ("lr", "lr"),
-                       ("channel_balance", "channel_balance"), ("encoder_box", "encoder_box"),
+                       ("channel_balance", "channel_balance"), ("encoder_box", "encoder_box"), ("augment", "augment"),
                        ("latent_lr", "latent_lr"), ("warmup", "warmup"), ("batch", "batch"),
                        ("precision", "precision"), ("eval_every", "eval_every"),
                        ("ckpt_every", "ckpt_every"), ("seed", "seed")]:

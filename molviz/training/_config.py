@@ -59,6 +59,9 @@ class TrainConfig:
                                         # sparse channels (ligand, N, O, halogens) are not traded for big ones
     encoder_box: bool = False           # auto-encoder: the encoder also reads each box's size, which
                                         # per-molecule boxes otherwise hide from the latents
+    augment: bool = False               # auto-encoder, grid protocol: each item turned by a random 180-degree
+                                        # rotation about a box axis (or not) per step; flipping two axes of
+                                        # a voxel grid is exactly that rotation about the box centre
     steps: int = 2000
     batch: int = 1                      # items per step (global, over all DDP ranks)
     lr: float = 1e-4                    # peak learning rate of the network (paper: 1e-4 constant)

@@ -227,6 +227,28 @@ def continuous_pool(data: PreparedData, items: np.ndarray, n_points: int, near_f
     return coords, targets
 
 
+def rotate_180(grids: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """(b, C, X, Y, Z) voxel grids, item i turned 180 degrees about the x (``which[i] = 1``), y (2) or
+    z (3) axis through its box centre, or left as it is (0).
+
+    Flipping two axes of a grid whose voxel centres are symmetric about the box centre is exactly
+    that rotation: the result is the field of the turned molecule on the same grid.
+
+    Examples
+    --------
+    >>> g = torch.arange(8.0).reshape(1, 1, 2, 2, 2)
+    >>> rotate_180(g, torch.tensor([3]))[0, 0, :, :, 0].tolist()   # about z: x and y flip
+    [[6.0, 4.0], [2.0, 0.0]]
+    """
+    out = grids.clone()
+    which = which.to(grids.device)
+    for k, dims in ((1, (3, 4)), (2, (2, 4)), (3, (2, 3))):
+        sel = which == k
+        if bool(sel.any()):
+            out[sel] = grids[sel].flip(dims)
+    return out
+
+
 def with_grid_points(coords: torch.Tensor, target: torch.Tensor, pidx: torch.Tensor, pool_size: int,
                      grid_coords: torch.Tensor, grids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Swap in voxel centres where a point index is ``pool_size + v`` (``grid_fraction``).
@@ -311,6 +333,9 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
     n_grid = int(round(cfg.grid_fraction * n_points)) if cfg.protocol == "continuous" else 0
     if not 0.0 <= cfg.grid_fraction <= 1.0:
         raise InputError(f"--grid-fraction {cfg.grid_fraction}: give a share between 0 and 1")
+    if cfg.augment and (cfg.mode != "autoencoder" or cfg.protocol != "grid"):
+        raise InputError("--augment turns the voxel grids an auto-encoder reads and is scored on: it needs an "
+                         "auto-encoder preset (freesolv, nmr-ae) with --protocol grid")
     pool_key = None
     pool = None
 
@@ -385,6 +410,8 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
             pidx = pidx[:, rank * P // world:(rank + 1) * P // world]
         idx_d = idx.to(dev)
         grids = fields[idx_d].float() if fields is not None else None              # (b, C, R, R, R)
+        if cfg.augment:
+            grids = rotate_180(grids, torch.randint(4, (len(idx),), generator=sampler))
         enc_in = grids if cfg.mode == "autoencoder" else None
         if cfg.protocol == "grid":
             flat = grids.flatten(2).transpose(1, 2)                                 # (b, R^3, C)
