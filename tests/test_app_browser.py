@@ -184,6 +184,33 @@ def test_png_screenshot_downloads_supersampled(page, tmp_path):
     assert _inked(np.asarray(img.convert("RGB")).astype(np.int16)) > 0.01
 
 
+def test_surfaces_and_maps_download_from_the_display_panel(page, tmp_path):
+    import zipfile
+
+    import gemmi
+    import pyvista as pv
+
+    _open_panel(page, "Display")
+    button = page.locator("[data-testid=download-glb]")
+    button.scroll_into_view_if_needed()
+    with page.expect_download(timeout=120_000) as info:
+        button.click()
+    glb = tmp_path / info.value.suggested_filename
+    info.value.save_as(glb)
+    assert glb.suffix == ".glb" and glb.read_bytes()[:4] == b"glTF"
+    assert sum(b.n_points for b in pv.read(glb).recursive_iterator() if b is not None) > 100
+    with page.expect_download(timeout=120_000) as info:
+        page.locator("[data-testid=download-maps]").click()
+    maps = tmp_path / info.value.suggested_filename
+    info.value.save_as(maps)
+    with zipfile.ZipFile(maps) as zf:
+        names = zf.namelist()
+        assert names and all(n.endswith(".ccp4") for n in names)
+        zf.extractall(tmp_path / "maps")
+    res = _state(page, "resolution_shown")
+    assert tuple(gemmi.read_ccp4_map(str(tmp_path / "maps" / names[0])).grid.shape) == (res,) * 3
+
+
 def test_hostile_client_state_is_refused_and_the_server_stays_up(page, server):
     before = _view(page)
     for key, value in [("resolution_choice", "custom"), ("resolution_custom", -5),

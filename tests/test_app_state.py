@@ -390,3 +390,50 @@ def test_surfaces_on_the_device_replace_the_volume_and_match_the_host_surfaces(b
     # side by side needs both volumes: dense again, with the truth
     _set(app, view_source="item", compare="side_by_side")
     assert app.current.volume is not None and app.current.surfaces is None and app.current.truth is not None
+
+
+def test_surfaces_download_is_a_glb_of_the_scene(app, tmp_path):
+    import pyvista as pv
+
+    _reset(app)
+    data = app.surfaces_glb()
+    assert data[:4] == b"glTF"
+    path = tmp_path / "s.glb"
+    path.write_bytes(data)
+    blocks = pv.read(path)
+    surfaces = {n: m for n, (m, _) in app.scene.built.actors.items() if ":ch:" in n}
+    meshes = [b for b in blocks.recursive_iterator() if b is not None and b.n_points]
+    # every isosurface on screen, plus the atoms' balls and bonds, with their vertex counts
+    assert len(meshes) == len(surfaces) + 2
+    assert sorted(m.n_points for m in meshes) == sorted(
+        [m.n_points for m in surfaces.values()] + [app.scene.built.actors[k][0].n_points
+                                                  for k in ("L0:atoms", "L0:bonds")])
+
+
+def test_maps_download_zips_one_ccp4_per_visible_channel(app, monkeypatch):
+    import io
+    import zipfile
+
+    import gemmi
+
+    _reset(app)
+    n = len(app.explorer.channel_names)
+    _set(app, **{f"ch{c}_mode": "absolute" for c in range(n)})
+    _set(app, endpoint_a=0, endpoint_b=2, view_source="interpolation", interp_t=0.5, resolution_choice="64")
+    view = app.current
+    assert view.extra["adaptive"]                      # an adaptive view: the maps are decoded densely again
+    dense = app.explorer.engine.decode(view.extra["latent"], resolution=64, cache=False)[0]
+    visible = [c for c in range(n) if app.state[f"ch{c}_visible"]]
+    with zipfile.ZipFile(io.BytesIO(app.maps_zip())) as zf:
+        names = sorted(zf.namelist())
+        assert len(names) == len(visible) and all(x.endswith(".ccp4") for x in names)
+        c = visible[0]
+        entry = next(x for x in names if x.endswith(f"_{app.explorer.channel_names[c]}.ccp4"))
+        tmp = zf.extract(entry, path=str(__import__("tempfile").mkdtemp()))
+    m = gemmi.read_ccp4_map(tmp)
+    assert np.allclose(np.array(m.grid, copy=False), dense[c], atol=1e-5)
+    assert [m.header_float(w) for w in (50, 51, 52)] == pytest.approx(list(view.grid.origin), abs=1e-3)
+    # too big for a download: a message, no file
+    monkeypatch.setattr("molviz.app._app.MAX_MAPS_BYTES", 1000)
+    assert app.maps_zip() is None and "lower the resolution" in app.state.error_text
+    _reset(app)

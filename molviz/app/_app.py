@@ -46,10 +46,11 @@ from molviz.app.scene import (
     SceneOptions,
     build_scene,
     channel_color,
+    color_rgb,
     png_bytes,
     side_by_side_offset,
 )
-from molviz.errors import MolvizError
+from molviz.errors import InputError, MolvizError
 
 log = logging.getLogger("molviz.app")
 
@@ -732,12 +733,12 @@ class MolvizApp(TrameApp):
                     view = View(label=f"encoded: {encoded.label}", grid=grid, volume=None, atoms=encoded.atoms,
                                 surfaces=ex.surfaces_for_view(encoded.latent, req.resolution, encoded.box,
                                                               levels=levels, should_stop=should_stop),
-                                extra={"adaptive": False})
+                                extra={"adaptive": False, "latent": encoded.latent})
                 else:
                     vol, adaptive = ex.decode_for_view(encoded.latent, req.resolution, should_stop=should_stop,
                                                        levels=levels)
                     view = View(label=f"encoded: {encoded.label}", grid=grid, volume=vol, atoms=encoded.atoms,
-                                extra={"adaptive": adaptive})
+                                extra={"adaptive": adaptive, "latent": encoded.latent})
             else:
                 view = ex.frame(a, b, req.t, mode=self._good.get("interp_mode", "linear"),
                                 resolution=req.resolution, should_stop=should_stop, levels=levels)
@@ -795,6 +796,74 @@ class MolvizApp(TrameApp):
             return None
         data = png_bytes(self.scene.screenshot(scale=scale))
         return self.server.protocol.addAttachment(data) if self.server.protocol else data
+
+    @trigger("surfaces_glb")
+    def surfaces_glb(self):
+        """The scene's meshes as one GLB (isosurfaces in their colours and opacities, atoms with their
+        element colours, bonds), in angstrom: for Blender, three.js or a slide's 3D model."""
+        if self.built is None:
+            self._error("nothing to download yet: wait for the first picture")
+            return None
+        from molviz.mesh import gltf_bytes
+        parts = []
+        for name, (mesh, kw) in self.built.actors.items():
+            if name.endswith(":outline") or mesh is None or mesh.n_points == 0:
+                continue
+            label = name.replace("L0:", "").replace("L1:", "truth:").replace("ch:", "")
+            part = {"name": label, "mesh": mesh, "opacity": float(kw.get("opacity", 1.0))}
+            if kw.get("rgb") and kw.get("scalars") in mesh.point_data:
+                part["vertex_colors"] = np.asarray(mesh.point_data[kw["scalars"]])
+            else:
+                part["color"] = color_rgb(kw.get("color", "#cccccc"))
+            parts.append(part)
+        data = gltf_bytes(parts, binary=True)
+        return self.server.protocol.addAttachment(data) if self.server.protocol else data
+
+    @trigger("maps_zip")
+    def maps_zip(self):
+        """The visible channels of the reconstruction on screen as CCP4 maps (one per channel, in a zip),
+        decoded densely at the view's resolution: for ChimeraX, PyMOL or Coot."""
+        view = self.current
+        if view is None:
+            self._error("nothing to download yet: wait for the first picture")
+            return None
+        try:
+            data = self._maps_zip(view)
+        except MolvizError as exc:
+            self._error(exc)
+            return None
+        return self.server.protocol.addAttachment(data) if self.server.protocol else data
+
+    def _maps_zip(self, view: View) -> bytes:
+        import io
+        import re
+        import tempfile
+        import zipfile
+
+        from molviz.mesh import export_volume
+        ex = self.ex
+        names = ex.channel_names
+        shown = [c for c, st in enumerate(self._styles()) if st.visible] or list(range(len(names)))
+        n = int(np.prod(view.grid.shape))
+        if len(shown) * n * 4 > MAX_MAPS_BYTES:
+            raise InputError(f"{len(shown)} maps of {view.grid.shape[0]}^3 voxels are {len(shown) * n * 4 / 2**20:.0f} "
+                              f"MB, more than the {MAX_MAPS_BYTES >> 20} MB a download may hold: lower the "
+                              "resolution or hide channels")
+        if view.volume is not None and not view.extra.get("adaptive"):
+            vol = view.volume                                    # dense already
+        else:                                                    # adaptive or device surfaces: decode densely
+            z = ex.latent(view.item) if view.item is not None else view.extra.get("latent")
+            if z is None:
+                raise InputError("this view has no latent to decode; pick an item or an interpolation")
+            vol = ex.engine.decode(np.asarray(z, np.float32), resolution=view.grid.shape)[0]
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", view.label.split("\u00b7")[0].strip())[:60].strip("-") or "molviz"
+        buf = io.BytesIO()
+        with tempfile.TemporaryDirectory(prefix="molviz-maps-") as tmp, \
+                zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for c in shown:
+                fname = f"{stem}_{re.sub(r'[^A-Za-z0-9_.-]+', '-', names[c])}.ccp4"
+                zf.write(export_volume(vol[c], view.grid, Path(tmp) / fname), fname)
+        return buf.getvalue()
 
     def _export_config(self, fmt=None, size=None, frames=None, fps=None, orbit=None,
                        round_trip=None) -> tuple[MovieConfig, str]:
@@ -1074,6 +1143,7 @@ class MolvizApp(TrameApp):
             self._load_map()
 
 
+MAX_MAPS_BYTES = 512 << 20          # largest map download (float32 voxels over all visible channels)
 ADAPTIVE_FROM = 48                  # resolutions from which surfaces are decoded adaptively (CPU bench: 64^3
                                     # FreeSolv 0.10 s adaptive against 0.50 s dense)
 

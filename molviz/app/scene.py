@@ -349,7 +349,7 @@ class Scene:
         from vtkmodules.vtkRenderingUI import vtkGenericRenderWindowInteractor
 
         self._renderer = vtkRenderer()
-        self._renderer.SetBackground(*_color_rgb(background))
+        self._renderer.SetBackground(*color_rgb(background))
         self._renderer.AutomaticLightCreationOff()
         vtkLightKit().AddLightsToRenderer(self._renderer)
         self._window = vtkRenderWindow()
@@ -501,7 +501,7 @@ def _make_actor(mesh, *, color: str | None = None, opacity: float = 1.0, smooth_
     actor.SetMapper(mapper)
     prop = actor.GetProperty()
     if color is not None:
-        prop.SetColor(*_color_rgb(color))
+        prop.SetColor(*color_rgb(color))
     prop.SetOpacity(float(opacity))
     prop.SetSpecular(float(specular))
     prop.SetSpecularPower(SPECULAR_POWER)
@@ -537,11 +537,11 @@ def _label(text: str):
     actor.SetText(vtkCornerAnnotation.UpperEdge, text)
     actor.SetLinearFontScaleFactor(LABEL_FONT_SIZE // 2)
     actor.SetMaximumFontSize(2 * LABEL_FONT_SIZE)  # it grows with the window; a caption, not a title
-    actor.GetTextProperty().SetColor(*_color_rgb(LABEL_COLOR))
+    actor.GetTextProperty().SetColor(*color_rgb(LABEL_COLOR))
     return actor
 
 
-def _color_rgb(color: str) -> tuple[float, float, float]:
+def color_rgb(color: str) -> tuple[float, float, float]:
     """``"#RRGGBB"`` or a CSS colour name as RGB in 0..1."""
     if isinstance(color, str) and len(color) == 7 and color.startswith("#"):
         try:

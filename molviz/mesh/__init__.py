@@ -16,7 +16,8 @@ from __future__ import annotations
 from molviz._lazy import lazy_exports
 
 _EXPORTS = {
-    "_export": ("MESH_FORMATS", "VOLUME_FORMATS", "atomic_path", "export_mesh", "export_volume",),
+    "_export": ("MESH_FORMATS", "VOLUME_FORMATS", "atomic_path", "export_mesh", "export_scene", "export_volume",
+                "gltf_bytes",),
     "_isosurface": ("BACKENDS", "DEFAULT_BACKEND", "isosurface", "polydata", "resolve_level",),
 }
 

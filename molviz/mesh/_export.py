@@ -89,17 +89,46 @@ def _triangles(mesh: "pyvista.PolyData") -> np.ndarray:
 
 def _write_gltf(mesh: "pyvista.PolyData", path: Path, *, binary: bool,
                 color: Sequence[float] | None) -> None:
-    """A glTF 2.0 asset with one triangle primitive (POSITION, NORMAL, indices).
+    path.write_bytes(gltf_bytes([{"name": "isosurface", "mesh": mesh, "color": color}], binary=binary))
+
+
+def export_scene(parts: Sequence[dict], path: str | os.PathLike) -> Path:
+    """Write several meshes, each with its own name and colour, as one glTF (.gltf) or GLB (.glb) asset.
+
+    Parameters
+    ----------
+    parts : sequence of dict
+        ``{"name": str, "mesh": pyvista.PolyData, "color": (r, g, b) in [0, 1], "opacity": float,
+        "vertex_colors": (V, 3) uint8 or float, optional}``; see :func:`gltf_bytes`.
+    path : path-like
+
+    Examples
+    --------
+    >>> import pyvista as pv, tempfile
+    >>> parts = [{"name": "C", "mesh": pv.Sphere(), "color": (0.5, 0.5, 0.5)},
+    ...          {"name": "O", "mesh": pv.Sphere(center=(2, 0, 0)), "color": (1, 0, 0), "opacity": 0.5}]
+    >>> export_scene(parts, tempfile.mkdtemp() + "/scene.glb").suffix
+    '.glb'
+    """
+    final = Path(path).expanduser()
+    suffix = final.suffix.lower()
+    if suffix not in (".gltf", ".glb"):
+        raise InputError(f"cannot export a scene as {str(path)!r}: use .glb or .gltf")
+    with atomic_path(final) as tmp:
+        tmp.write_bytes(gltf_bytes(parts, binary=suffix == ".glb"))
+    return final
+
+
+def gltf_bytes(parts: Sequence[dict], *, binary: bool = True) -> bytes:
+    """A glTF 2.0 asset: one node, mesh and material per part (POSITION, NORMAL, indices, and
+    COLOR_0 where a part has ``vertex_colors``); opacity below 1 blends.
 
     Written with numpy because VTK's glTF writer needs a render window (and
-    crashes offscreen in VTK 9.7); viewers (Blender, three.js) and VTK's glTF
-    reader open the result.
+    crashes offscreen in VTK 9.7); viewers (Blender, three.js, PowerPoint's 3D
+    models) and VTK's glTF reader open the result.
     """
-    points = np.ascontiguousarray(mesh.points, dtype=np.float32)
-    tris = np.ascontiguousarray(_triangles(mesh))
-    has_normals = "Normals" in mesh.point_data and len(points) > 0
-    normals = np.ascontiguousarray(mesh.point_data["Normals"], dtype=np.float32) if has_normals else None
     chunks, views, accessors = [], [], []
+    nodes, meshes, materials = [], [], []
     offset = 0
 
     def add(data: np.ndarray, target: int, accessor: dict) -> int:
@@ -112,45 +141,56 @@ def _write_gltf(mesh: "pyvista.PolyData", path: Path, *, binary: bool,
         accessors.append({"bufferView": len(views) - 1, **accessor})
         return len(accessors) - 1
 
-    attributes: dict[str, int] = {}
-    primitive: dict = {"attributes": attributes, "mode": 4, "material": 0}
-    if len(points):
-        attributes["POSITION"] = add(points, 34962, {
+    for part in parts:
+        tri_mesh = part["mesh"]
+        if tri_mesh.n_cells and not tri_mesh.is_all_triangles:
+            tri_mesh = tri_mesh.triangulate()
+        points = np.ascontiguousarray(tri_mesh.points, dtype=np.float32)
+        tris = np.ascontiguousarray(_triangles(tri_mesh))
+        name = str(part.get("name", "mesh"))
+        if not len(points) or not len(tris):  # an empty surface: a node without geometry
+            nodes.append({"name": f"{name} (empty)"})
+            continue
+        attributes = {"POSITION": add(points, 34962, {
             "componentType": 5126, "count": len(points), "type": "VEC3",
-            "min": points.min(0).tolist(), "max": points.max(0).tolist()})
-        if normals is not None:
-            attributes["NORMAL"] = add(normals, 34962, {"componentType": 5126, "count": len(normals),
-                                                        "type": "VEC3"})
-    if len(tris):
-        primitive["indices"] = add(tris.ravel(), 34963, {"componentType": 5125, "count": tris.size,
-                                                          "type": "SCALAR"})
+            "min": points.min(0).tolist(), "max": points.max(0).tolist()})}
+        if "Normals" in tri_mesh.point_data:
+            normals = np.ascontiguousarray(tri_mesh.point_data["Normals"], dtype=np.float32)
+            attributes["NORMAL"] = add(normals, 34962, {"componentType": 5126, "count": len(normals), "type": "VEC3"})
+        vc = part.get("vertex_colors")
+        if vc is not None:
+            vc = np.asarray(vc)
+            vc = (vc / 255.0 if vc.dtype == np.uint8 else vc)[:, :3].astype(np.float32)
+            attributes["COLOR_0"] = add(np.ascontiguousarray(vc), 34962, {"componentType": 5126, "count": len(vc),
+                                                                          "type": "VEC3"})
+        indices = add(tris.ravel(), 34963, {"componentType": 5125, "count": tris.size, "type": "SCALAR"})
+        rgb = list(map(float, part.get("color") or (0.8, 0.8, 0.8)))
+        alpha = float(part.get("opacity", 1.0))
+        material: dict = {"name": name, "doubleSided": True,
+                          "pbrMetallicRoughness": {"baseColorFactor": [*rgb[:3], alpha] if vc is None
+                                                   else [1.0, 1.0, 1.0, alpha],
+                                                   "metallicFactor": 0.0, "roughnessFactor": 0.8}}
+        if alpha < 1.0:
+            material["alphaMode"] = "BLEND"
+        materials.append(material)
+        meshes.append({"name": name, "primitives": [{"attributes": attributes, "indices": indices, "mode": 4,
+                                                     "material": len(materials) - 1}]})
+        nodes.append({"mesh": len(meshes) - 1, "name": name})
     blob = b"".join(chunks) or b"\0" * 4  # VTK's reader wants a BIN chunk even for an empty asset
-    rgb = list(map(float, color)) if color is not None else [0.8, 0.8, 0.8]
-    doc: dict = {
-        "asset": {"version": "2.0", "generator": "molviz"},
-        "scene": 0, "scenes": [{"nodes": [0]}], "nodes": [{"mesh": 0, "name": "isosurface"}],
-        "meshes": [{"primitives": [primitive] if attributes else []}],
-        "materials": [{"pbrMetallicRoughness": {"baseColorFactor": [*rgb[:3], 1.0],
-                                                "metallicFactor": 0.0, "roughnessFactor": 0.8},
-                       "doubleSided": True}],
-    }
-    if not attributes:  # an empty surface: a valid asset with a node and no geometry
-        doc["nodes"] = [{"name": "isosurface (empty)"}]
-        doc.pop("meshes")
-    doc["buffers"] = [{"byteLength": len(blob)}]
-    if views:
-        doc["bufferViews"] = views
-        doc["accessors"] = accessors
+    doc: dict = {"asset": {"version": "2.0", "generator": "molviz"},
+                 "scene": 0, "scenes": [{"nodes": list(range(len(nodes)))}], "nodes": nodes,
+                 "buffers": [{"byteLength": len(blob)}]}
+    if meshes:
+        doc.update(meshes=meshes, materials=materials, bufferViews=views, accessors=accessors)
     if binary:
         js = json.dumps(doc, separators=(",", ":")).encode()
         js += b" " * ((-len(js)) % 4)
         body = struct.pack("<II", len(js), 0x4E4F534A) + js
         body += struct.pack("<II", len(blob), 0x004E4942) + blob
-        path.write_bytes(struct.pack("<III", 0x46546C67, 2, 12 + len(body)) + body)
-    else:
-        import base64
-        doc["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(blob).decode()
-        path.write_text(json.dumps(doc))
+        return struct.pack("<III", 0x46546C67, 2, 12 + len(body)) + body
+    import base64
+    doc["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(blob).decode()
+    return json.dumps(doc).encode()
 
 
 def export_volume(volume: np.ndarray, grid: GridLike, path: str | os.PathLike, *,

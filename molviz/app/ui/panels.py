@@ -68,7 +68,7 @@ class ChannelsPanel(html.Div):
 
 
 class DisplayPanel(html.Div):
-    """Atoms, outline, clip plane, ground truth vs reconstruction, rendering mode."""
+    """Atoms, outline, clip plane, ground truth vs reconstruction, rendering mode, mesh and map downloads."""
 
     def __init__(self, *, atoms: str, outline: str, clip_axis: str, clip_position: str, compare: str,
                  view_mode: str, **kwargs) -> None:
@@ -91,6 +91,15 @@ class DisplayPanel(html.Div):
             v3.VSwitch(label="render in the browser (local, small meshes)", v_model=(view_mode,),
                        true_value="local", false_value="remote", density="compact", hide_details=True,
                        color="primary")
+            with html.Div(classes="d-flex mt-1"):
+                v3.VBtn("surfaces .glb", prepend_icon="mdi-cube-outline", size="small", variant="tonal",
+                        title="the meshes on screen as one glTF binary (Blender, three.js, slides)",
+                        click="utils.download('molviz-surfaces.glb', trigger('surfaces_glb'), 'model/gltf-binary')",
+                        raw_attrs=['data-testid="download-glb"'])
+                v3.VBtn("maps .ccp4", prepend_icon="mdi-grid", size="small", variant="tonal", classes="ml-2",
+                        title="the visible channels as CCP4 maps in a zip (ChimeraX, PyMOL, Coot)",
+                        click="utils.download('molviz-maps.zip', trigger('maps_zip'), 'application/zip')",
+                        raw_attrs=['data-testid="download-maps"'])
 
 
 class InterpolationPanel(html.Div):
