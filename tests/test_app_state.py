@@ -437,3 +437,34 @@ def test_maps_download_zips_one_ccp4_per_visible_channel(app, monkeypatch):
     monkeypatch.setattr("molviz.app._app.MAX_MAPS_BYTES", 1000)
     assert app.maps_zip() is None and "lower the resolution" in app.state.error_text
     _reset(app)
+
+
+def test_a_level_change_reuses_the_voxels_the_last_adaptive_decode_evaluated(app):
+    """Dragging a level at 64^3 and up: the next adaptive decode takes the voxels the previous one
+    decoded from it, and still draws the dense volume's surface."""
+    from molviz.mesh import isosurface
+
+    _reset(app)
+    n = len(app.explorer.channel_names)
+    _set(app, **{f"ch{c}_mode": "absolute" for c in range(n)})
+    _set(app, endpoint_a=1, endpoint_b=2, view_source="interpolation", interp_t=0.29, resolution_choice="64")
+    z = app.current.extra["latent"]
+    dense = app.explorer.engine.decode(z, resolution=64, cache=False)[0]
+    c = next(c for c in range(n) if app.state[f"ch{c}_visible"] and dense[c].max() > 0.1)
+    lo, hi = max(float(dense[c].min()), 0.0), float(dense[c].max())
+    _set(app, **{f"ch{c}_level": round(lo + 0.5 * (hi - lo), 3)})
+    stats = app.explorer.engine.stats
+    before = stats.decoded_points
+    _set(app, **{f"ch{c}_level": round(lo + 0.45 * (hi - lo), 3)})
+    assert app.current.extra["adaptive"]
+    reused_run = stats.decoded_points - before
+    levels = np.full(n, np.nan)
+    levels[c] = app.scene.built.levels[app.explorer.channel_names[c]]
+    for k in range(n):
+        if app.state[f"ch{k}_visible"] and k != c:
+            levels[k] = app.scene.built.levels[app.explorer.channel_names[k]]
+    fresh = app.explorer.engine.decode_adaptive(z, resolution=64, levels=levels)
+    assert 0 < reused_run < 0.6 * fresh.n_decoded
+    want = isosurface(dense[c], app.current.grid, level=levels[c], mode="absolute")
+    assert app.scene.built.triangles[app.explorer.channel_names[c]] == want.n_cells > 0
+    _reset(app)

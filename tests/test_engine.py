@@ -419,3 +419,26 @@ def test_pointwise_first_layer_and_half_precision_folding(bundle):
         assert w16[0][0].dtype == torch.float32 and w16[1][0].dtype == torch.bfloat16
         half = folded_synthesis(x, w16)                      # bf16 runs on CPU too
     assert half.dtype == torch.float32 and (half - ref).abs().max() < 0.05 * ref.abs().max() + 1e-3
+
+
+def test_adaptive_with_a_known_result_decodes_less_and_keeps_the_bound(smooth_bundle):
+    eng = Engine(smooth_bundle, cache_bytes=0)
+    z = smooth_bundle.latents[0].numpy()
+    dense = eng.decode(z, resolution=40)[0]
+    first = eng.decode_adaptive(z, resolution=40, levels=np.percentile(dense, 90, axis=(1, 2, 3)), coarse_step=4)
+    levels = np.percentile(dense, 88, axis=(1, 2, 3))
+    fresh = eng.decode_adaptive(z, resolution=40, levels=levels, coarse_step=4)
+    before = eng.stats.decoded_points
+    warm = eng.decode_adaptive(z, resolution=40, levels=levels, coarse_step=4, known=first)
+    assert warm.reused == first.n_decoded and eng.stats.decoded_points - before < fresh.n_decoded / 2
+    assert np.abs(warm.volume - dense)[:, warm.decoded].max() <= 1e-5
+    nx, ny, nz = dense.shape[1:]
+    corners = [(slice(i, nx - 1 + i), slice(j, ny - 1 + j), slice(k, nz - 1 + k))
+               for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+    for c in range(dense.shape[0]):
+        d = np.stack([dense[c][q] for q in corners])
+        w = np.stack([warm.volume[c][q] for q in corners])
+        assert np.array_equal((d.min(0) <= levels[c]) & (d.max(0) > levels[c]),
+                              (w.min(0) <= levels[c]) & (w.max(0) > levels[c]))
+    with pytest.raises(InputError, match="does not fit"):
+        eng.decode_adaptive(z, resolution=32, levels=levels, known=first)

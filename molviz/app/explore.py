@@ -336,15 +336,18 @@ class Explorer:
         if dense is not None:
             return dense, False
         lv = np.asarray(levels, np.float64)
-        key = (z.tobytes(), int(resolution), lv.tobytes())
+        where = (z.tobytes(), int(resolution))
+        key = (*where, lv.tobytes())
         with self._lock:
             hit = _lru_get(self._adaptive, key)
+            # the last decode of this latent and grid at other levels lends its decoded voxels
+            known = next((r for k, r in reversed(self._adaptive.items()) if k[:2] == where), None)
         if hit is None:
-            hit = self.engine.decode_adaptive(z, resolution=int(resolution), levels=lv).volume
-            hit.setflags(write=False)
+            hit = self.engine.decode_adaptive(z, resolution=int(resolution), levels=lv, known=known)
+            hit.volume.setflags(write=False)
             with self._lock:
                 _lru_put(self._adaptive, key, hit, 4)
-        return hit, True
+        return hit.volume, True
 
     def surfaces_for_view(self, latent, resolution: int, box, *, levels, should_stop=None) -> list:
         """Per-channel isosurfaces at absolute ``levels`` (NaN: not drawn), extracted on the engine's

@@ -16,7 +16,9 @@ al. 2019, sec. 3.4), for a volume on any ``nx x ny x nz`` grid of voxel centres:
    ``safety * G`` an inactive cell cannot hold the surface.
 3. Bisect every interval; decode the new lattice points of active cells; give
    every other new point the trilinear interpolation of its parent cell (it
-   stays on that cell's side of the level, so it adds no surface).
+   stays on that cell's side of the level, so it adds no surface). Channels
+   without a level (NaN) skip this fill: they hold the network's values at
+   decoded voxels and 0 elsewhere.
 4. Repeat until the lattice is the full grid.
 
 Error bound (tested in ``tests/test_engine.py``; ``molviz bench engine`` reports
@@ -53,9 +55,11 @@ from molviz.errors import InputError
 @dataclass
 class AdaptiveResult:
     volume: np.ndarray        # (C, nx, ny, nz) float32; exact where decoded, interpolated elsewhere
+                              # (channels without a level: 0 elsewhere)
     decoded: np.ndarray       # (nx, ny, nz) bool: voxels the network evaluated
     levels: np.ndarray        # (C,) absolute levels used (NaN: channel ignored)
     seconds: float
+    reused: int = 0           # decoded voxels taken from ``known`` instead of the network
 
     @property
     def n_decoded(self) -> int:
@@ -118,7 +122,8 @@ def _extended_axes(shape, box: Box, stride: int, device) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, box: Box | None = None,
-                    coarse_step: int = 8, safety: float = 2.0) -> AdaptiveResult:
+                    coarse_step: int = 8, safety: float = 2.0, known: AdaptiveResult | None = None
+                    ) -> AdaptiveResult:
     """Decode one latent for isosurfaces at absolute ``levels``, refining only near them.
 
     Parameters
@@ -136,6 +141,10 @@ def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, 
         request starts from a 33^3 lattice).
     safety : float
         Multiplies the sampled local slope in the band (see the module docstring).
+    known : AdaptiveResult, optional
+        An earlier result for the same latent, resolution and box (other levels): its
+        decoded voxels are reused, not decoded again. Moving a level a little then
+        costs only the voxels near the new surface that the old one did not need.
 
     Returns
     -------
@@ -167,6 +176,13 @@ def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, 
     ext = tuple(len(a) for a in axes)
     vol = torch.zeros(C, *ext, device=dev)
     decoded = torch.zeros(ext, dtype=torch.bool, device=dev)
+    if known is not None:
+        if known.decoded.shape != shape or known.volume.shape != (C, *shape):
+            raise InputError(f"known result of shape {known.decoded.shape} does not fit resolution {shape}")
+        nx, ny, nz = shape
+        decoded[:nx, :ny, :nz] = torch.as_tensor(known.decoded, device=dev)
+        vol[:, :nx, :ny, :nz] = torch.as_tensor(known.volume, device=dev) * decoded[:nx, :ny, :nz]
+    n_known = int(decoded.sum())
     chans = torch.as_tensor(np.flatnonzero(use), device=dev)          # only channels with a level
     lv_t = torch.as_tensor(lv[use], dtype=torch.float32, device=dev)[:, None, None, None]
 
@@ -212,14 +228,18 @@ def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, 
             mx, my, mz = active.shape
             child = active[:, None, :, None, :, None].expand(mx, 2, my, 2, mz, 2).reshape(2 * mx, 2 * my, 2 * mz)
             need = _pool2(F.pad(child, (1, 1, 1, 1, 1, 1)), (0, 1, 2), torch.logical_or)
-            # every new lattice point first gets its parent cell's trilinear value (exact midpoints) ...
-            W = F.interpolate(V[None], size=tuple(2 * m - 1 for m in E.shape), mode="trilinear",
-                              align_corners=True)[0]
-            view = vol[:, ::h, ::h, ::h]
-            view.copy_(torch.where(decoded[::h, ::h, ::h][None], view, W))
+            # every new lattice point of a channel with a level first gets its parent cell's
+            # trilinear value (exact midpoints); the tests above read decoded corners only, so
+            # this fill is for the final volume, and channels without a level skip it ...
+            if len(chans):
+                W = F.interpolate(U[None], size=tuple(2 * m - 1 for m in E.shape), mode="trilinear",
+                                  align_corners=True)[0]                        # (C', 2mx-1, 2my-1, 2mz-1)
+                view = vol[:, ::h, ::h, ::h]
+                view[chans] = torch.where(decoded[::h, ::h, ::h][None], view.index_select(0, chans), W)
             s = h
             run(s, need)   # ... then the points of active cells get the network's value
     nx, ny, nz = shape
     return AdaptiveResult(volume=vol[:, :nx, :ny, :nz].cpu().numpy(),
                           decoded=decoded[:nx, :ny, :nz].cpu().numpy(),
-                          levels=lv.astype(np.float32), seconds=time.perf_counter() - t0)
+                          levels=lv.astype(np.float32), seconds=time.perf_counter() - t0,
+                          reused=n_known)

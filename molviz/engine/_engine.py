@@ -563,14 +563,15 @@ class Engine:
 
     # ------------------------------------------------------------------ adaptive
     def decode_adaptive(self, latent, *, resolution: int | Sequence[int], levels, box: Box | None = None,
-                        coarse_step: int = 8, safety: float = 2.0):
+                        coarse_step: int = 8, safety: float = 2.0, known=None):
         """Volume that gives the same isosurfaces as :meth:`decode`, decoding only near them.
 
-        See :func:`molviz.engine.adaptive.decode_adaptive` for the algorithm and its error bound.
+        See :func:`molviz.engine.adaptive.decode_adaptive` for the algorithm and its error bound;
+        ``known`` (an earlier result at other levels) lends its decoded voxels.
         """
         from molviz.engine._adaptive import decode_adaptive
         return decode_adaptive(self, latent, resolution=resolution, levels=levels, box=box,
-                               coarse_step=coarse_step, safety=safety)
+                               coarse_step=coarse_step, safety=safety, known=known)
 
     # ------------------------------------------------------------------ interactive
     def submit(self, request, callback: Callable | None = None):
