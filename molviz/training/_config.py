@@ -111,6 +111,7 @@ def _freesolv() -> TrainConfig:
                         heldout=0.1),
         size="M", latent_dim=512,       # the paper: 4 layers x 256, latent 512
         encoder_box=True,               # ExactMolWt ridge R^2 0.82 -> 0.92 in equal 9-min CPU runs
+        augment=True,                   # held-out 29.56 -> 30.73 dB at 32^3 in a 90-min continuation
         steps=20000, batch=16, loss="mse", lr=1e-3, warmup=500,
         eval_every=1000, ckpt_every=5000, eval_items=64,
     )
