@@ -49,6 +49,17 @@ def _reference(b: Bundle, z: np.ndarray, shape, box=((-1,) * 3, (1,) * 3)) -> np
     return out.T.reshape(-1, *shape).numpy()
 
 
+def _corners(vol: np.ndarray) -> np.ndarray:
+    """The 8 corner values of every cell of an (nx, ny, nz) volume: (8, nx - 1, ny - 1, nz - 1)."""
+    nx, ny, nz = vol.shape
+    return np.stack([vol[i:nx - 1 + i, j:ny - 1 + j, k:nz - 1 + k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+
+
+def _crossed(corners: np.ndarray, level: float) -> np.ndarray:
+    """Cells whose corners straddle ``level``: the cells marching cubes puts triangles in."""
+    return (corners.min(0) <= level) & (corners.max(0) > level)
+
+
 def test_engine_imports_with_torch_and_numpy_only():
     code = ("import sys, molviz.engine; bad = {'rdkit', 'gemmi', 'pyvista', 'vtk', 'skimage', 'trame'} "
             "& set(m.split('.')[0] for m in sys.modules); sys.exit(1 if bad else 0)")
@@ -184,14 +195,10 @@ def test_adaptive_matches_dense_isosurfaces(smooth_bundle, resolution):
     assert res.volume.shape == dense.shape and 0 < res.fraction < 0.95
     # decoded voxels hold exactly the dense values
     assert np.abs(res.volume - dense)[:, res.decoded].max() <= 1e-5
-    nx, ny, nz = dense.shape[1:]
-    corners = [(slice(i, nx - 1 + i), slice(j, ny - 1 + j), slice(k, nz - 1 + k))
-               for i in (0, 1) for j in (0, 1) for k in (0, 1)]
     for c in range(dense.shape[0]):
-        d = np.stack([dense[c][q] for q in corners])
-        a = np.stack([res.volume[c][q] for q in corners])
-        crossed = (d.min(0) <= levels[c]) & (d.max(0) > levels[c])       # cells the dense surface crosses
-        crossed_a = (a.min(0) <= levels[c]) & (a.max(0) > levels[c])
+        d, a = _corners(dense[c]), _corners(res.volume[c])
+        crossed = _crossed(d, levels[c])                                  # cells the dense surface crosses
+        crossed_a = _crossed(a, levels[c])
         assert crossed.sum() > 50
         # the stated bound: every crossed cell was decoded exactly (value difference 0 there) ...
         assert np.abs(a - d)[:, crossed].max() <= 1e-5
@@ -432,13 +439,7 @@ def test_adaptive_with_a_known_result_decodes_less_and_keeps_the_bound(smooth_bu
     warm = eng.decode_adaptive(z, resolution=40, levels=levels, coarse_step=4, known=first)
     assert warm.reused == first.n_decoded and eng.stats.decoded_points - before < fresh.n_decoded / 2
     assert np.abs(warm.volume - dense)[:, warm.decoded].max() <= 1e-5
-    nx, ny, nz = dense.shape[1:]
-    corners = [(slice(i, nx - 1 + i), slice(j, ny - 1 + j), slice(k, nz - 1 + k))
-               for i in (0, 1) for j in (0, 1) for k in (0, 1)]
     for c in range(dense.shape[0]):
-        d = np.stack([dense[c][q] for q in corners])
-        w = np.stack([warm.volume[c][q] for q in corners])
-        assert np.array_equal((d.min(0) <= levels[c]) & (d.max(0) > levels[c]),
-                              (w.min(0) <= levels[c]) & (w.max(0) > levels[c]))
+        assert np.array_equal(_crossed(_corners(dense[c]), levels[c]), _crossed(_corners(warm.volume[c]), levels[c]))
     with pytest.raises(InputError, match="does not fit"):
         eng.decode_adaptive(z, resolution=32, levels=levels, known=first)
