@@ -395,7 +395,7 @@ def trained_autodecoder(tmp_path_factory):
     from molviz.models import load_model
     from molviz.training import get_preset, prepare, train
     cfg = get_preset("freesolv", quick=True)
-    cfg.mode = "autodecoder"
+    cfg.mode, cfg.augment = "autodecoder", False     # the preset's augmentation is for its auto-encoder
     cfg.data.max_items, cfg.data.heldout = 2, 0.0
     cfg.steps, cfg.eval_every, cfg.ckpt_every = 3, 0, 0
     data = prepare(cfg.data, progress=False)

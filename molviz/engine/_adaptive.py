@@ -181,7 +181,7 @@ def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, 
             raise InputError(f"known result of shape {known.decoded.shape} does not fit resolution {shape}")
         nx, ny, nz = shape
         decoded[:nx, :ny, :nz] = torch.as_tensor(known.decoded, device=dev)
-        vol[:, :nx, :ny, :nz] = torch.as_tensor(known.volume, device=dev) * decoded[:nx, :ny, :nz]
+        vol[:, :nx, :ny, :nz] = torch.as_tensor(known.volume * known.decoded, device=dev)  # decoded voxels only
     n_known = int(decoded.sum())
     chans = torch.as_tensor(np.flatnonzero(use), device=dev)          # only channels with a level
     lv_t = torch.as_tensor(lv[use], dtype=torch.float32, device=dev)[:, None, None, None]

@@ -47,9 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--encoder-box", action="store_true", default=None,
                    help="auto-encoder: the encoder also reads each molecule's box size, so latents keep the "
                         "physical size that per-molecule boxes remove")
-    p.add_argument("--augment", action="store_true", default=None,
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="auto-encoder, grid protocol: turn each training item by a random 180-degree rotation "
-                        "about a box axis (or leave it) every step; exact on voxel grids, against encoder overfitting")
+                        "about a box axis (or leave it) every step; exact on voxel grids, against encoder "
+                        "overfitting (the freesolv preset's default; --no-augment turns it off)")
     p.add_argument("--lr", type=float)
     p.add_argument("--latent-lr", type=float)
     p.add_argument("--warmup", type=int)

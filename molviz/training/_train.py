@@ -335,7 +335,8 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
         raise InputError(f"--grid-fraction {cfg.grid_fraction}: give a share between 0 and 1")
     if cfg.augment and (cfg.mode != "autoencoder" or cfg.protocol != "grid"):
         raise InputError("--augment turns the voxel grids an auto-encoder reads and is scored on: it needs an "
-                         "auto-encoder preset (freesolv, nmr-ae) with --protocol grid")
+                         "auto-encoder preset (freesolv, nmr-ae) with --protocol grid; pass --no-augment "
+                         "(augment=False) for this run")
     pool_key = None
     pool = None
 
