@@ -836,10 +836,10 @@ class MolvizApp(TrameApp):
 
     def _maps_zip(self, view: View) -> bytes:
         import io
-        import re
         import tempfile
         import zipfile
 
+        from molviz.fields._cli import _safe
         from molviz.mesh import export_volume
         ex = self.ex
         names = ex.channel_names
@@ -856,12 +856,12 @@ class MolvizApp(TrameApp):
             if z is None:
                 raise InputError("this view has no latent to decode; pick an item or an interpolation")
             vol = ex.engine.decode(np.asarray(z, np.float32), resolution=view.grid.shape)[0]
-        stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", view.label.split("\u00b7")[0].strip())[:60].strip("-") or "molviz"
+        stem = _safe(view.label.split("\u00b7")[0].strip())[:60].strip("-") or "molviz"
         buf = io.BytesIO()
         with tempfile.TemporaryDirectory(prefix="molviz-maps-") as tmp, \
                 zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             for c in shown:
-                fname = f"{stem}_{re.sub(r'[^A-Za-z0-9_.-]+', '-', names[c])}.ccp4"
+                fname = f"{stem}_{_safe(names[c])}.ccp4"
                 zf.write(export_volume(vol[c], view.grid, Path(tmp) / fname), fname)
         return buf.getvalue()
 

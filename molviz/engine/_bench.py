@@ -9,10 +9,9 @@ Rows
   (chunk x 3 -> H, (depth - 1) x H -> H, H -> C) in the engine's precision,
   timed in the same run: the FLOP/s this machine gives these shapes.
 - ``decode``: dense decode of one latent (points/s, FLOP/s from the layer
-  shapes, % of the ceiling).
-- ``decode``: also the time with the volume left on the device (``on_device_ms``,
-  the decode itself; the share of the ceiling uses it) and copied to a host
-  array (``to_host_ms``, what :meth:`Engine.decode` returns).
+  shapes, % of the ceiling), timed with the volume left on the device
+  (``on_device_ms``, the decode itself; the share of the ceiling uses it) and
+  copied to a host array (``to_host_ms``, what :meth:`Engine.decode` returns).
 - ``update``: one interactive update at N^3 = dense decode + isosurfaces of all
   channels (level 0.5: trained fields are normalised to peak 1; random stand-ins
   use half-way from median to maximum), the same with adaptive decoding (and

@@ -23,6 +23,7 @@ are swapped back.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
@@ -202,17 +203,9 @@ def _vtk_surface(vol: np.ndarray, grid: GridLike, value: float) -> "pyvista.Poly
 
 
 def _skimage_surface(vol: np.ndarray, grid: GridLike, value: float) -> "pyvista.PolyData":
-    import pyvista as pv
     from skimage.measure import marching_cubes
 
     verts, faces, normals, _ = marching_cubes(vol, value, spacing=tuple(map(float, grid.spacing)))
-    if len(faces) == 0:
-        return pv.PolyData()
-    verts = verts + np.asarray(grid.origin, dtype=verts.dtype)
-    cells = np.empty((len(faces), 4), dtype=np.int64)
-    cells[:, 0] = 3
-    cells[:, 1:] = faces[:, ::-1]  # skimage winds inward; wind outward like VTK and the normals
-    surf = pv.PolyData(verts.astype(np.float32), cells.ravel())
-    surf.point_data["Normals"] = normals.astype(np.float32)
-    surf.point_data.active_normals_name = "Normals"
-    return surf
+    # skimage winds inward; wind outward like VTK and the normals
+    return polydata(SimpleNamespace(points=verts + np.asarray(grid.origin, dtype=verts.dtype),
+                                    faces=faces[:, ::-1], normals=normals))

@@ -259,7 +259,7 @@ def _decode(args) -> int:
     import numpy as np
 
     from molviz.engine import Engine
-    from molviz.engine._coords import check_box, sub_box_angstrom
+    from molviz.engine._coords import check_box
     from molviz.errors import InputError
     from molviz.training._eval import write_decoded_npz
     volumes, meshes = (".npz", ".ccp4", ".mrc", ".map"), (".ply", ".obj", ".gltf", ".glb")
@@ -286,8 +286,7 @@ def _decode(args) -> int:
     if suffix in volumes:
         vol = eng.decode(eng.latents[i], resolution=args.resolution, box=box, cache=False)[0]
         if suffix == ".npz":
-            lo, hi = sub_box_angstrom(eng.boxes[i], box)
-            path = write_decoded_npz(out, vol[chosen], np.stack([lo, hi]), [names[c] for c in chosen],
+            path = write_decoded_npz(out, vol[chosen], np.stack([grid.lo, grid.hi]), [names[c] for c in chosen],
                                      float(eng.bundle.config.get("beta", float("nan"))))
             print(f"decoded {label} at {args.resolution}^3 -> {path}")
         else:
@@ -312,9 +311,8 @@ def _decode(args) -> int:
             continue
         color = None
         if suffix in (".gltf", ".glb"):
-            from molviz.app.scene import channel_color
-            h = channel_color(names[c]).lstrip("#")
-            color = tuple(int(h[k:k + 2], 16) / 255 for k in (0, 2, 4))
+            from molviz.app.scene import channel_color, color_rgb
+            color = color_rgb(channel_color(names[c]))
         written.append(export_mesh(mesh, out.with_name(f"{out.stem}_{_safe(names[c])}{suffix}"), color=color))
     if not written:
         raise InputError(f"no channel has a surface at level {args.level:g} ({args.level_mode}): lower --level")
