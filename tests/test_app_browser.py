@@ -86,6 +86,17 @@ def _open_panel(page, title: str) -> None:
         page.wait_for_timeout(400)
 
 
+def _download(page, testid: str, folder, *, timeout_ms: int = 120_000):
+    """Click the button ``data-testid=testid`` and save the file the browser downloads into ``folder``."""
+    button = page.locator(f"[data-testid={testid}]")
+    button.scroll_into_view_if_needed()
+    with page.expect_download(timeout=timeout_ms) as info:
+        button.click()
+    path = folder / info.value.suggested_filename
+    info.value.save_as(path)
+    return path
+
+
 def test_page_shows_the_default_molecule(page, server):
     deadline = time.time() + 90
     while time.time() < deadline and _inked(_view(page)) < 0.02:
@@ -156,12 +167,7 @@ def test_gif_export_downloads_with_the_requested_frames(page, tmp_path):
         s.set('export_format', 'gif'); s.set('export_size', '480p'); s.set('export_frames', {frames}); }}""")
     page.wait_for_timeout(500)
     _open_panel(page, "Interpolation")
-    button = page.locator("[data-testid=export]")
-    button.scroll_into_view_if_needed()
-    with page.expect_download(timeout=240_000) as info:
-        button.click()
-    path = tmp_path / info.value.suggested_filename
-    info.value.save_as(path)
+    path = _download(page, "export", tmp_path, timeout_ms=240_000)
     assert path.suffix == ".gif"
     movie = iio.imread(path, index=None)
     assert movie.shape[0] == frames
@@ -173,10 +179,7 @@ def test_png_screenshot_downloads_supersampled(page, tmp_path):
 
     page.evaluate("window.trame.state.set('screenshot_scale', 2)")
     page.wait_for_timeout(500)
-    with page.expect_download(timeout=120_000) as info:
-        page.locator("[data-testid=screenshot]").click()
-    path = tmp_path / info.value.suggested_filename
-    info.value.save_as(path)
+    path = _download(page, "screenshot", tmp_path)
     img = Image.open(path)
     assert path.suffix == ".png" and img.format == "PNG"
     view = page.locator("[data-testid=view3d]").bounding_box()
@@ -191,18 +194,10 @@ def test_surfaces_and_maps_download_from_the_display_panel(page, tmp_path):
     import pyvista as pv
 
     _open_panel(page, "Display")
-    button = page.locator("[data-testid=download-glb]")
-    button.scroll_into_view_if_needed()
-    with page.expect_download(timeout=120_000) as info:
-        button.click()
-    glb = tmp_path / info.value.suggested_filename
-    info.value.save_as(glb)
+    glb = _download(page, "download-glb", tmp_path)
     assert glb.suffix == ".glb" and glb.read_bytes()[:4] == b"glTF"
     assert sum(b.n_points for b in pv.read(glb).recursive_iterator() if b is not None) > 100
-    with page.expect_download(timeout=120_000) as info:
-        page.locator("[data-testid=download-maps]").click()
-    maps = tmp_path / info.value.suggested_filename
-    info.value.save_as(maps)
+    maps = _download(page, "download-maps", tmp_path)
     with zipfile.ZipFile(maps) as zf:
         names = zf.namelist()
         assert names and all(n.endswith(".ccp4") for n in names)
