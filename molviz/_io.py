@@ -55,3 +55,181 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, compress
         with open(tmp, "wb") as f:
             (np.savez_compressed if compressed else np.savez)(f, **arrays)
     return Path(path)
+
+
+# -- bounded reading: a file is read whole only when it fits a limit ---------------------------
+DEFAULT_MAX_FILE_MB = 512     # per input file, after gunzip; $MOLVIZ_MAX_FILE_MB or max_file_mb=... overrides
+MAX_GZIP_RATIO = 100          # inflated / compressed bytes; molecule text compresses 3-10x, zeros ~1000x
+_RATIO_FROM = 16 << 20        # the ratio is judged once this many bytes are inflated
+_BLOCK = 1 << 20              # bytes read (or inflated) per step
+_SNIFF = 64 << 10             # bytes judged for binary content before the rest is read
+
+
+def max_file_bytes(value: float | None = None) -> int:
+    """The input-file size limit in bytes: ``value`` (MB) if given, else ``$MOLVIZ_MAX_FILE_MB``,
+    else :data:`DEFAULT_MAX_FILE_MB`.
+
+    Examples
+    --------
+    >>> max_file_bytes(2)
+    2097152
+    """
+    source = "max_file_mb"
+    if value is None:
+        env = os.environ.get("MOLVIZ_MAX_FILE_MB", "").strip()
+        if not env:
+            return DEFAULT_MAX_FILE_MB << 20
+        source, value = f"MOLVIZ_MAX_FILE_MB={env!r}", env
+    try:
+        mb = float(value)
+    except (TypeError, ValueError):
+        mb = float("nan")
+    if not (mb > 0 and mb < float("inf")):
+        from molviz.errors import InputError
+
+        raise InputError(f"{source if source != 'max_file_mb' else f'max_file_mb={value!r}'}: the file size "
+                         "limit must be a positive number of megabytes, e.g. 512")
+    return max(1, int(mb * (1 << 20)))
+
+
+def _too_big(path: Path, n: int, max_bytes: int, what: str, inflated: bool = False) -> Exception:
+    from molviz.errors import ResourceLimitError
+
+    size = f"{'inflates to more than' if inflated else 'is'} {n / (1 << 20):,.1f} MB"
+    return ResourceLimitError(
+        f"{path}: the {what} file {size}, over the limit of {max_bytes / (1 << 20):,.0f} MB; load a "
+        "smaller file, or raise the limit (max_file_mb=..., --max-file-mb or MOLVIZ_MAX_FILE_MB)")
+
+
+def _check_text_block(path: Path, block: bytes | bytearray, what: str) -> None:
+    """Refuse binary data by its first block: NUL bytes, or text that is mostly unprintable."""
+    from molviz.errors import InputError
+
+    if b"\x00" in block:
+        raise InputError(f"{path}: binary data (NUL bytes), not a text {what} file; "
+                         "check that this is the right file")
+    try:
+        bytes(block).decode("utf-8")
+        return
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(block) - 4:  # a character cut at the block's end
+            return
+    text = bytes(block).decode("latin-1")
+    printable = sum(c.isprintable() or c in "\r\n\t" for c in text) / max(1, len(text))
+    if printable < 0.95:
+        raise InputError(f"{path}: binary data, not a text {what} file; check that this is the right file")
+
+
+def _inflate(path: Path, f, max_bytes: int, what: str) -> bytearray:
+    """Gunzip the open file ``f`` in a stream: never more than ``max_bytes`` (+ one block) in memory."""
+    import zlib
+
+    from molviz.errors import InputError, ResourceLimitError
+
+    out = bytearray()
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    in_member, sniffed, read, pending = False, False, 0, b""
+    try:
+        while True:
+            if not pending:
+                pending = f.read(_BLOCK)
+                read += len(pending)
+                if not pending:
+                    break
+            if not in_member and not pending.strip(b"\x00"):
+                pending = b""  # zero padding after the last member
+                continue
+            in_member = True
+            out += inflater.decompress(pending, min(max_bytes + 1 - len(out), _BLOCK))
+            pending = inflater.unconsumed_tail
+            if inflater.eof:  # a multi-member gzip: the next member starts in unused_data
+                pending, in_member = inflater.unused_data, False
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if len(out) > max_bytes:
+                raise _too_big(path, len(out), max_bytes, what, inflated=True)
+            used = read - len(pending)  # compressed bytes inflated so far
+            if len(out) >= _RATIO_FROM and len(out) > MAX_GZIP_RATIO * max(1, used):
+                raise ResourceLimitError(
+                    f"{path}: {used / (1 << 20):,.2f} MB of gzip inflate to more than "
+                    f"{len(out) / (1 << 20):,.0f} MB (over {MAX_GZIP_RATIO}x; molecule files compress "
+                    f"3-10x): a damaged file or a gzip bomb, refused. Give the uncompressed {what} file")
+            if not sniffed and len(out) >= _SNIFF:
+                _check_text_block(path, out[:_SNIFF], what)
+                sniffed = True
+        if in_member:
+            raise EOFError("the compressed stream ends before its end marker (truncated)")
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: not a valid gzip file ({exc}); re-compress it or give the "
+                         "uncompressed file") from None
+    return out
+
+
+def read_bounded_bytes(path: str | os.PathLike, *, max_bytes: int, what: str = "molecule") -> bytearray:
+    """The bytes of ``path`` (gunzipped in a stream if it ends in ``.gz``), refused before memory
+    grows when they would exceed ``max_bytes`` or the first block is binary.
+
+    Raises :class:`~molviz.errors.InputError` for a missing, unreadable, empty, binary or broken
+    gzip file and :class:`~molviz.errors.ResourceLimitError` for one over the limit (or a gzip
+    that inflates over :data:`MAX_GZIP_RATIO` times).
+
+    Examples
+    --------
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "a.xyz"; _ = p.write_text("1\\n\\nC 0 0 0\\n")
+    >>> bytes(read_bounded_bytes(p, max_bytes=1 << 20, what="XYZ"))[:2]
+    b'1\\n'
+    """
+    from molviz.errors import InputError
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path (relative paths start at {Path.cwd()})")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file; give the path of a {what} file")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            if path.suffix.lower() == ".gz":
+                data = _inflate(path, f, max_bytes, what)
+            else:
+                if size > max_bytes:
+                    raise _too_big(path, size, max_bytes, what)
+                data = bytearray(f.read(_SNIFF))
+                _check_text_block(path, data, what)
+                data += f.read(max_bytes + 1 - len(data))
+                if len(data) > max_bytes:  # the file grew while we read it
+                    raise _too_big(path, len(data), max_bytes, what)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
+    if not data.strip():
+        raise InputError(f"{path}: the file is empty; give a {what} file with atoms in it")
+    _check_text_block(path, data[:_SNIFF], what)
+    return data
+
+
+def read_bounded_text(path: str | os.PathLike, *, max_bytes: int, what: str = "molecule") -> str:
+    """The text of ``path`` (see :func:`read_bounded_bytes`), UTF-8 else Latin-1, line endings ``\\n``.
+
+    Examples
+    --------
+    >>> import tempfile; p = Path(tempfile.mkdtemp()) / "a.xyz"; _ = p.write_bytes(b"1\\r\\n\\r\\nC 0 0 0\\r\\n")
+    >>> read_bounded_text(p, max_bytes=1 << 20, what="XYZ")
+    '1\\n\\nC 0 0 0\\n'
+    """
+    from molviz.errors import InputError
+
+    data = read_bounded_bytes(path, max_bytes=max_bytes, what=what)
+    if b"\x00" in data:
+        raise InputError(f"{path}: binary data (NUL bytes), not a text {what} file; "
+                         "check that this is the right file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+        printable = sum(c.isprintable() or c in "\r\n\t" for c in text) / len(text)
+        if printable < 0.95:
+            raise InputError(f"{path}: binary data, not a text {what} file; "
+                             "check that this is the right file") from None
+    del data
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
