@@ -8,6 +8,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from molviz._io import max_file_bytes
 from molviz.chem._readers import FORMATS, ReadOptions, file_format, read_gemmi, read_rdkit, read_smiles, read_xyz
 from molviz.chem._structure import Structure
 from molviz.errors import InputError
@@ -104,6 +105,7 @@ def load(
     name: str | None = None,
     seed: int = 0,
     max_atoms: int | None = None,
+    max_file_mb: float | None = None,
 ) -> Structure:
     """Read molecules from files or SMILES into one :class:`Structure`.
 
@@ -125,6 +127,9 @@ def load(
         Random seed of the ETKDG embedding (SMILES), for reproducible conformers.
     max_atoms
         Refuse structures with more atoms than this (default 1,000,000 or ``$MOLVIZ_MAX_ATOMS``).
+    max_file_mb
+        Refuse files larger than this many megabytes, gzipped files whose text would be, and
+        gzip that inflates more than 100-fold (default 512 or ``$MOLVIZ_MAX_FILE_MB``).
 
     Returns
     -------
@@ -136,7 +141,15 @@ def load(
         A missing, empty, truncated, binary or malformed file; an unparseable SMILES; NaN
         coordinates; unknown elements; an unsupported extension. The message names the source.
     ResourceLimitError
-        More atoms than ``max_atoms``.
+        More atoms than ``max_atoms``; a file (or its gunzipped text) over ``max_file_mb``.
+
+    Notes
+    -----
+    PDB/mmCIF: every atom record is kept, also where residue numbers or atom serials repeat
+    or overflow (MD files wrap them); only alternative locations the file marks (altloc
+    column / ``label_alt_id``) are dropped, the first of each residue kept, and
+    ``warnings`` says how many. MD residue names (HSD, CYX, NALA, DA5 ...) are protein or
+    nucleic. MODEL records are conformers in file order, also when their numbers repeat.
 
     Examples
     --------
@@ -152,7 +165,8 @@ def load(
     if conformers is not None and (not isinstance(conformers, (int, np.integer)) or conformers < 1):
         raise InputError(f"conformers={conformers!r}; give a whole number >= 1 (or None)")
     limit = max_atoms_default() if max_atoms is None else int(max_atoms)
-    options = ReadOptions(conformers=conformers, hydrogens=hydrogens, seed=seed, max_atoms=limit)
+    options = ReadOptions(conformers=conformers, hydrogens=hydrogens, seed=seed, max_atoms=limit,
+                          max_bytes=max_file_bytes(max_file_mb))
     parts = [_load_one(source, options) for source in sources]
     if name is None:
         name = "+".join(p.name for p in parts)

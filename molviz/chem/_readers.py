@@ -7,12 +7,10 @@ an :class:`InputError` that names the source and says what to fix.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import math
 import re
 import threading
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,8 @@ from molviz.chem._elements import (
     AMINO_ACIDS, ATOMIC_NUMBER, ION_RESIDUES, METALS_AND_HALIDES, NUCLEOTIDES, SYMBOLS, WATERS,
     atomic_number, infer_element,
 )
+from molviz._io import DEFAULT_MAX_FILE_MB, max_file_bytes, read_bounded_text
+from molviz.chem._residues import FOUR_CHARACTER, polymer_component
 from molviz.chem._structure import Structure
 from molviz.errors import InputError, MolvizError, ResourceLimitError
 
@@ -39,6 +39,7 @@ class ReadOptions:
     hydrogens: str = "keep"        # "keep" | "remove" | "add"
     seed: int = 0                  # ETKDG random seed (SMILES)
     max_atoms: int = 1_000_000     # refuse structures with more atoms per conformer
+    max_bytes: int = DEFAULT_MAX_FILE_MB << 20  # refuse files (or gunzipped text) larger than this
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -50,36 +51,11 @@ def file_format(path: Path) -> str | None:
     return FORMATS.get(suffixes[-1]) if suffixes else None
 
 
-def read_text(path: Path, what: str) -> str:
-    """The file's text (gunzipped if ``.gz``), with line endings normalised to ``\\n``."""
-    if not path.exists():
-        raise InputError(f"{path}: no such file; check the path (relative paths start at {Path.cwd()})")
-    if not path.is_file():
-        raise InputError(f"{path}: not a file; give the path of a {what} file")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the file ({exc.strerror}); check its permissions") from None
-    if path.suffix.lower() == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(f"{path}: not a valid gzip file ({exc}); re-compress it or give the "
-                             "uncompressed file") from None
-    if not data.strip():
-        raise InputError(f"{path}: the file is empty; give a {what} file with atoms in it")
-    if b"\x00" in data:
-        raise InputError(f"{path}: binary data (NUL bytes), not a text {what} file; "
-                         "check that this is the right file")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-        printable = sum(c.isprintable() or c in "\r\n\t" for c in text) / len(text)
-        if printable < 0.95:
-            raise InputError(f"{path}: binary data, not a text {what} file; "
-                             "check that this is the right file") from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+def read_text(path: Path, what: str, *, max_bytes: int | None = None) -> str:
+    """The file's text (gunzipped in a stream if ``.gz``), line endings normalised to ``\\n``;
+    refused before it is read whole when over ``max_bytes`` (default :func:`~molviz._io.max_file_bytes`)
+    or binary."""
+    return read_bounded_text(path, max_bytes=max_file_bytes() if max_bytes is None else max_bytes, what=what)
 
 
 _STDERR_LOCK = threading.RLock()  # redirect_stderr is process-wide: one reader at a time swaps it
@@ -128,17 +104,115 @@ def _keep_conformers(coords: np.ndarray, options: ReadOptions) -> np.ndarray:
 
 
 # -- PDB / mmCIF through gemmi --------------------------------------------------------------
-def _prepare_pdb(text: str, source: str, options: ReadOptions) -> tuple[str, list[str]]:
-    """Check ATOM/HETATM records and fill empty element columns by name-based inference."""
-    lines = text.split("\n")
+# What the reader takes from the text rather than from gemmi: gemmi merges atoms whose residue
+# numbers repeat (MD files wrap them at 9999) into one residue and drops repeated atom names as
+# if they were alternative locations. So the text is prepared first: alternative locations
+# dropped where the file marks them, residues told apart by their order (renumbered in
+# hybrid-36 when numbers repeat), MODEL records numbered in file order, and every atom's
+# serial set to its index in its model, by which gemmi's atoms are put back in file order.
+@dataclass
+class _Prepared:
+    """The kept atom records of a PDB/mmCIF text, per model, in file order."""
+
+    residue_names: list[list[str]]   # full residue name (CHARMM's 4 characters) of each atom
+    notes: list[str]
+
+
+def _hybrid36(value: int, width: int) -> str:
+    """``value`` in ``width`` characters: decimal, then upper-case hybrid-36 (PDB's wrap-free numbers).
+
+    >>> _hybrid36(9999, 4), _hybrid36(10000, 4), _hybrid36(100000, 5)
+    ('9999', 'A000', 'A0000')
+    """
+    if value < 10**width:
+        return str(value).rjust(width)
+    n = value - 10**width + 10 * 36 ** (width - 1)
+    if n >= 36**width:
+        raise ValueError(f"{value} does not fit {width} hybrid-36 characters")
+    digits = ""
+    while n:
+        n, r = divmod(n, 36)
+        digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"[r] + digits
+    return digits
+
+
+_SOLVENT = WATERS | frozenset(ION_RESIDUES)
+
+
+class _Records:
+    """Walks atom records in file order: drops the alternative locations after the first of
+    each residue, and tells residues apart (a new one starts where the residue key changes)."""
+
+    def __init__(self) -> None:
+        self.names: list[list[str]] = []      # per model, full residue name per kept atom
+        self.run: list[list[int]] = []        # per model, residue ordinal per kept atom
+        self.dropped: dict[str, int] = {}     # altloc letter -> records dropped
+        self.repeats = 0                      # residues whose key appeared before in their model
+        self.new_model()
+
+    def new_model(self) -> None:
+        if not self.names or self.names[-1]:
+            self.names.append([])
+            self.run.append([])
+            self.seen: set = set()
+            self.runs = 0
+        self.boundary()
+
+    def boundary(self) -> None:
+        """TER / ENDMDL: the next atom starts a new residue."""
+        self.group = self.key = None
+        self.alt = None
+        self.atom_names: set = set()
+
+    def add(self, group, key, altloc: str, atom: str, resname: str) -> bool:
+        """Record one atom; False when it is a dropped alternative location."""
+        if group != self.group:
+            self.group, self.alt = group, None
+        if altloc:
+            if self.alt is None:
+                self.alt = altloc
+            elif altloc != self.alt:
+                self.dropped[altloc] = self.dropped.get(altloc, 0) + 1
+                return False
+        # a repeated atom name starts a new residue only for waters and ions, which MD files
+        # may number alike; a ligand with duplicate atom names (Open Babel) stays one residue
+        if key != self.key or (atom in self.atom_names and resname.upper() in _SOLVENT):
+            self.key, self.atom_names = key, set()
+            self.runs += 1
+            if key in self.seen:
+                self.repeats += 1
+            self.seen.add(key)
+        self.atom_names.add(atom)
+        self.names[-1].append(resname)
+        self.run[-1].append(self.runs)
+        return True
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.dropped:
+            n = sum(self.dropped.values())
+            notes.append(f"{n:,} atom record(s) at alternative locations dropped (altloc "
+                         f"{', '.join(sorted(self.dropped))}); kept the first altloc of each residue")
+        if self.repeats:
+            notes.append(f"residue numbers repeat ({self.repeats:,} residue(s), e.g. numbers wrapped at "
+                         "9999): residues told apart by their order in the file, every atom kept")
+        return notes
+
+
+def _prepare_pdb(text: str, source: str, options: ReadOptions) -> tuple[str, _Prepared]:
+    """Check ATOM/HETATM records, drop marked alternative locations, keep repeated residue
+    numbers apart, fill empty element columns by name-based inference (see the section comment)."""
+    lines: list[str | None] = text.split("\n")  # type: ignore[assignment]
+    rec = _Records()
     atom_lines: list[int] = []
-    residue_key: list[tuple] = []
-    model = 0
-    per_model: dict[int, int] = {}
+    four_char: list[bool] = []
     for i, line in enumerate(lines):
         record = line[:6]
         if record == "MODEL ":
-            model += 1
+            rec.new_model()
+            lines[i] = f"MODEL {len(rec.names):8d}"  # file order; repeated numbers are loaded too
+        elif record[:3] == "TER" or record == "ENDMDL":
+            rec.boundary()
         elif record in ("ATOM  ", "HETATM"):
             if len(line.rstrip()) < 54:
                 raise InputError(f"{source}: line {i + 1} is a truncated {record.strip()} record "
@@ -152,39 +226,124 @@ def _prepare_pdb(text: str, source: str, options: ReadOptions) -> tuple[str, lis
             if not all(map(math.isfinite, xyz)):
                 raise InputError(f"{source}: line {i + 1}: NaN or infinite coordinates {line[30:54]!r}; "
                                  "fix the record")
-            atom_lines.append(i)
-            residue_key.append((model, line[17:27]))  # name, chain, number, insertion code
-            per_model[model] = per_model.get(model, 0) + 1
-    _check_atoms(max(per_model.values(), default=0), source, options)
-    counts: dict[tuple, int] = {}
-    for key in residue_key:
-        counts[key] = counts.get(key, 0) + 1
+            # CHARMM writes 4-character residue names in columns 18-21 (gemmi would read column
+            # 21 as the first of a two-character chain id)
+            four = line[20] != " " and (line[21] == " " or line[17:21].strip().upper() in FOUR_CHARACTER)
+            resname = (line[17:21] if four else line[17:20]).strip()
+            chain = line[21] if four else line[20:22]
+            if rec.add((chain, line[22:27]), (resname, chain, line[22:27]), line[16].strip(),
+                       line[12:16], resname):
+                atom_lines.append(i)
+                four_char.append(four)
+            else:
+                lines[i] = None
+    per_model = [len(n) for n in rec.names]
+    _check_atoms(max(per_model, default=0), source, options)
+    renumber = rec.repeats > 0
+    sizes = [np.bincount(np.asarray(r, dtype=np.int64)) for r in rec.run]  # atoms per residue
     inferred: set[str] = set()
-    for i, key in zip(atom_lines, residue_key):
-        line = lines[i]
-        element = line[76:78].strip() if len(line) > 76 else ""
-        if element:
-            if atomic_number(element) == 0:
+    k = 0
+    for m, (names, runs) in enumerate(zip(rec.names, rec.run)):
+        for j in range(len(names)):
+            i, four = atom_lines[k], four_char[k]
+            k += 1
+            line = lines[i]
+            element = line[76:78].strip() if len(line) > 76 else ""
+            if element and atomic_number(element) == 0:
                 raise InputError(f"{source}: line {i + 1}: unknown element {element!r} in columns 77-78; "
                                  "write a valid element symbol there (or leave the columns empty)")
-            continue
-        symbol = infer_element(line[12:16].ljust(4), line[17:20], n_residue_atoms=counts[key])
-        if not symbol:
-            raise InputError(f"{source}: line {i + 1}: cannot infer the element of atom {line[12:16].strip()!r} "
-                             f"in residue {line[17:20].strip()!r}; write the element in columns 77-78")
-        lines[i] = line.ljust(80)[:76] + symbol.rjust(2) + line.ljust(80)[78:]
-        inferred.add(symbol)
-    notes = [f"elements inferred from atom and residue names (empty element columns): "
-             f"{', '.join(sorted(inferred))}"] if inferred else []
-    return "\n".join(lines), notes
+            if not element:
+                kind = polymer_component(names[j])
+                residue = {"protein": "ALA", "nucleic": "DA"}.get(kind, names[j])  # standard naming rules
+                symbol = infer_element(line[12:16].ljust(4), residue, n_residue_atoms=int(sizes[m][runs[j]]))
+                if not symbol:
+                    raise InputError(f"{source}: line {i + 1}: cannot infer the element of atom "
+                                     f"{line[12:16].strip()!r} in residue {names[j]!r}; write the element "
+                                     "in columns 77-78")
+                line = line.ljust(80)[:76] + symbol.rjust(2) + line.ljust(80)[78:]
+                inferred.add(symbol)
+            if renumber:
+                if runs[j] >= 1_223_056:
+                    raise InputError(f"{source}: model {m + 1} has more than 1,223,055 residues; split the "
+                                     "file and load the parts one at a time")
+                number = _hybrid36(runs[j], 4) + " "
+            else:
+                number = line[22:27]
+            chain = (" " + line[21]) if four else line[20:22]
+            lines[i] = line[:6] + _hybrid36(j + 1, 5) + line[11:20] + chain + number + line[27:]
+    notes = rec.notes()
+    if inferred:
+        notes.append(f"elements inferred from atom and residue names (empty element columns): "
+                     f"{', '.join(sorted(inferred))}")
+    return "\n".join(line for line in lines if line is not None), _Prepared(rec.names, notes)
 
 
-def _component_of(residue, entity, atom_element: str) -> str:
+def _cif_column(block, *tags: str) -> list[str] | None:
+    for tag in tags:
+        column = block.find_values(f"_atom_site.{tag}")
+        if len(column):
+            return list(column)
+    return None
+
+
+def _prepare_cif(block, source: str, options: ReadOptions) -> _Prepared:
+    """The mmCIF counterpart of :func:`_prepare_pdb`, on gemmi's parsed ``_atom_site`` table."""
     import gemmi
 
-    name = residue.name.upper()
+    x = _cif_column(block, "Cartn_x")
+    if x is None:
+        raise InputError(f"{source}: no _atom_site coordinates; is this an mmCIF file with atoms?")
+    n = len(x)
+    blank = [""] * n
+    model = _cif_column(block, "pdbx_PDB_model_num") or ["1"] * n
+    chain = _cif_column(block, "auth_asym_id", "label_asym_id") or blank
+    seq = _cif_column(block, "auth_seq_id", "label_seq_id") or blank
+    ins = _cif_column(block, "pdbx_PDB_ins_code") or blank
+    alt = _cif_column(block, "label_alt_id") or blank
+    comp = [gemmi.cif.as_string(c) for c in (_cif_column(block, "label_comp_id", "auth_comp_id") or blank)]
+    atom = _cif_column(block, "label_atom_id", "auth_atom_id") or blank
+    rec = _Records()
+    keep = []
+    previous = model[0] if n else None
+    for r in range(n):
+        if model[r] != previous:
+            rec.new_model()
+            previous = model[r]
+        altloc = alt[r] if alt[r] not in (".", "?") else ""
+        if rec.add((chain[r], seq[r], ins[r]), (comp[r], chain[r], seq[r], ins[r]), altloc, atom[r], comp[r]):
+            keep.append(r)
+    _check_atoms(max((len(m) for m in rec.names), default=0), source, options)
+    table = block.find_mmcif_category("_atom_site.")
+    if len(keep) < n:  # rebuild the table without the dropped alternative locations
+        loop = table.loop
+        width, values = loop.width(), list(loop.values)
+        loop.set_all_values([[values[r * width + c] for r in keep] for c in range(width)])
+    tags = [t.split(".", 1)[1] for t in table.tags]
+    serial = [str(j + 1) for names in rec.names for j in range(len(names))]
+    _set_column(table, tags, "id", serial)
+    if rec.repeats:
+        runs = [str(k) for r in rec.run for k in r]
+        for tag in ("auth_seq_id", "label_seq_id"):
+            _set_column(table, tags, tag, runs)
+    return _Prepared(rec.names, rec.notes())
+
+
+def _set_column(table, tags: list[str], tag: str, values: list[str]) -> None:
+    if tag in tags:
+        column = table.column(tags.index(tag))
+        for r, v in enumerate(values):
+            column[r] = v
+
+
+def _component_of(residue, entity, atom_element: str, name: str) -> str:
+    import gemmi
+
+    name = name.upper()
     if name in WATERS or residue.entity_type == gemmi.EntityType.Water:
         return "water"
+    md = polymer_component(name, [a.name for a in residue])
+    if md is not None:  # MD programs' names of protein and nucleic residues, whatever the entity
+        return md
     if residue.entity_type == gemmi.EntityType.Polymer:
         ptype = entity.polymer_type if entity is not None else gemmi.PolymerType.Unknown
         if ptype in (gemmi.PolymerType.PeptideL, gemmi.PolymerType.PeptideD):
@@ -207,12 +366,12 @@ def _component_of(residue, entity, atom_element: str) -> str:
 
 
 def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
-    """PDB or mmCIF (plain or gzipped): every MODEL a conformer, first altloc kept."""
+    """PDB or mmCIF (plain or gzipped): every MODEL a conformer (in file order), every atom
+    record kept except the alternative locations the file marks (first altloc kept)."""
     import gemmi
 
     source = str(path)
-    text = read_text(path, "PDB" if fmt == "pdb" else "mmCIF")
-    notes: list[str] = []
+    text = read_text(path, "PDB" if fmt == "pdb" else "mmCIF", max_bytes=options.max_bytes)
     if not text.isascii():  # PDB and mmCIF are ASCII; gemmi's fixed columns would split characters
         if fmt == "pdb":
             for i, line in enumerate(text.split("\n")):
@@ -222,34 +381,47 @@ def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
         text = text.encode("ascii", "replace").decode("ascii")
     try:
         if fmt == "pdb":
-            text, notes = _prepare_pdb(text, source, options)
+            text, prepared = _prepare_pdb(text, source, options)
             st = gemmi.read_pdb_string(text)
+            for model in st:  # CHARMM leaves chain ids blank and names segments (columns 73-76)
+                model.split_chains_by_segments(gemmi.HowToNameCopiedChain.AddNumber)
         else:
             doc = gemmi.cif.read_string(text)
             if len(doc) == 0:
                 raise InputError(f"{source}: no data block; is this an mmCIF file?")
+            prepared = _prepare_cif(doc[0], source, options)
             st = gemmi.make_structure_from_block(doc[0])
+        del text
         st.setup_entities()
-        st.remove_alternative_conformations()
         st.remove_empty_chains()
     except MolvizError:
         raise
     except Exception as exc:  # gemmi raises RuntimeError, ValueError, IndexError ...
         raise InputError(f"{source}: gemmi could not read this {fmt.upper()} file ({exc}); "
                          "check that it is a complete, valid file") from None
+    notes = list(prepared.notes)
     if len(st) == 0:
         raise InputError(f"{source}: no models with atoms; check that the file has ATOM/HETATM records")
     entity_of = {sc: ent for ent in st.entities for sc in ent.subchains}
 
     models = []
     inferred: set[str] = set()
+    prepared_models = iter(prepared.residue_names)
     for m, model in enumerate(st):
-        xyz, z, names, resnames, comps = [], [], [], [], []
+        if model.count_atom_sites() == 0:
+            continue
+        full_names = next(prepared_models, [])
+        index, xyz, z, names, comps = [], [], [], [], []
         for chain in model:
             for residue in chain:
                 entity = entity_of.get(residue.subchain)
                 component = None  # one per residue, from its first atom's element (ions)
                 for atom in residue:
+                    k = atom.serial - 1  # the atom's index in its model (set by the preparation)
+                    if not 0 <= k < len(full_names):
+                        raise InputError(f"{source}: model {m + 1}: gemmi read an atom ({atom.name!r} of "
+                                         f"{residue.name} {residue.seqid}) the file check did not; "
+                                         "check the ATOM/HETATM records")
                     el = atom.element
                     number = el.atomic_number
                     if number == 0:  # mmCIF '?' type symbols, or unknown ones
@@ -260,16 +432,19 @@ def read_gemmi(path: Path, fmt: str, options: ReadOptions) -> Structure:
                                              f"{residue.name} {residue.seqid}; write its element symbol in the file")
                         inferred.add(SYMBOLS[number - 1])
                     pos = atom.pos
+                    index.append(k)
                     xyz.append((pos.x, pos.y, pos.z))
                     z.append(number)
                     names.append(atom.name)
-                    resnames.append(residue.name)
                     if component is None:
-                        component = _component_of(residue, entity, SYMBOLS[number - 1])
+                        component = _component_of(residue, entity, SYMBOLS[number - 1], full_names[k])
                     comps.append(component)
         if not z:
             continue
-        models.append((np.asarray(xyz, np.float64), np.asarray(z), names, resnames, comps))
+        order = np.argsort(np.asarray(index), kind="stable")  # back to file order
+        models.append((np.asarray(xyz, np.float64)[order], np.asarray(z)[order],
+                       [names[o] for o in order], [full_names[index[o]] for o in order],
+                       [comps[o] for o in order]))
     if not models:
         raise InputError(f"{source}: no atoms found; check that the file has ATOM/HETATM records")
     if inferred:
@@ -351,7 +526,7 @@ def read_rdkit(path: Path, fmt: str, options: ReadOptions) -> Structure:
     from rdkit import Chem
 
     source = str(path)
-    text = read_text(path, fmt.upper())
+    text = read_text(path, fmt.upper(), max_bytes=options.max_bytes)
     mols = _mol_records(text, fmt, source)
     notes: list[str] = []
     ok = [_sanitize(mol, source, i, notes) for i, mol in enumerate(mols, start=1)]
@@ -488,7 +663,7 @@ def read_smiles(smiles: str, options: ReadOptions) -> Structure:
 def read_xyz(path: Path, options: ReadOptions) -> Structure:
     """Standard XYZ: count line, comment line, ``element x y z`` lines; several frames -> conformers."""
     source = str(path)
-    text = read_text(path, "XYZ")
+    text = read_text(path, "XYZ", max_bytes=options.max_bytes)
     lines = text.split("\n")
     frames: list[np.ndarray] = []
     symbols_ref: np.ndarray | None = None
