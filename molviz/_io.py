@@ -57,6 +57,59 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray], *, compress
     return Path(path)
 
 
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (the old file or the whole new one, never a part)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def temp_file_beside(path: str | os.PathLike) -> Path:
+    """A new empty temporary file in ``path``'s folder with its suffix, for writers that stream
+    (a movie): finish it with :func:`publish`, or unlink it on failure."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=final.suffix, dir=final.parent)
+    os.close(fd)
+    return Path(tmp)
+
+
+def temp_folder_beside(path: str | os.PathLike) -> Path:
+    """A new empty temporary folder beside ``path`` (same file system), for :func:`replace_folder`."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+
+
+def replace_folder(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Put the finished folder ``tmp`` at ``final``: the old folder is moved aside in one rename,
+    the new one renamed in, and only then the old one removed; a reader sees one or the other."""
+    import shutil
+
+    tmp, final = Path(tmp), Path(final)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)               # mkdtemp makes it 0700
+    for p in tmp.iterdir():
+        if p.is_file():
+            os.chmod(p, 0o666 & ~umask)
+    if not final.exists():
+        os.replace(tmp, final)
+        return final
+    old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+    os.replace(final, old / final.name)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
 # -- bounded reading: a file is read whole only when it fits a limit ---------------------------
 DEFAULT_MAX_FILE_MB = 512     # per input file, after gunzip; $MOLVIZ_MAX_FILE_MB or max_file_mb=... overrides
 MAX_GZIP_RATIO = 100          # inflated / compressed bytes; molecule text compresses 3-10x, zeros ~1000x

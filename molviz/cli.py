@@ -10,16 +10,17 @@ import argparse
 import importlib
 import sys
 
-from molviz.errors import MolvizError
+from molviz._cmd import run
 
 # Modules that add sub-commands, in the order ``molviz --help`` lists them.
 COMMAND_MODULES = (
     "molviz.fields._cli",     # featurize
-    "molviz.training._cli",   # train, eval, decode, fit
+    "molviz.training._cli",   # train, eval
     "molviz.models._cli",     # results
-    "molviz.engine._cli",     # encode, neighbours
-    "molviz.app._cli",        # serve, render, animate
-    "molviz.app._map_cli",    # map
+    "molviz.engine._cli",     # decode, fit, encode, neighbours
+    "molviz.app._cli",        # serve
+    "molviz.view._cli",       # render, animate
+    "molviz.view._map_cli",   # map
     "molviz.bench",           # bench fields|engine|...
 )
 
@@ -38,22 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     return run(build_parser(), argv)
-
-
-def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and call the chosen command's handler; a MolvizError is a one-line message and exit 2."""
-    args = parser.parse_args(argv)
-    if getattr(args, "func", None) is None:
-        parser.print_help()
-        return 0
-    try:
-        return int(args.func(args) or 0)
-    except MolvizError as exc:
-        print(f"molviz {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"molviz {args.command}: interrupted", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

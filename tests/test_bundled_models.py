@@ -11,7 +11,7 @@ import torch
 
 from molviz.engine import Engine
 from molviz.models import load_model, psnr
-from molviz.training._eval import ground_truth
+from molviz.models import ground_truth
 
 MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 BUNDLES = ["freesolv", "6ega", "nmr-2juy"]

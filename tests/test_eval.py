@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from molviz.training import PreparedData, evaluate_bundle, get_preset, ground_truth, prepare, ridge_report, train
+from molviz.models import ground_truth
+from molviz.training import PreparedData, evaluate_bundle, get_preset, prepare, ridge_report, train
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -28,10 +29,9 @@ def bundle_dir(tmp_path_factory):
 
 
 def _cli(*argv):
-    from molviz.training import _cli
-    p = argparse.ArgumentParser(prog="molviz")
-    _cli.register(p.add_subparsers(dest="command"))
-    args = p.parse_args(list(argv))
+    """Parse with the whole ``molviz`` command line (train/eval live in training, decode in the engine)."""
+    from molviz.cli import build_parser
+    args = build_parser().parse_args(list(argv))
     return args.func(args)
 
 
@@ -114,7 +114,7 @@ def test_eval_write_waits_for_a_concurrent_merge(bundle_dir):
     """Two evaluations writing one eval.json: the second merges after the first, losing nothing."""
     import threading
 
-    from molviz.training._cli import _locked
+    from molviz._cmd import locked_folder as _locked
 
     path = bundle_dir / "eval.json"
     before = path.read_text() if path.exists() else None

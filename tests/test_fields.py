@@ -98,10 +98,13 @@ def test_grid_convention_and_resolution():
     assert np.allclose(pts[1, 2, 3], np.array(g.origin) + np.array([1, 2, 3]) * 1.0)
     g2 = g.with_resolution(37)
     assert np.allclose(g2.lo, g.lo) and np.allclose(g2.hi, g.hi) and g2.shape == (37, 37, 37)
+    from molviz.fields import MAX_RESOLUTION, MIN_RESOLUTION
     with pytest.raises(InputError):
-        g.with_resolution(7)
+        g.with_resolution(MIN_RESOLUTION - 1)
     with pytest.raises(InputError):
-        g.with_resolution(513)
+        g.with_resolution(MAX_RESOLUTION + 1)
+    with pytest.raises(InputError):
+        g.with_resolution(MAX_RESOLUTION + 2)
 
 
 def test_single_atom_peaks_at_its_voxel():
@@ -131,8 +134,9 @@ def test_fit_grid_box():
     gs = spacing_grid(s, spacing=0.5, resolution=20)
     assert gs.spacing == (0.5, 0.5, 0.5)
     assert np.allclose((gs.lo + gs.hi) / 2, centre, atol=1e-4)
+    from molviz.fields import MIN_RESOLUTION
     with pytest.raises(InputError):
-        fit_grid(s, None, resolution=4)
+        fit_grid(s, None, resolution=MIN_RESOLUTION - 1)
 
 
 # ----------------------------------------------------------------------------- the sampler

@@ -306,7 +306,7 @@ def test_engine_refuses_a_volume_beyond_memory_and_names_the_largest_that_fits(m
 
 
 def test_app_limits_refuse_resolution_times_channels_beyond_the_budget():
-    from molviz.app.limits import Limits, clean_resolution
+    from molviz.view.limits import Limits, clean_resolution
     from molviz.errors import ResourceLimitError
     lim = Limits(max_resolution=512, max_voxels_bytes=1 << 30)
     with pytest.raises(ResourceLimitError, match="largest that fits is 281"):
@@ -397,13 +397,14 @@ def test_a_failed_bundle_save_leaves_the_old_bundle_intact(tmp_path, monkeypatch
 def test_finished_exports_get_ordinary_file_modes(tmp_path):
     """Temporary files are made 0600 (mkstemp); the finished movie, map and npz follow the umask."""
     import numpy as np
-    from molviz.app.movie import write_frames
-    from molviz.fields._cli import _write_npz
+    from molviz.view.movie import write_frames
+    from molviz.mesh import save_volume_npz
 
     umask = os.umask(0o022)
     try:
         movie = write_frames([np.zeros((16, 16, 3), np.uint8)] * 2, tmp_path / "m.gif", fps=2)
-        _write_npz(tmp_path / "f.npz", field=np.zeros(3, np.float32))
+        save_volume_npz(tmp_path / "f.npz", np.zeros((1, 2, 2, 2), np.float32), origin=(0, 0, 0),
+                        spacing=(1, 1, 1), channels=["C"])
     finally:
         os.umask(umask)
     assert movie.stat().st_mode & 0o777 == 0o644
@@ -412,9 +413,9 @@ def test_finished_exports_get_ordinary_file_modes(tmp_path):
 
 
 def test_an_interrupted_movie_export_leaves_no_file(tmp_path):
-    from molviz.app.explore import Explorer
-    from molviz.app.movie import MovieConfig, render_movie
-    from molviz.app.scene import ChannelStyle
+    from molviz.view.explore import Explorer
+    from molviz.view.movie import MovieConfig, render_movie
+    from molviz.view.scene import ChannelStyle
 
     if not (BUNDLE / "bundle.json").is_file():
         pytest.skip(f"bundled model {BUNDLE} is missing")

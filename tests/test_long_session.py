@@ -62,7 +62,7 @@ def test_five_hundred_interactions(tmp_path):
     from trame.app import get_server
 
     from molviz.app import MolvizApp
-    from molviz.app.explore import find_bundles
+    from molviz.models import find_bundles
 
     wanted = [p for p in find_bundles(MODELS) if p.name in ("nmr-2juy", "6ega")]
     if len(wanted) < 2:

@@ -90,7 +90,7 @@ def test_serve_desktop_without_pywebview_says_how_to_fix():
 
 def test_bonds_by_cell_list_equal_all_pairs_on_a_real_protein():
     """The app's bond finder (a numpy cell list, no scipy) against the all-pairs distance matrix."""
-    from molviz.app.scene import _close_pairs
+    from molviz.view.scene import _close_pairs
     from molviz.chem import asset_path, load
 
     s = load(asset_path("data", "6ega", "6ega_protein.pdb"))
@@ -123,7 +123,7 @@ def test_scene_renders_without_pyvista_plotting_or_matplotlib():
         import sys
         import numpy as np
         from molviz.fields import Grid
-        from molviz.app.scene import Atoms, ChannelStyle, Layer, Scene, SceneOptions, build_scene
+        from molviz.view.scene import Atoms, ChannelStyle, Layer, Scene, SceneOptions, build_scene
 
         grid = Grid.from_box((-2, -2, -2), (2, 2, 2), 24)
         x, y, z = np.meshgrid(*grid.axes(), indexing="ij")
@@ -150,7 +150,7 @@ def test_scene_renders_without_pyvista_plotting_or_matplotlib():
 def test_scene_refuses_keywords_it_does_not_draw():
     import pyvista as pv
 
-    from molviz.app.scene import BuiltScene, Scene
+    from molviz.view.scene import BuiltScene, Scene
 
     scene = Scene(window_size=(64, 48))
     try:

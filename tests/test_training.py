@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from molviz.app._bench import free_port
-from molviz.training import PreparedData, fit_latent, get_lr, get_preset, prepare, train
+from molviz.engine import fit_latent
+from molviz.training import PreparedData, get_lr, get_preset, prepare, train
 from molviz.training._checkpoint import STATE
 from molviz.errors import InputError
 
@@ -140,7 +141,7 @@ def test_continuous_protocol_trains_and_lowers_the_loss(nmr_npz, tmp_path):
 
 def test_grid_points_take_the_voxel_centres_and_values():
     """--grid-fraction: indices pool_size + v stand for voxel v of the training grid."""
-    from molviz.training._data import normalized_coords
+    from molviz.fields import normalized_coords
     from molviz.training._train import with_grid_points
     R, C, pool_size = 4, 2, 10
     grids = torch.arange(2 * C * R**3, dtype=torch.float32).reshape(2, C, R, R, R)
@@ -354,7 +355,7 @@ def test_cli_prepare_then_train_then_fit(tmp_path, capsys):
 def test_rotate_180_is_the_field_of_the_turned_molecule(freesolv_npz):
     """--augment's premise: flipping two axes of an item's voxel grid gives the field of the molecule turned
     180 degrees about the third axis through the box centre, sampled on the same grid."""
-    from molviz.training._data import grid_field
+    from molviz.fields import grid_field
     from molviz.training._train import rotate_180
     data = PreparedData.load(freesolv_npz)
     i, R, beta = 3, 12, data.data_config.beta

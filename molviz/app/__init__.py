@@ -1,7 +1,7 @@
 """The browser app (trame + PyVista) and the headless picture and movie commands.
 
 - :class:`MolvizApp` (``molviz serve``): the viewer; the only code in molviz that imports trame.
-- :mod:`molviz.app.scene`, :mod:`molviz.app.movie`, :mod:`molviz.app.explore`: pure scene building,
+- :mod:`molviz.view.scene`, :mod:`molviz.view.movie`, :mod:`molviz.view.explore`: pure scene building,
   offscreen rendering and engine queries, shared with ``molviz render`` and ``molviz animate``.
 
 ``import molviz.app`` is cheap; trame loads only when :class:`MolvizApp` is first used.
@@ -12,12 +12,12 @@ import importlib
 
 _LAZY = {
     "MolvizApp": "molviz.app._app",
-    "Explorer": "molviz.app.explore",
-    "Scene": "molviz.app.scene",
-    "build_scene": "molviz.app.scene",
-    "render_movie": "molviz.app.movie",
-    "MovieConfig": "molviz.app.movie",
-    "Limits": "molviz.app.limits",
+    "Explorer": "molviz.view.explore",
+    "Scene": "molviz.view.scene",
+    "build_scene": "molviz.view.scene",
+    "render_movie": "molviz.view.movie",
+    "MovieConfig": "molviz.view.movie",
+    "Limits": "molviz.view.limits",
 }
 
 __all__ = list(_LAZY)

@@ -1,7 +1,7 @@
 """The molviz browser app: one :class:`TrameApp`, engine set-up, state defaults, UI, reactions.
 
 Every reaction is an ``@change`` method: it validates the client's values
-(:mod:`molviz.app.limits`), asks the engine through :class:`~molviz.app.explore.Explorer`
+(:mod:`molviz.view.limits`), asks the engine through :class:`~molviz.view.explore.Explorer`
 in a worker thread (:mod:`molviz.app._jobs`), and then updates the view on the
 event loop. A refused value puts the last good one back, shows a message, and
 leaves the picture as it was.
@@ -25,9 +25,27 @@ from trame.app import TrameApp
 from trame.decorators import change, controller, trigger
 
 from molviz.app._jobs import Debounce, Lane
-from molviz.app.explore import Endpoint, Explorer, View, bundled_models_dir, default_bundle, find_bundles
-from molviz.app.latent_map import COLOR_BY, LatentMap, depiction_svg
-from molviz.app.limits import (
+from molviz.app.state import (
+    CHANNEL_FIELDS,
+    COARSE,
+    EXPORT_SIZES,
+    LEVEL_RANGES,
+    LOCAL_MAX_POINTS,
+    MAX_CHANNELS,
+    REFINE_DELAY,
+    REMEMBERED,
+    RESOLUTIONS,
+    TRUTH_FOR_PSNR,
+    _EMPTY_FIGURE,
+    _key,
+    channel_keys,
+    state_defaults,
+)
+from molviz.errors import InputError, MolvizError
+from molviz.models import bundled_models_dir, default_bundle, find_bundles
+from molviz.view.explore import Endpoint, Explorer, View
+from molviz.view.latent_map import COLOR_BY, LatentMap, depiction_svg
+from molviz.view.limits import (
     Limits,
     clean_bool,
     clean_choice,
@@ -37,38 +55,19 @@ from molviz.app.limits import (
     clean_smiles,
     clean_text,
 )
-from molviz.app.movie import MovieConfig, render_movie
-from molviz.app.scene import (
+from molviz.view.movie import MovieConfig, render_movie
+from molviz.view.scene import (
     BuiltScene,
     ChannelStyle,
-    Layer,
     Scene,
     SceneOptions,
     build_scene,
-    channel_color,
-    color_rgb,
     png_bytes,
-    side_by_side_offset,
 )
-from molviz.errors import InputError, MolvizError
+from molviz.view.exports import MAX_MAPS_BYTES, maps_zip, scene_glb
+from molviz.view.looks import LEVEL_DEFAULTS, default_styles, view_layers
 
 log = logging.getLogger("molviz.app")
-
-MAX_CHANNELS = 16                  # channel cards the page has (a bigger bundle shows its first 16)
-COARSE = 32                        # resolution of the quick first pass while the user drags
-REFINE_DELAY = 0.35                # seconds without input before the full resolution is decoded
-LOCAL_MAX_POINTS = 3_000_000       # mesh points the browser is asked to draw itself (local rendering)
-TRUTH_FOR_PSNR = 64                # below this the truth is sampled even when not shown, for the PSNR chip
-EXPORT_SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
-RESOLUTIONS = ["32", "64", "128", "256", "custom"]
-_EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}}}
-CHANNEL_FIELDS = ("visible", "level", "mode", "color", "opacity", "repr")
-LEVEL_RANGES = {"fraction": (0.01, 1.0, 0.01), "percent": (0.1, 50.0, 0.1)}   # min, max, step
-# Fields are normalised to [0, 1] (Eq. 1, divided by each channel's maximum), so one absolute level
-# means the same on the reconstruction and on the ground truth; a weak channel stays visibly weak.
-LEVEL_DEFAULTS = {"absolute": 0.2, "fraction": 0.5, "percent": 2.0}
-PROPERTY_LEVEL = 0.3                # absolute default of density-like channels (wider, translucent)
-
 
 @dataclass
 class Request:
@@ -80,14 +79,6 @@ class Request:
     t: float = 0.0
     compare: str = "reconstruction"
     final: bool = True             # False for the coarse pass (no ground truth just for the PSNR chip)
-
-
-def _key(prefix: str, i: int, name: str) -> str:
-    return f"{prefix}{i}_{name}"
-
-
-def channel_keys() -> list[str]:
-    return [_key("ch", i, f) for i in range(MAX_CHANNELS) for f in CHANNEL_FIELDS]
 
 
 class MolvizApp(TrameApp):
@@ -169,79 +160,17 @@ class MolvizApp(TrameApp):
     # ================================================================== set-up
     def _state_defaults(self) -> None:
         s = self.state
+        s.update(state_defaults())
         s.model_options = [{"title": p.name, "value": i} for i, p in enumerate(self.catalog)]
-        s.model_index = 0
-        s.item_index = 0
-        s.item_options = []
-        s.view_source = "item"
-        s.view_caption = ""
-        s.resolution_choice = "64"
-        s.resolution_custom = 96
-        s.resolution = 64
-        s.compare = "reconstruction"
-        s.psnr_text = ""
-        s.busy = False
-        s.busy_text = ""
-        s.show_atoms = True
-        s.show_outline = True
-        s.clip_axis = "none"
-        s.clip_position = 0.5
-        s.view_mode = "remote"
-        s.screenshot_scale = 2
-        s.n_channels = 0
-        s.channel_names = []
-        for i in range(MAX_CHANNELS):
-            s[_key("ch", i, "visible")] = False
-            s[_key("ch", i, "level")] = 0.5
-            s[_key("ch", i, "mode")] = "fraction"
-            s[_key("ch", i, "color")] = "#909090"
-            s[_key("ch", i, "opacity")] = 1.0
-            s[_key("ch", i, "repr")] = "surface"
-            s[_key("ch", i, "level_min")] = 0.01
-            s[_key("ch", i, "level_max")] = 1.0
-            s[_key("ch", i, "level_step")] = 0.01
-        s.endpoint_a = 0
-        s.endpoint_b = 1
-        s.endpoint_options = []
-        s.interp_mode = "linear"
-        s.interp_t = 0.0
-        s.playing = False
-        s.loop = True
-        s.round_trip = False
-        s.fps = 12
-        s.export_format = "mp4"
-        s.export_size = "720p"
-        s.export_frames = 60
-        s.export_fps = 24
-        s.export_orbit = False
-        s.exporting = False
-        s.export_progress = 0
-        s.smiles = ""
-        s.has_encoded = False
-        s.neighbours = []
-        s.placement_text = ""
-        s.map_color_by = "expt"
-        s.map_color_options = []
-        s.map_pick_mode = "view"
-        s.map_search = ""
-        s.map_found = 0
-        s.map_source = ""
-        s.hover_svg = ""
-        s.hover_text = ""
-        s.error_text = ""
-        s.error_show = False
-        s.first_picture_s = None
-        s.map_load = False                # the browser loads plotly.js once this turns true
         self._good["display"] = (True, True, "none", 0.5)
-        for key in ("model_index", "item_index", "resolution_choice", "resolution_custom", "compare",
-                    "clip_axis", "clip_position", "endpoint_a", "endpoint_b", "interp_mode", "interp_t", "fps",
-                    "export_format", "export_size", "export_frames", "export_fps", "map_color_by",
-                    "map_pick_mode", "view_source", "view_mode", "screenshot_scale", *channel_keys()):
+        for key in (*REMEMBERED, *channel_keys()):
             self._good[key] = s[key]
 
     def _build_ui(self) -> None:
         from molviz.app.ui.layout import build_layout
-        self.ui = build_layout(self, max_channels=MAX_CHANNELS)
+        page = build_layout(self.server, render_window=self.scene.render_window, max_channels=MAX_CHANNELS,
+                            resolutions=RESOLUTIONS, on_map_click=self.on_map_click, on_map_hover=self.on_map_hover)
+        self.ui, self.view, self.map_widget = page.layout, page.view, page.figure
 
     # ================================================================== helpers
     def _error(self, exc: BaseException | str) -> None:
@@ -363,16 +292,10 @@ class MolvizApp(TrameApp):
         (a new model), else the user's levels, colours and opacities stay (a new item)."""
         present = self.ex.present_channels(self.ex.item_atoms(item))
         s = self.state
-        for i, name in enumerate(self.ex.channel_names[:MAX_CHANNELS]):
-            prop = name.split(":")[-1] in ("density", "electronegativity")
-            n_present_elements = sum(p for p, nm in zip(present, self.ex.channel_names)
-                                     if nm.split(":")[-1] not in ("density", "electronegativity"))
-            vals = {
-                "visible": bool(present[i]) and (not prop or n_present_elements == 0),
-                "level": PROPERTY_LEVEL if prop else LEVEL_DEFAULTS["absolute"], "mode": "absolute",
-                "color": channel_color(name),
-                "opacity": 0.35 if prop else 0.9, "repr": "surface",
-            }
+        looks = default_styles(self.ex.channel_names, present)
+        for i, look in enumerate(looks[:MAX_CHANNELS]):
+            vals = {"visible": look.visible, "level": look.level, "mode": look.mode, "color": look.color,
+                    "opacity": look.opacity, "repr": "surface"}
             for f, v in vals.items():
                 if not full and f != "visible":
                     continue
@@ -743,7 +666,7 @@ class MolvizApp(TrameApp):
                 view = ex.frame(a, b, req.t, mode=self._good.get("interp_mode", "linear"),
                                 resolution=req.resolution, should_stop=should_stop, levels=levels)
             view.extra["request"] = req
-            layers = _layers(view, ex.channel_names, req.compare)
+            layers = view_layers(view, ex.channel_names, req.compare)
             built = build_scene(layers, styles, options)
             return view, built, time.perf_counter() - t0
 
@@ -804,19 +727,7 @@ class MolvizApp(TrameApp):
         if self.built is None:
             self._error("nothing to download yet: wait for the first picture")
             return None
-        from molviz.mesh import gltf_bytes
-        parts = []
-        for name, (mesh, kw) in self.built.actors.items():
-            if name.endswith(":outline") or mesh is None or mesh.n_points == 0:
-                continue
-            label = name.replace("L0:", "").replace("L1:", "truth:").replace("ch:", "")
-            part = {"name": label, "mesh": mesh, "opacity": float(kw.get("opacity", 1.0))}
-            if kw.get("rgb") and kw.get("scalars") in mesh.point_data:
-                part["vertex_colors"] = np.asarray(mesh.point_data[kw["scalars"]])
-            else:
-                part["color"] = color_rgb(kw.get("color", "#cccccc"))
-            parts.append(part)
-        data = gltf_bytes(parts, binary=True)
+        data = scene_glb(self.built)
         return self.server.protocol.addAttachment(data) if self.server.protocol else data
 
     @trigger("maps_zip")
@@ -835,35 +746,8 @@ class MolvizApp(TrameApp):
         return self.server.protocol.addAttachment(data) if self.server.protocol else data
 
     def _maps_zip(self, view: View) -> bytes:
-        import io
-        import tempfile
-        import zipfile
-
-        from molviz.fields._cli import _safe
-        from molviz.mesh import export_volume
-        ex = self.ex
-        names = ex.channel_names
-        shown = [c for c, st in enumerate(self._styles()) if st.visible] or list(range(len(names)))
-        n = int(np.prod(view.grid.shape))
-        if len(shown) * n * 4 > MAX_MAPS_BYTES:
-            raise InputError(f"{len(shown)} maps of {view.grid.shape[0]}^3 voxels are {len(shown) * n * 4 / 2**20:.0f} "
-                              f"MB, more than the {MAX_MAPS_BYTES >> 20} MB a download may hold: lower the "
-                              "resolution or hide channels")
-        if view.volume is not None and not view.extra.get("adaptive"):
-            vol = view.volume                                    # dense already
-        else:                                                    # adaptive or device surfaces: decode densely
-            z = ex.latent(view.item) if view.item is not None else view.extra.get("latent")
-            if z is None:
-                raise InputError("this view has no latent to decode; pick an item or an interpolation")
-            vol = ex.engine.decode(np.asarray(z, np.float32), resolution=view.grid.shape)[0]
-        stem = _safe(view.label.split("\u00b7")[0].strip())[:60].strip("-") or "molviz"
-        buf = io.BytesIO()
-        with tempfile.TemporaryDirectory(prefix="molviz-maps-") as tmp, \
-                zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for c in shown:
-                fname = f"{stem}_{_safe(names[c])}.ccp4"
-                zf.write(export_volume(vol[c], view.grid, Path(tmp) / fname), fname)
-        return buf.getvalue()
+        shown = [c for c, st in enumerate(self._styles()) if st.visible] or list(range(len(self.ex.channel_names)))
+        return maps_zip(self.ex, view, shown, max_bytes=MAX_MAPS_BYTES)
 
     def _export_config(self, fmt=None, size=None, frames=None, fps=None, orbit=None,
                        round_trip=None) -> tuple[MovieConfig, str]:
@@ -1143,7 +1027,6 @@ class MolvizApp(TrameApp):
             self._load_map()
 
 
-MAX_MAPS_BYTES = 512 << 20          # largest map download (float32 voxels over all visible channels)
 ADAPTIVE_FROM = 48                  # resolutions from which surfaces are decoded adaptively (CPU bench: 64^3
                                     # FreeSolv 0.10 s adaptive against 0.50 s dense)
 
@@ -1162,16 +1045,6 @@ def _adaptive_levels(styles: list[ChannelStyle], req: Request) -> np.ndarray | N
             return None
         levels[c] = float(st.level)
     return levels if np.isfinite(levels).any() else None
-
-
-def _layers(view: View, names: list[str], compare: str) -> list[Layer]:
-    if compare == "truth" and view.truth is not None:
-        return [Layer(view.truth, view.grid, names, view.atoms)]
-    if compare == "side_by_side" and view.truth is not None:
-        return [Layer(view.volume, view.grid, names, view.atoms, label="reconstruction (network)"),
-                Layer(view.truth, view.grid, names, view.atoms, label="ground truth (Eq. 1)",
-                      offset=side_by_side_offset(view.grid))]
-    return [Layer(view.volume, view.grid, names, view.atoms, surfaces=view.surfaces)]
 
 
 def _clicked_index(event) -> int | None:

@@ -114,3 +114,57 @@ def infer_element(name_field: str, residue_name: str, *, n_residue_atoms: int = 
                 return two
     first = letters[0]
     return first if first in ATOMIC_NUMBER else ""
+
+
+# --------------------------------------------------------------------------- the periodic table
+# One table for all of molviz: symbols above; colours and radii here; field widths (which are
+# a modelling choice, with their sources) in molviz.fields._elements, keyed by these numbers.
+
+# Jmol's CPK colours (https://jmol.sourceforge.net/jscolors/), Z = 1..109, hex RGB. Jmol stops at
+# meitnerium; the superheavy elements RDKit also knows (110..118) take meitnerium's colour.
+_JMOL = (
+    "FFFFFF D9FFFF CC80FF C2FF00 FFB5B5 909090 3050F8 FF0D0D 90E050 B3E3F5 AB5CF2 8AFF00 BFA6A6 F0C8A0 "
+    "FF8000 FFFF30 1FF01F 80D1E3 8F40D4 3DFF00 E6E6E6 BFC2C7 A6A6AB 8A99C7 9C7AC7 E06633 F090A0 50D050 "
+    "C88033 7D80B0 C28F8F 668F8F BD80E3 FFA100 A62929 5CB8D1 702EB0 00FF00 94FFFF 94E0E0 73C2C9 54B5B5 "
+    "3B9E9E 248F8F 0A7D8C 006985 C0C0C0 FFD98F A67573 668080 9E63B5 D47A00 940094 429EB0 57178F 00C900 "
+    "70D4FF FFFFC7 D9FFC7 C7FFC7 A3FFC7 8FFFC7 61FFC7 45FFC7 30FFC7 1FFFC7 00FF9C 00E675 00D452 00BF38 "
+    "00AB24 4DC2FF 4DA6FF 2194D6 267DAB 266696 175487 D0D0E0 FFD123 B8B8D0 A6544D 575961 9E4FB5 AB5C00 "
+    "754F45 428296 420066 007D00 70ABFA 00BAFF 00A1FF 008FFF 0080FF 006BFF 545CF2 785CE3 8A4FE3 A136D4 "
+    "B31FD4 B31FBA B30DA6 BD0D87 C70066 CC0059 D1004F D90045 E00038 E6002E EB0026"
+).split()
+ELEMENT_COLORS: dict[int, str] = {z: "#" + _JMOL[min(z, len(_JMOL)) - 1] for z in range(1, len(SYMBOLS) + 1)}
+UNKNOWN_ELEMENT_COLOR = "#FF1493"          # an atomic number outside the table (0: unknown)
+
+# Covalent radii (angstrom), Cordero et al., Dalton Trans. 2832 (2008), Z = 1..96 (sp3 carbon,
+# low-spin Mn, Fe, Co); heavier elements take curium's. For drawing balls and finding bonds.
+_CORDERO = (
+    "0.31 0.28 1.28 0.96 0.84 0.76 0.71 0.66 0.57 0.58 1.66 1.41 1.21 1.11 1.07 1.05 1.02 1.06 2.03 1.76 "
+    "1.70 1.60 1.53 1.39 1.39 1.32 1.26 1.24 1.32 1.22 1.22 1.20 1.19 1.20 1.20 1.16 2.20 1.95 1.90 1.75 "
+    "1.64 1.54 1.47 1.46 1.42 1.39 1.45 1.44 1.42 1.39 1.39 1.38 1.39 1.40 2.44 2.15 2.07 2.04 2.03 2.01 "
+    "1.99 1.98 1.98 1.96 1.94 1.92 1.92 1.89 1.90 1.87 1.87 1.75 1.70 1.62 1.51 1.44 1.41 1.36 1.36 1.32 "
+    "1.45 1.46 1.48 1.40 1.50 1.50 2.60 2.21 2.15 2.06 2.00 1.96 1.90 1.87 1.80 1.69"
+).split()
+COVALENT_RADII: dict[int, float] = {z: float(_CORDERO[min(z, len(_CORDERO)) - 1])
+                                    for z in range(1, len(SYMBOLS) + 1)}
+
+
+def element_symbol(z: int) -> str:
+    """Symbol of atomic number ``z`` (``6 -> "C"``); ``"Z0"``-style for numbers outside the table.
+
+    Examples
+    --------
+    >>> element_symbol(17), element_symbol(0)
+    ('Cl', 'Z0')
+    """
+    return SYMBOLS[int(z) - 1] if 1 <= int(z) <= len(SYMBOLS) else f"Z{int(z)}"
+
+
+def parse_element(token: str) -> int | None:
+    """Atomic number of an element symbol, case-insensitively (``"cl" -> 17``), else None.
+    Deuterium and tritium are hydrogen."""
+    return ATOMIC_NUMBER.get(str(token).strip().upper())
+
+
+def element_color(z: int) -> str:
+    """Jmol CPK colour of atomic number ``z``, ``"#RRGGBB"``."""
+    return ELEMENT_COLORS.get(int(z), UNKNOWN_ELEMENT_COLOR)

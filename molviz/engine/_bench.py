@@ -91,16 +91,8 @@ RANDOM = {  # stand-ins with the shipped models' shapes, for throughput where no
 def _bundles(args) -> list[tuple[str, object]]:
     """(label, Bundle) pairs: --bundle folders (or random-freesolv / random-6ega), else the
     shipped models, else the random stand-ins."""
-    from molviz.models import load_model
-    paths = list(args.bundle or [])
-    if not paths:
-        from molviz._assets import assets_dir
-        root = assets_dir() / "models"
-        if root.is_dir():
-            paths = sorted(str(p.parent) for p in root.glob("*/bundle.json"))
-    if not paths:
-        paths = list(RANDOM)
-    from molviz.engine._cli import resolve_bundle
+    from molviz.models import bundled_models_dir, find_bundles, load_model, resolve_bundle
+    paths = list(args.bundle or []) or [str(p) for p in find_bundles(bundled_models_dir())] or list(RANDOM)
     out = []
     for p in paths:
         if p in RANDOM:

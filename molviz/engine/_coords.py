@@ -5,7 +5,7 @@ its training grid. The network sees ``p_norm = 2 (p - lo) / (hi - lo) - 1``, so
 the training grid's voxel centres run from -1 to 1 inclusive. A decode request
 names a (sub-)box in these normalised coordinates (default ``(-1, 1)`` per
 axis: the whole box) and a resolution; its voxel centres are
-``linspace(box_lo, box_hi, n)`` per axis, flattened in C order over
+``axis_centres(box_lo, box_hi, n)`` per axis, flattened in C order over
 ``[x, y, z]`` (z fastest), which is :meth:`molviz.fields.Grid.points`' order.
 """
 from __future__ import annotations
@@ -16,19 +16,20 @@ import numpy as np
 import torch
 
 from molviz.errors import InputError
+from molviz.fields._grid import axis_centres, check_resolution
 
 Box = tuple[tuple[float, float, float], tuple[float, float, float]]
 FULL_BOX: Box = ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
-MAX_RESOLUTION = 1024
 
 
 def check_shape(resolution: int | Sequence[int]) -> tuple[int, int, int]:
-    """One int or three, each 2..1024 voxels per axis."""
-    shape = (int(resolution),) * 3 if np.isscalar(resolution) else tuple(int(v) for v in resolution)  # type: ignore[arg-type]
-    if len(shape) != 3 or any(not 2 <= n <= MAX_RESOLUTION for n in shape):
-        raise InputError(f"resolution {resolution!r}: give one int or three, each 2..{MAX_RESOLUTION} "
-                         "voxels per axis")
-    return shape  # type: ignore[return-value]
+    """One int or three, each within :data:`molviz.fields.MAX_RESOLUTION`'s range."""
+    try:
+        return check_resolution(resolution)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"resolution {resolution!r}: give one int or three") from None
 
 
 def check_box(box) -> Box:
@@ -48,8 +49,8 @@ def check_box(box) -> Box:
 
 
 def box_axes(shape: tuple[int, int, int], box: Box, *, device=None) -> list[torch.Tensor]:
-    """Normalised voxel-centre coordinates along x, y and z: ``linspace(lo, hi, n)``, float32."""
-    return [torch.linspace(lo, hi, n, dtype=torch.float32, device=device)
+    """Normalised voxel-centre coordinates along x, y and z (:func:`molviz.fields.axis_centres`), float32."""
+    return [torch.as_tensor(axis_centres(lo, hi, n), dtype=torch.float32, device=device)
             for lo, hi, n in zip(box[0], box[1], shape)]
 
 

@@ -2,10 +2,10 @@
 
 The field is sampled exactly as the bundle's training data was (channels, beta,
 box rule, per-item max normalisation, resolution: all read from the bundle
-config) by :func:`molviz.training._fit.item_target`, so an encoded training
+config) by :func:`molviz.engine._fit.item_target`, so an encoded training
 item reproduces its training target. Auto-encoder bundles run their encoder on
 that field; auto-decoder bundles fit a latent with the network frozen
-(:func:`molviz.training._fit.fit_latent`).
+(:func:`molviz.engine._fit.fit_latent`).
 """
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from molviz.engine._engine import Encoded
-from molviz.errors import BundleError, InputError
+from molviz.engine._types import Encoded
+from molviz.errors import InputError
 
 
 def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep", seed: int = 0):
@@ -39,10 +39,10 @@ def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep
 @torch.no_grad()
 def _encode_with_encoder(engine, structure, conformer: int) -> Encoded:
     from molviz.models import psnr
-    from molviz.training._fit import item_target
+    from molviz.engine._fit import item_target
     bundle = engine.bundle
     box, _table, _div, target = item_target(bundle, structure, conformer=conformer, device=engine.device)
-    R, C = int(bundle.config["resolution"]), engine.n_channels
+    R, C = int(bundle.spec.resolution), engine.n_channels
     field = target.T.reshape(1, C, R, R, R).float()                                # (1, C, R, R, R)
     encoder = bundle.encoder.to(engine.device).eval()
     box_t = torch.as_tensor(np.asarray(box, np.float32), device=engine.device)[None]  # (1, 2, 3)
@@ -54,7 +54,7 @@ def _encode_with_encoder(engine, structure, conformer: int) -> Encoded:
 
 
 def _encode_by_fitting(engine, structure, conformer: int, steps: int, progress: bool) -> Encoded:
-    from molviz.training._fit import fit_latent
+    from molviz.engine._fit import fit_latent
     res = fit_latent(engine.bundle, structure, conformer=conformer, steps=steps, device=str(engine.device),
                      progress=progress)
     engine.model.eval()
@@ -73,14 +73,9 @@ def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progre
     >>> enc.latent.shape, enc.method                            # doctest: +SKIP
     ((512,), 'encoder')
     """
-    cfg = engine.bundle.config
-    missing = [k for k in ("channel_defs", "resolution", "beta") if k not in cfg]
-    if missing:
-        raise BundleError(f"bundle {engine.bundle.name!r} does not record how its fields were sampled "
-                          f"({', '.join(missing)} missing from its config), so new inputs cannot be encoded; "
-                          "retrain it with `molviz train`")
-    data = (cfg.get("training") or {}).get("data") or {}
-    structure = as_structure(source, hydrogens=data.get("hydrogens", "keep"), seed=int(data.get("seed", 0)))
+    spec = engine.bundle.spec
+    spec.require_sampling(engine.bundle.name, "encode new inputs")
+    structure = as_structure(source, hydrogens=spec.hydrogens, seed=spec.seed)
     if not 0 <= conformer < structure.n_conformers:
         raise InputError(f"conformer {conformer} does not exist: {structure.name!r} has "
                          f"{structure.n_conformers} conformer(s)")

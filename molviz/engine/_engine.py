@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from molviz.engine._cache import VolumeCache, latent_key
+from molviz.engine._types import Cancelled, Encoded, EngineStats  # noqa: F401  (Encoded: the type encode returns)
 from molviz.engine._coords import Box, box_axes, check_box, check_shape, flat_coords, sub_box_angstrom
 from molviz.errors import BundleError, InputError, ResourceLimitError
 
@@ -36,30 +37,6 @@ MIN_CHUNK = 1024                 # below this an OOM is not a chunking problem
 CPU_CHUNK_ACTIVATIONS = 1 << 20
 GPU_MAX_CHUNK = 1 << 22          # 4M points: large enough to saturate an H100
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class Cancelled(Exception):
-    """A decode was stopped because a newer request superseded it."""
-
-
-@dataclass
-class EngineStats:
-    decoded_points: int = 0
-    decode_seconds: float = 0.0
-    oom_retries: int = 0
-    chunk: int = 0               # chunk size in use (points)
-
-
-@dataclass
-class Encoded:
-    """A new input in the bundle's latent space."""
-
-    latent: np.ndarray           # (L,) float32
-    box: np.ndarray              # (2, 3) angstrom: first and last voxel centre of its grid
-    method: str                  # "encoder" (auto-encoder) or "fit" (auto-decoder, network frozen)
-    psnr: float | None = None    # reconstruction at the bundle's training resolution
-    name: str = ""
-    structure: Any = field(default=None, repr=False)
 
 
 def can_fold(model) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from molviz.engine._coords import Box, check_shape
-from molviz.engine._engine import Cancelled
+from molviz.engine._types import Cancelled
 
 
 @dataclass

@@ -15,9 +15,11 @@ from __future__ import annotations
 from molviz._lazy import lazy_exports
 
 _EXPORTS = {
-    "_channels": ("COMPONENTS", "PRESETS", "Channel", "channel_names", "parse_channels",),
+    "_channels": ("COMPONENTS", "PRESETS", "PROPERTY_COLORS", "Channel", "channel_color", "channel_element",
+                  "channel_names", "channel_rgb", "parse_channels",),
     "_elements": ("ATOM_WIDTHS", "FALLBACKS", "RAW_PROPERTIES", "WIDTH_SOURCES", "element_symbol", "parse_element",),
-    "_grid": ("Grid", "blob_margin", "fit_grid", "spacing_grid",),
+    "_grid": ("MAX_RESOLUTION", "MIN_RESOLUTION", "Grid", "axis_centres", "blob_margin", "check_resolution", "fit_grid", "rule_grid", "spacing_grid",),
+    "_tables": ("grid_field", "grid_points", "item_divisors", "normalized_coords", "table_field",),
     "_sampler": ("DEFAULT_TOL", "MAX_ATOM_DENSITY", "atom_table", "channel_peaks", "cutoff_factor", "cutoff_radii", "dense_field", "field_from_table", "peaks_from_table", "resolve_device", "sample_conformers", "sample_field", "sample_points", "tail_bound",),
 }
 

@@ -97,6 +97,28 @@ class Channel:
     def key(self) -> tuple:
         return (self.elements, self.components, self.width)
 
+    def to_dict(self) -> dict:
+        """Plain JSON form (bundle.json's ``channel_defs``, prepared data's meta).
+
+        Examples
+        --------
+        >>> ch = Channel("ligand:C", frozenset({6}), frozenset({"ligand"}))
+        >>> Channel.from_dict(ch.to_dict()) == ch
+        True
+        """
+        return {"name": self.name,
+                "elements": None if self.elements is None else sorted(int(e) for e in self.elements),
+                "components": None if self.components is None else sorted(self.components),
+                "width": self.width}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Channel:
+        """Inverse of :meth:`to_dict` (``width`` defaults to ``"vdw"``)."""
+        def _set(v):
+            return None if v is None else frozenset(v)
+        return cls(name=str(d["name"]), elements=_set(d.get("elements")), components=_set(d.get("components")),
+                   width=d.get("width", "vdw"))
+
 
 def _valid_help() -> str:
     return (
@@ -201,3 +223,47 @@ def parse_channels(
 def channel_names(channels: Sequence[Channel]) -> list[str]:
     """Names of the channels, in order."""
     return [c.name for c in channels]
+
+
+# --------------------------------------------------------------------------- channel looks
+# Property channels (density, electronegativity) have no element: a fixed palette.
+PROPERTY_COLORS = {"density": "#5B8FD9", "electronegativity": "#C77DDB"}
+
+
+def channel_element(name: str) -> int | None:
+    """Atomic number a channel selects (``"ligand:C"`` -> 6), None for property channels.
+
+    Examples
+    --------
+    >>> channel_element("ligand:Cl"), channel_element("Na"), channel_element("protein:density")
+    (17, 11, None)
+    """
+    from molviz.chem._elements import SYMBOLS
+    token = str(name).split(":")[-1]
+    return SYMBOLS.index(token) + 1 if token in SYMBOLS else None
+
+
+def channel_color(name: str) -> str:
+    """Default colour of a channel, ``"#RRGGBB"``: its element's CPK colour (every element of the
+    periodic table), or the property palette.
+
+    Examples
+    --------
+    >>> channel_color("ligand:C"), channel_color("O"), channel_color("Na"), channel_color("protein:density")
+    ('#909090', '#FF0D0D', '#AB5CF2', '#5B8FD9')
+    """
+    from molviz.chem._elements import UNKNOWN_ELEMENT_COLOR, element_color
+    z = channel_element(name)
+    if z is not None:
+        return element_color(z)
+    token = str(name).split(":")[-1]
+    for prop, color in PROPERTY_COLORS.items():
+        if token.startswith(prop):
+            return color
+    return UNKNOWN_ELEMENT_COLOR
+
+
+def channel_rgb(name: str) -> tuple[float, float, float]:
+    """:func:`channel_color` as RGB floats in [0, 1] (for glTF materials)."""
+    c = channel_color(name).lstrip("#")
+    return tuple(int(c[i:i + 2], 16) / 255.0 for i in (0, 2, 4))  # type: ignore[return-value]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from molviz.errors import InputError
@@ -31,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", default="elements+density",
                    help="channel spec or preset: paper-6ega, freesolv, elements, "
                         "elements+density (default), or tokens like ligand:C,protein:density")
-    p.add_argument("--resolution", type=int, default=32, help="voxels per axis, 8..512 (default 32)")
+    p.add_argument("--resolution", type=int, default=32, help="voxels per axis (default 32)")
     p.add_argument("--spacing", type=float, default=None, metavar="A",
                    help="fixed voxel spacing in angstrom, box centred on the centroid "
                         "(default: the paper's fitted box)")
@@ -50,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from molviz.fields import fit_grid, parse_channels, sample_conformers, sample_field, spacing_grid
+    from molviz.mesh import save_volume_npz
 
     out = Path(args.out)
     suffix = out.suffix.lower()
@@ -80,14 +80,13 @@ def run(args: argparse.Namespace) -> int:
                              conformer=conf, device=args.device)
     names = [c.name for c in channels]
     if suffix == ".npz":
-        _write_npz(out, field=field.astype(np.float32), origin=np.asarray(grid.origin, np.float32),
-                   spacing=np.asarray(grid.spacing, np.float32), channels=np.array(names, dtype=str),
-                   beta=np.float32(args.beta), normalize=np.array(args.normalize),
-                   shape=np.asarray(grid.shape, np.int64), name=np.array(structure.name))
+        save_volume_npz(out, field, origin=grid.origin, spacing=grid.spacing, channels=names,
+                        beta=np.float32(args.beta), normalize=np.array(args.normalize), name=np.array(structure.name))
         print(f"wrote {out}: field {field.shape}, channels {', '.join(names)}")
     else:
         if field.ndim == 5:
             raise InputError("maps hold one conformer: pass --conformer I, or write .npz for all")
+        from molviz.mesh import write_maps
         paths = write_maps(out, field, grid, names)
         print(f"wrote {len(paths)} maps: {', '.join(str(p) for p in paths)}")
     return 0
@@ -130,6 +129,7 @@ def _run_dataset(args: argparse.Namespace, out: Path, suffix: str) -> int:
 
     from molviz.chem import load
     from molviz.fields import fit_grid, parse_channels, sample_field, spacing_grid
+    from molviz.mesh import save_volume_npz
 
     if suffix != ".npz":
         raise InputError("a dataset (--smiles-file) is written as one stacked .npz; use --out F.npz")
@@ -147,49 +147,8 @@ def _run_dataset(args: argparse.Namespace, out: Path, suffix: str) -> int:
         origins.append(grid.origin)
         spacings.append(grid.spacing)
     names = [c.name for c in channels]
-    _write_npz(out, field=np.stack(fields).astype(np.float32),
-               origin=np.asarray(origins, np.float32), spacing=np.asarray(spacings, np.float32),
-               channels=np.array(names, dtype=str), beta=np.float32(args.beta),
-               normalize=np.array(args.normalize), names=np.array([n for n, _ in rows], dtype=str),
-               smiles=np.array([s for _, s in rows], dtype=str))
+    save_volume_npz(out, np.stack(fields), origin=origins, spacing=spacings, channels=names,
+                    beta=np.float32(args.beta), normalize=np.array(args.normalize),
+                    names=np.array([n for n, _ in rows], dtype=str), smiles=np.array([s for _, s in rows], dtype=str))
     print(f"wrote {out}: {len(structures)} molecules, field {(len(fields), *fields[0].shape)}")
     return 0
-
-
-def _write_npz(path: Path, **arrays) -> None:
-    from molviz._io import save_npz
-    save_npz(path, arrays)
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
-
-
-def write_maps(out: Path, field, grid, names: list[str]) -> list[Path]:
-    """One CCP4/MRC map per channel, ``<stem>_<channel><suffix>``, placed on the atoms.
-
-    gemmi's grid is indexed [u, v, w] = [x, y, z] like ours; the unit cell is
-    ``shape * spacing``, the start indices ``round(origin / spacing)`` (CCP4 header words
-    5-7) and the exact origin in angstrom goes to the MRC-2014 ORIGIN words (50-52),
-    which ChimeraX uses; axis order MAPC/MAPR/MAPS = 1, 2, 3 (x fastest).
-    """
-    import gemmi
-    import numpy as np
-
-    from molviz._io import atomic_path
-    paths = []
-    nx, ny, nz = grid.shape
-    cell = gemmi.UnitCell(nx * grid.spacing[0], ny * grid.spacing[1], nz * grid.spacing[2], 90, 90, 90)
-    for vol, name in zip(field, names):
-        m = gemmi.Ccp4Map()
-        m.grid = gemmi.FloatGrid(np.ascontiguousarray(vol, dtype=np.float32), cell, gemmi.SpaceGroup("P 1"))
-        m.update_ccp4_header(2, True)
-        for word, (o, s) in zip((5, 6, 7), zip(grid.origin, grid.spacing)):
-            m.set_header_i32(word, int(round(o / s)))
-        for word, o in zip((50, 51, 52), grid.origin):
-            m.set_header_float(word, float(o))
-        path = out.with_name(f"{out.stem}_{_safe(name)}{out.suffix}")
-        with atomic_path(path) as tmp:
-            m.write_ccp4_map(str(tmp))
-        paths.append(path)
-    return paths

@@ -1,4 +1,5 @@
-"""Per-element tables: symbols and the three atom widths (vdW, electronegativity, density).
+"""Per-element atom widths for Eq. 1 (vdW, electronegativity, density); symbols come from
+:mod:`molviz.chem`'s periodic table.
 
 Every width is the element's property divided by carbon's, used as a length in
 angstrom in Eq. 1 (carbon has width 1.0 in every table), as the reference code
@@ -32,14 +33,8 @@ for ``electronegativity`` and ``density``) is absent, and asking for it raises
 """
 from __future__ import annotations
 
-SYMBOLS: tuple[str, ...] = (
-    "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S",
-    "Cl", "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga",
-    "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd",
-    "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm",
-    "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os",
-    "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn",
-)  # index + 1 = atomic number
+from molviz.chem._elements import SYMBOLS, element_symbol, parse_element  # noqa: F401  (re-exported)
+
 ATOMIC_NUMBERS: dict[str, int] = {s: i + 1 for i, s in enumerate(SYMBOLS)}
 
 # Periodic-table group of each covered element (1..18); lanthanides are not covered.
@@ -125,19 +120,3 @@ ATOM_WIDTHS: dict[str, dict[int, float]] = {
 }
 #: ``FALLBACKS[kind][symbol] = donor symbol`` for every value taken from the element above.
 FALLBACKS: dict[str, dict[str, str]] = {kind: donors for kind, (_, donors) in _COMPLETED.items()}
-
-
-def element_symbol(z: int) -> str:
-    """Symbol of atomic number ``z`` (``6 -> "C"``)."""
-    if 1 <= int(z) <= len(SYMBOLS):
-        return SYMBOLS[int(z) - 1]
-    return f"Z{int(z)}"
-
-
-def parse_element(token: str) -> int | None:
-    """Atomic number of an element symbol, case-insensitively (``"cl" -> 17``), else None."""
-    t = token.strip()
-    if t in ATOMIC_NUMBERS:
-        return ATOMIC_NUMBERS[t]
-    cap = t[:1].upper() + t[1:].lower()
-    return ATOMIC_NUMBERS.get(cap)

@@ -16,7 +16,24 @@ import numpy as np
 
 from molviz.errors import InputError
 
-MIN_RESOLUTION, MAX_RESOLUTION = 8, 512
+# Voxels per axis, for every grid molviz makes or decodes (featurize, training, decoding, the app):
+# 2 is the least that has a first and a last voxel centre; beyond 1024 a single channel is 4 GB.
+MIN_RESOLUTION, MAX_RESOLUTION = 2, 1024
+
+
+def axis_centres(lo: float, hi: float, n: int) -> np.ndarray:
+    """The ``n`` voxel centres from ``lo`` to ``hi`` inclusive along one axis, float64:
+    ``lo + i * (hi - lo) / (n - 1)``. The one formula of the convention; :meth:`Grid.axes`,
+    training targets and the engine's decoding coordinates all come from it.
+
+    Examples
+    --------
+    >>> axis_centres(-1.0, 1.0, 5).tolist()
+    [-1.0, -0.5, 0.0, 0.5, 1.0]
+    """
+    if n < 2:
+        return np.array([float(lo)] * n, dtype=np.float64)
+    return float(lo) + np.arange(n, dtype=np.float64) * ((float(hi) - float(lo)) / (n - 1))
 
 
 def check_shape(n: int | Sequence[int]) -> tuple[int, ...]:
@@ -25,10 +42,11 @@ def check_shape(n: int | Sequence[int]) -> tuple[int, ...]:
 
 
 def check_resolution(n: int | Sequence[int]) -> tuple[int, int, int]:
-    """Validate a resolution (one int or three) against 8..512 per axis."""
+    """Validate a resolution (one int or three) against MIN_RESOLUTION..MAX_RESOLUTION per axis."""
     shape = check_shape(n)
     if len(shape) != 3 or any(not MIN_RESOLUTION <= v <= MAX_RESOLUTION for v in shape):
-        raise InputError(f"resolution {n!r}: need {MIN_RESOLUTION}..{MAX_RESOLUTION} voxels per axis")
+        raise InputError(f"resolution {n!r}: give one int or three, each {MIN_RESOLUTION}..{MAX_RESOLUTION} "
+                         "voxels per axis")
     return shape  # type: ignore[return-value]
 
 
@@ -70,7 +88,7 @@ class Grid:
 
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Voxel-centre coordinates along x, y and z (float64)."""
-        x, y, z = (o + s * np.arange(n) for o, s, n in zip(self.origin, self.spacing, self.shape))
+        x, y, z = (axis_centres(o, o + s * (n - 1), n) for o, s, n in zip(self.origin, self.spacing, self.shape))
         return x, y, z
 
     def points(self) -> np.ndarray:
@@ -183,3 +201,33 @@ def spacing_grid(structure, *, spacing: float, resolution: int, conformer: int |
     centre = _all_coords(structure, conformer).mean(axis=0)
     origin = centre - (np.asarray(shape) - 1) / 2.0 * float(spacing)
     return Grid(tuple(origin), (float(spacing),) * 3, shape)  # type: ignore[arg-type]
+
+
+def rule_grid(structure, channels, *, rule: str, resolution: int, beta: float, spacing: float | None = None,
+              shared: Grid | None = None) -> Grid:
+    """The training grid of one conformer under a bundle's box rule: the one place that applies it.
+
+    ``rule`` is ``"fit"`` (the paper's box around this structure), ``"spacing"`` (a cube of
+    ``resolution`` voxels at ``spacing`` angstrom, centred) or ``"shared"`` (``shared``: one box
+    for every conformer of an ensemble, so a new conformer lives in it too).
+
+    Examples
+    --------
+    >>> from molviz.chem import Structure
+    >>> s = Structure(coords=np.zeros((1, 1, 3), np.float32), atomic_numbers=np.array([6]),
+    ...               components=np.array(["ligand"]), atom_names=np.array(["C"]),
+    ...               residue_names=np.array(["LIG"]), name="C")
+    >>> rule_grid(s, None, rule="spacing", resolution=5, beta=0.75, spacing=0.5).lo.tolist()
+    [-1.0, -1.0, -1.0]
+    """
+    if rule == "shared":
+        if shared is None:
+            raise InputError("box rule 'shared' needs the shared grid (the first item's box)")
+        return shared
+    if rule == "spacing":
+        if not spacing:
+            raise InputError("box rule 'spacing' needs a spacing in angstrom (e.g. --spacing 0.5)")
+        return spacing_grid(structure, spacing=spacing, resolution=resolution)
+    if rule != "fit":
+        raise InputError(f"box rule {rule!r}: choose fit, shared or spacing")
+    return fit_grid(structure, channels, resolution=resolution, beta=beta)

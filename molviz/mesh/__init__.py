@@ -17,7 +17,7 @@ from molviz._lazy import lazy_exports
 
 _EXPORTS = {
     "_export": ("MESH_FORMATS", "VOLUME_FORMATS", "atomic_path", "export_mesh", "export_scene", "export_volume",
-                "gltf_bytes",),
+                "gltf_bytes", "safe_name", "save_volume_npz", "write_maps",),
     "_isosurface": ("BACKENDS", "DEFAULT_BACKEND", "isosurface", "polydata", "resolve_level",),
 }
 

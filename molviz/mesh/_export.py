@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -193,6 +194,60 @@ def gltf_bytes(parts: Sequence[dict], *, binary: bool = True) -> bytes:
     return json.dumps(doc).encode()
 
 
+def safe_name(name: str) -> str:
+    """A channel or item name as a file-name part: runs of anything but letters, digits, ``_.-``
+    become one ``-`` (``"ligand:C"`` -> ``"ligand-C"``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(name))
+
+
+def save_volume_npz(path: str | os.PathLike, field: np.ndarray, *, origin, spacing,
+                    channels: Sequence[str], **extra) -> Path:
+    """Write volumes in molviz's one NPZ layout (``molviz featurize``, ``molviz decode``, the app), atomically.
+
+    Layout (``np.load(path, allow_pickle=False)``): ``field`` float32, (C, Nx, Ny, Nz) for one
+    volume or (M, C, Nx, Ny, Nz) for a stack; ``origin`` and ``spacing`` float32, (3,) or (M, 3):
+    the centre of voxel (0, 0, 0) and the step, angstrom, voxel (i, j, k) at ``origin + (i, j, k) *
+    spacing``; ``shape`` int64 (3,); ``channels`` str (C,); plus plain-array ``extra`` entries
+    (``beta``, ``normalize``, ``name``, ``names``, ``smiles``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = save_volume_npz(tempfile.mkdtemp() + "/v.npz", np.zeros((1, 2, 2, 2)), origin=(0, 0, 0),
+    ...                     spacing=(1, 1, 1), channels=["C"], beta=0.75)
+    >>> sorted(np.load(p).files)
+    ['beta', 'channels', 'field', 'origin', 'shape', 'spacing']
+    """
+    field = np.asarray(field, np.float32)
+    if field.ndim not in (4, 5):
+        raise InputError(f"volume NPZ: field has shape {field.shape}; give (C, Nx, Ny, Nz) or (M, C, Nx, Ny, Nz)")
+    names = [str(c) for c in channels]
+    if len(names) != field.shape[-4]:
+        raise InputError(f"{len(names)} channel names for {field.shape[-4]} channels")
+    arrays = {"field": field, "origin": np.asarray(origin, np.float32), "spacing": np.asarray(spacing, np.float32),
+              "shape": np.asarray(field.shape[-3:], np.int64), "channels": np.asarray(names, dtype=str)}
+    for key, value in extra.items():
+        value = np.asarray(value)
+        if value.dtype == object:
+            raise InputError(f"volume NPZ entry {key!r} must be a plain array (numbers or strings)")
+        arrays[key] = value
+    final = Path(path).expanduser()
+    with atomic_path(final) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    return final
+
+
+def write_maps(out: str | os.PathLike, field: np.ndarray, grid: GridLike, names: Sequence[str]) -> list[Path]:
+    """One CCP4/MRC map per channel of ``field`` (C, Nx, Ny, Nz): ``<stem>_<channel><suffix>``
+    beside ``out`` (:func:`export_volume`'s convention). Returns the paths written."""
+    out = Path(out)
+    if len(field) != len(names):
+        raise InputError(f"{len(names)} channel names for {len(field)} channels")
+    return [export_volume(vol, grid, out.with_name(f"{out.stem}_{safe_name(name)}{out.suffix}"))
+            for vol, name in zip(field, names)]
+
+
 def export_volume(volume: np.ndarray, grid: GridLike, path: str | os.PathLike, *,
                   channel_names: Sequence[str] | None = None) -> Path:
     """Write a volume as a CCP4/MRC map (gemmi) or an NPZ.
@@ -233,20 +288,14 @@ def export_volume(volume: np.ndarray, grid: GridLike, path: str | os.PathLike, *
                          "give (Nx, Ny, Nz) or, for .npz, (C, Nx, Ny, Nz)")
     origin = np.asarray(grid.origin, dtype=np.float64)
     spacing = np.asarray(grid.spacing, dtype=np.float64)
+    if suffix == ".npz":
+        field = vol if vol.ndim == 4 else vol[None]
+        names = list(channel_names) if channel_names is not None else [f"channel {i}" for i in range(len(field))]
+        return save_volume_npz(final, field, origin=origin, spacing=spacing, channels=names)
+    if vol.ndim != 3:
+        raise InputError(f"a {suffix} map holds one channel; got shape {vol.shape}: pass volume[c]")
     with atomic_path(final) as tmp:
-        if suffix == ".npz":
-            field = vol if vol.ndim == 4 else vol[None]
-            names = list(channel_names) if channel_names is not None else [f"channel {i}" for i in range(len(field))]
-            if len(names) != len(field):
-                raise InputError(f"{len(names)} channel names for {len(field)} channels")
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, field=field, origin=origin.astype(np.float32),
-                                    spacing=spacing.astype(np.float32), shape=np.asarray(shape, np.int64),
-                                    channels=np.asarray(names, dtype=str))
-        else:
-            if vol.ndim != 3:
-                raise InputError(f"a {suffix} map holds one channel; got shape {vol.shape}: pass volume[c]")
-            _write_ccp4(vol, origin, spacing, tmp)
+        _write_ccp4(vol, origin, spacing, tmp)
     return final
 
 

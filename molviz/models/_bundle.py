@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +25,11 @@ import torch
 from safetensors.numpy import load_file as load_np, save_file as save_np
 from safetensors.torch import load_file as load_pt, save_file as save_pt
 
-from molviz._io import atomic_path
+from molviz._io import atomic_path, replace_folder, temp_folder_beside
 from molviz.errors import BundleError
 from molviz.models._encoder import Encoder3D, EncoderConfig
 from molviz.models._siren import ModulatedSiren, SirenConfig
+from molviz.models._spec import BundleSpec, read_spec
 
 FORMAT = "molviz-bundle"
 VERSION = 1
@@ -60,8 +61,14 @@ class Bundle:
         return "auto-encoder" if self.encoder is not None else "auto-decoder"
 
     @property
+    def spec(self) -> BundleSpec:
+        """How the bundle's fields were sampled, typed and checked (:func:`molviz.models.read_spec`)."""
+        return read_spec(self.config)
+
+    @property
     def channel_names(self) -> list[str]:
-        return list(self.config.get("channel_names", []))
+        names = self.config.get("channel_names")
+        return [str(n) for n in names] if isinstance(names, list) else self.spec.channel_names
 
     @property
     def n_items(self) -> int:
@@ -70,18 +77,6 @@ class Bundle:
     @property
     def name(self) -> str:
         return str(self.config.get("name") or (self.path.name if self.path else "bundle"))
-
-
-def _atomic_replace_dir(tmp: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(final.name + ".old-" + next(tempfile._get_candidate_names()))
-        os.replace(final, old)
-        os.replace(tmp, final)
-        for p in old.iterdir():
-            p.unlink()
-        old.rmdir()
-    else:
-        os.replace(tmp, final)
 
 
 def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
@@ -112,30 +107,18 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
                         for k, v in bundle.encoder.state_dict().items()})
     tensors["latents"] = bundle.latents.detach().float().cpu().contiguous()
     tensors["boxes"] = torch.as_tensor(np.asarray(bundle.boxes, dtype=np.float32))
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp = temp_folder_beside(final)
     try:
         save_pt(tensors, str(tmp / WEIGHTS), metadata={"format": FORMAT})
         if bundle.arrays:
             save_np({k: np.ascontiguousarray(v) for k, v in bundle.arrays.items()}, str(tmp / ARRAYS))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, default=_json_default))
-        _publish_modes(tmp)
-        _atomic_replace_dir(tmp, final)
+        replace_folder(tmp, final)
     except BaseException:
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     bundle.path = final
     return final
-
-
-def _publish_modes(folder: Path) -> None:
-    """mkdtemp makes a private (0700) folder; give the bundle ordinary modes under the user's umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for p in folder.iterdir():
-        p.chmod(0o666 & ~umask)
 
 
 def _json_default(o):

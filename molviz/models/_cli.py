@@ -118,6 +118,6 @@ def first_reaching(history: Path, threshold: float) -> dict | None:
 def _run(args: argparse.Namespace) -> int:
     from molviz._assets import asset_path
 
-    models = Path(args.models) if args.models else Path(asset_path("models"))
+    models = Path(args.models) if args.models else bundled_models_dir()
     print(results_table(models))
     return 0

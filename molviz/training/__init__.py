@@ -13,8 +13,7 @@ from molviz._lazy import lazy_exports
 _EXPORTS = {
     "_config": ("PRESETS", "DataConfig", "TrainConfig", "get_preset",),
     "_data": ("PreparedData", "prepare",),
-    "_eval": ("decode", "evaluate_bundle", "ground_truth", "ridge_report",),
-    "_fit": ("FitResult", "fit_latent",),
+    "_eval": ("decode", "evaluate_bundle", "ridge_report",),
     "_train": ("get_lr", "train",),
 }
 

@@ -16,16 +16,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from molviz._io import atomic_path
+from molviz._io import atomic_path, atomic_write_text
 from molviz.errors import BundleError
 
 STATE = "state.safetensors"
 META = "state.json"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:

@@ -1,15 +1,13 @@
-"""``molviz train | eval | decode | fit``: training and evaluation from the command line.
+"""``molviz train | eval``: training and evaluation from the command line.
 
 Registration is cheap: torch, RDKit and the training code load inside the handlers.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import shlex
-from pathlib import Path
+
+from molviz._cmd import command_line, locked_folder
 
 PRESET_NAMES = ("6ega", "freesolv", "nmr", "nmr-ae")
 SIZE_NAMES = ("XS", "S", "M", "L", "XL")
@@ -93,46 +91,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.set_defaults(func=_eval)
 
-    p = sub.add_parser(
-        "decode", help="decode one item of a bundle to a volume (.npz, .ccp4, .mrc) or isosurface meshes "
-        "(.ply, .obj, .gltf, .glb)",
-        description="Volumes: .npz holds field (C, N, N, N), origin, spacing, channels, beta, like `molviz "
-        "featurize`; .ccp4/.mrc/.map write one map per channel (OUT_<channel>.ccp4) for ChimeraX or PyMOL. "
-        "Meshes: one isosurface per channel (OUT_<channel>.ply ...), in angstrom with normals; on a GPU they "
-        "are extracted there. Examples: molviz decode assets/models/6ega --resolution 128 --out 6ega.ccp4 ; "
-        "molviz decode assets/models/freesolv --item ethanol --resolution 96 --out ethanol.glb",
-    )
-    p.add_argument("bundle")
-    p.add_argument("--item", default="0", help="item index or name (default 0)")
-    p.add_argument("--resolution", type=int, default=64, help="voxels per axis (any; beyond the training "
-                   "grid is super-resolution)")
-    p.add_argument("--box", type=float, nargs=6, metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"),
-                   help="decode only this sub-box, in the item box's normalised [-1, 1] coordinates (a zoom)")
-    p.add_argument("--channels", help="comma-separated channel names to write (default: all; meshes skip "
-                   "channels with no surface)")
-    p.add_argument("--level", type=float, default=0.5,
-                   help="isosurface level for meshes (default 0.5: half the peak of a trained field, which lies in [0, 1])")
-    p.add_argument("--level-mode", choices=("absolute", "fraction", "percent"), default="absolute",
-                   help="absolute field value (default; channels absent from the item then have no surface), "
-                   "fraction of each channel's maximum, or percent of voxels enclosed")
-    p.add_argument("--out", required=True, help="output file; its suffix picks the format")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=_decode)
-
-    p = sub.add_parser("fit", help="fit a latent for a new molecule (network frozen)",
-                       description="Auto-decoder inference: optimise a latent for INPUT (file or SMILES). "
-                       "Example: molviz fit runs/nmr 2juy.pdb --conformer 3 --out latent.npz")
-    p.add_argument("bundle")
-    p.add_argument("input", help="molecule file or SMILES")
-    p.add_argument("--out", required=True)
-    p.add_argument("--conformer", type=int, default=0)
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--tol", type=float, default=1e-3)
-    p.add_argument("--hydrogens", choices=("keep", "remove", "add"), default="keep")
-    p.add_argument("--device", default="auto")
-    p.set_defaults(func=_fit)
-
 
 def _config_from_args(args):
     from molviz.training._config import get_preset
@@ -168,7 +126,7 @@ def _train(args) -> int:
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    command = _command_line(args)
+    command = command_line(args)
     if args.prepare_only:
         data = prepare(cfg.data, progress=not args.no_progress)
         path = data.save(args.prepare_only)
@@ -197,10 +155,10 @@ def _train(args) -> int:
 
 
 def _eval(args) -> int:
-    from molviz.models import load_model
-    from molviz.training._checkpoint import atomic_write_text
+    from molviz._io import atomic_write_text
+    from molviz.models import load_model, resolve_bundle
     from molviz.training._eval import evaluate_bundle, ridge_report
-    bundle = load_model(args.bundle)
+    bundle = load_model(resolve_bundle(args.bundle))
     # `--ridge` alone is the latent report only; PSNR runs when asked for or when there is no ridge
     report = {"results": {}, "n_items": 0}
     if args.resolution or not args.ridge:
@@ -224,9 +182,9 @@ def _eval(args) -> int:
                   + ", ".join(f"{k} {v:.3f}" for k, v in ridge["r2"].items()))
     if args.write and bundle.path is not None:
         path = bundle.path / "eval.json"
-        with _locked(bundle.path):           # evaluations run side by side merge without losing each other
+        with locked_folder(bundle.path):           # evaluations run side by side merge without losing each other
             old = json.loads(path.read_text()) if path.exists() else {}
-            psnr, command = old.get("psnr", {}), _command_line(args)
+            psnr, command = old.get("psnr", {}), command_line(args)
             for n, r in report["results"].items():
                 key = f"{args.items}@{n}" + (f"/max{args.max_items}" if args.max_items else "")
                 psnr[key] = {**r, "items": args.items, "n_items": report["n_items"], "command": command}
@@ -242,129 +200,10 @@ def _eval(args) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _locked(folder: Path):
-    """An exclusive advisory lock on a folder (flock on its descriptor; no lock file left behind)."""
-    import fcntl
-
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _decode(args) -> int:
-    import numpy as np
-
-    from molviz.engine import Engine
-    from molviz.engine._coords import check_box
-    from molviz.errors import InputError
-    from molviz.training._eval import write_decoded_npz
-    volumes, meshes = (".npz", ".ccp4", ".mrc", ".map"), (".ply", ".obj", ".gltf", ".glb")
-    out = Path(args.out)
-    suffix = out.suffix.lower()
-    if suffix not in volumes + meshes:
-        raise InputError(f"--out {out}: use a volume (.npz, .ccp4, .mrc, .map) or mesh (.ply, .obj, .gltf, .glb) name")
-    eng = Engine(args.bundle, device=args.device, cache_bytes=0)
-    text = str(args.item).strip()
-    i = eng.item_index(int(text) if text.lstrip("-").isdigit() else text)
-    box = check_box(None if args.box is None else (args.box[:3], args.box[3:]))
-    names = eng.channel_names
-    chosen = list(range(len(names)))
-    if args.channels:
-        wanted = [c.strip() for c in args.channels.split(",") if c.strip()]
-        unknown = [c for c in wanted if c not in names]
-        if unknown:
-            raise InputError(f"--channels: no channel {', '.join(map(repr, unknown))} in this bundle; "
-                             f"it has {', '.join(names)}")
-        chosen = [names.index(c) for c in wanted]
-    grid = eng.item_grid(i, args.resolution, box=box)
-    label = f"item {i}" + (f" ({eng.bundle.items[i].get('name')})" if i < len(eng.bundle.items)
-                           and eng.bundle.items[i].get("name") else "")
-    if suffix in volumes:
-        vol = eng.decode(eng.latents[i], resolution=args.resolution, box=box, cache=False)[0]
-        if suffix == ".npz":
-            path = write_decoded_npz(out, vol[chosen], np.stack([grid.lo, grid.hi]), [names[c] for c in chosen],
-                                     float(eng.bundle.config.get("beta", float("nan"))))
-            print(f"decoded {label} at {args.resolution}^3 -> {path}")
-        else:
-            from molviz.fields._cli import write_maps
-            paths = write_maps(out, vol[chosen], grid, [names[c] for c in chosen])
-            print(f"decoded {label} at {args.resolution}^3 -> {len(paths)} maps: {', '.join(map(str, paths))}")
-        return 0
-    from molviz.fields._cli import _safe
-    from molviz.engine import prefer_device_surfaces
-    from molviz.mesh import export_mesh, isosurface, polydata
-    if prefer_device_surfaces(eng.device):   # marching cubes where the volume was decoded; only meshes come back
-        surfs = eng.surfaces(eng.latents[i], args.level, resolution=args.resolution, box=box,
-                             item_box=eng.boxes[i], mode=args.level_mode)
-        made = {c: polydata(surfs[c]) for c in chosen}
-    else:
-        vol = eng.decode(eng.latents[i], resolution=args.resolution, box=box, cache=False)[0]
-        made = {c: isosurface(vol[c], grid, level=args.level, mode=args.level_mode) for c in chosen}
-    written, empty = [], []
-    for c, mesh in made.items():
-        if mesh.n_points == 0:
-            empty.append(names[c])
-            continue
-        color = None
-        if suffix in (".gltf", ".glb"):
-            from molviz.app.scene import channel_color, color_rgb
-            color = color_rgb(channel_color(names[c]))
-        written.append(export_mesh(mesh, out.with_name(f"{out.stem}_{_safe(names[c])}{suffix}"), color=color))
-    if not written:
-        raise InputError(f"no channel has a surface at level {args.level:g} ({args.level_mode}): lower --level")
-    print(f"decoded {label} at {args.resolution}^3 -> {len(written)} meshes: {', '.join(map(str, written))}")
-    if empty:
-        print(f"no surface at level {args.level:g} ({args.level_mode}) in: {', '.join(empty)}")
-    return 0
-
-
-def _fit(args) -> int:
-    from molviz.chem import load
-    from molviz.models import load_model
-    from molviz.training._fit import fit_latent
-    bundle = load_model(args.bundle)
-    structure = load(args.input, hydrogens=args.hydrogens, conformers=1 if not _is_file(args.input) else None)
-    res = fit_latent(bundle, structure, conformer=args.conformer, steps=args.steps, lr=args.lr, tol=args.tol,
-                     device=args.device)
-    path = res.save(args.out)
-    print(f"fitted latent in {res.steps} steps ({'converged' if res.converged else 'step limit'}): "
-          f"PSNR {res.psnr:.2f} dB at {bundle.config['resolution']}^3 -> {path}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry (``python -m molviz.training train ...``): only this module's commands,
     so a bare GPU box needs nothing but torch, numpy and safetensors."""
-    from molviz.cli import run
+    from molviz._cmd import run
     parser = argparse.ArgumentParser(prog="python -m molviz.training")
     register(parser.add_subparsers(dest="command", metavar="COMMAND"))
     return run(parser, argv)
-
-
-def _command_line(args) -> str:
-    """The command as parsed (works for ``molviz.cli.main(argv)`` calls too, unlike sys.argv)."""
-    parts = ["molviz", args.command]
-    positional = [a for a in ("preset", "bundle", "input") if hasattr(args, a)]
-    parts += [str(getattr(args, a)) for a in positional]
-    for key, val in vars(args).items():
-        if key in ("func", "command", *positional) or val is None or val is False:
-            continue
-        if key == "device" and val == "auto" or key == "items" and val == "all":
-            continue
-        flag = "--" + key.replace("_", "-")
-        if val is True:
-            parts.append(flag)
-        elif isinstance(val, (list, tuple)):
-            parts += [flag, *map(str, val)]
-        else:
-            parts += [flag, str(val)]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def _is_file(s: str) -> bool:
-    from pathlib import Path
-    return Path(s).exists()

@@ -123,72 +123,6 @@ class PreparedData:
                              f"prepare it again for this preset with --prepare-only")
 
 
-# ----------------------------------------------------------------------------- channels
-
-def channel_to_dict(ch) -> dict[str, Any]:
-    return {"name": ch.name,
-            "elements": None if ch.elements is None else sorted(int(e) for e in ch.elements),
-            "components": None if ch.components is None else sorted(ch.components),
-            "width": ch.width}
-
-
-def channel_from_dict(d: dict[str, Any]):
-    from molviz.fields import Channel
-    return Channel(name=d["name"],
-                   elements=None if d["elements"] is None else frozenset(d["elements"]),
-                   components=None if d["components"] is None else frozenset(d["components"]),
-                   width=d["width"])
-
-
-# ----------------------------------------------------------------------------- fields
-
-def grid_points(lo, hi, resolution: int, *, device="cpu") -> torch.Tensor:
-    """Voxel centres of an ``resolution``^3 grid from ``lo`` to ``hi`` (inclusive), C order over [x, y, z].
-
-    Returns (N^3, 3) float32 in angstrom.
-    """
-    lo = torch.as_tensor(np.asarray(lo, np.float32), device=device)
-    hi = torch.as_tensor(np.asarray(hi, np.float32), device=device)
-    t = torch.linspace(0.0, 1.0, resolution, device=device)
-    axes = [lo[d] + t * (hi[d] - lo[d]) for d in range(3)]
-    gx, gy, gz = torch.meshgrid(*axes, indexing="ij")
-    return torch.stack([gx, gy, gz], dim=-1).reshape(-1, 3)
-
-
-def normalized_coords(resolution: int, *, device="cpu") -> torch.Tensor:
-    """The same voxel centres in the network's [-1, 1]^3 coordinates: (N^3, 3)."""
-    return grid_points((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0), resolution, device=device)
-
-
-def table_field(xyz, channel, width, n_channels: int, points: torch.Tensor, *, beta: float,
-                divisors=None) -> torch.Tensor:
-    """Eq. 1 at ``points`` (P, 3) angstrom from one atom table, divided by ``divisors``: (P, C) float32."""
-    from molviz.fields import field_from_table
-    scale = None if divisors is None else np.asarray(divisors, np.float32)
-    return field_from_table(xyz, channel, width, n_channels, points, beta=beta, scale=scale,
-                            device=points.device).float()
-
-
-def grid_field(xyz, channel, width, n_channels: int, box, resolution: int, *, beta: float,
-               divisors=None, device="cpu") -> torch.Tensor:
-    """Eq. 1 on the ``resolution``^3 grid whose first/last voxel centres are ``box``: (C, N, N, N)."""
-    from molviz.fields import Grid, field_from_table
-    grid = Grid.from_box(np.asarray(box[0], np.float64), np.asarray(box[1], np.float64), resolution)
-    scale = None if divisors is None else np.asarray(divisors, np.float32)
-    return field_from_table(xyz, channel, width, n_channels, grid, beta=beta, scale=scale,
-                            device=device).float()
-
-
-def item_divisors(xyz, channel, width, n_channels: int, *, beta: float, device="cpu") -> np.ndarray:
-    """The ``normalize="max"`` divisors of one item: each channel's continuous maximum (1 if empty).
-
-    Resolution-independent (:func:`molviz.fields.peaks_from_table`), so the field at any
-    super-resolution is divided by the same numbers the network was trained with.
-    """
-    from molviz.fields import peaks_from_table
-    return peaks_from_table(xyz, channel, width, n_channels, beta=beta, device=device).cpu().numpy().astype(np.float32)
-
-
 # ----------------------------------------------------------------------------- sources
 
 def _data_path(*parts: str) -> Path:
@@ -215,7 +149,7 @@ def descriptors(smiles: str | None) -> dict[str, float]:
 
 
 def _progress(iterable, *, total: int, desc: str, enabled: bool):
-    from molviz.training._progress import tqdm
+    from molviz._progress import tqdm
     return tqdm(iterable, total=total, desc=desc, disable=not enabled, unit="mol", dynamic_ncols=True)
 
 
@@ -283,7 +217,7 @@ def prepare(cfg: DataConfig, *, progress: bool = True) -> PreparedData:
 
 
 def _prepare(cfg: DataConfig, progress: bool) -> PreparedData:
-    from molviz.fields import atom_table, fit_grid, parse_channels, spacing_grid
+    from molviz.fields import atom_table, fit_grid, item_divisors, parse_channels, rule_grid
     t0 = time.time()
     entries = _SOURCES[cfg.dataset](cfg, progress)
     structures = [s for s, _, _ in entries]
@@ -299,14 +233,8 @@ def _prepare(cfg: DataConfig, progress: bool) -> PreparedData:
     xyz, chan, wid, offsets, boxes, divisors = [], [], [], [0], [], []
     it = _progress(entries, total=len(entries), desc="atom tables", enabled=progress and len(entries) > 20)
     for s, conf, _item in it:
-        if shared is not None:
-            grid = shared
-        elif cfg.box == "spacing":
-            if not cfg.spacing:
-                raise InputError("box='spacing' needs a spacing in angstrom (DataConfig.spacing)")
-            grid = spacing_grid(s.conformer(conf), spacing=cfg.spacing, resolution=cfg.resolution)
-        else:
-            grid = fit_grid(s.conformer(conf), channels, resolution=cfg.resolution, beta=cfg.beta)
+        grid = rule_grid(s.conformer(conf), channels, rule=cfg.box, resolution=cfg.resolution, beta=cfg.beta,
+                         spacing=cfg.spacing, shared=shared)
         x, c, w = atom_table(s, channels, conformer=conf)
         box = np.array([grid.lo, grid.hi], np.float32)
         xyz.append(np.asarray(x, np.float32))
@@ -326,7 +254,7 @@ def _prepare(cfg: DataConfig, progress: bool) -> PreparedData:
     meta = {
         "format": FORMAT, "version": VERSION,
         "data": dataclasses.asdict(cfg),
-        "channels": [channel_to_dict(ch) for ch in channels],
+        "channels": [ch.to_dict() for ch in channels],
         "channel_names": [ch.name for ch in channels],
         "items": items,
         "provenance": {"prepared_seconds": round(time.time() - t0, 1),

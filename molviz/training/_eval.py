@@ -16,32 +16,11 @@ import torch
 
 from molviz._io import save_npz
 from molviz.errors import BundleError, InputError
-from molviz.training._data import DESCRIPTORS, grid_field, normalized_coords
+from molviz.fields._tables import normalized_coords
+from molviz.models._truth import ground_truth, item_table  # noqa: F401  (re-exported for eval's callers)
+from molviz.training._data import DESCRIPTORS
 
 PROPERTIES = (*DESCRIPTORS, "expt")
-
-
-def _arrays(bundle) -> dict[str, np.ndarray]:
-    need = ("atoms_xyz", "atoms_channel", "atoms_width", "atoms_offsets", "divisors")
-    missing = [k for k in need if k not in bundle.arrays]
-    if missing:
-        raise BundleError(f"bundle {bundle.name!r} carries no atom tables ({', '.join(missing)} missing), so its "
-                          "ground truth cannot be recomputed; retrain it with `molviz train`")
-    return bundle.arrays
-
-
-def item_table(bundle, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The atom table of item ``i`` stored in the bundle: xyz (A, 3), channel (A,), width (A,)."""
-    a = _arrays(bundle)
-    lo, hi = int(a["atoms_offsets"][i]), int(a["atoms_offsets"][i + 1])
-    return a["atoms_xyz"][lo:hi], a["atoms_channel"][lo:hi], a["atoms_width"][lo:hi]
-
-
-def ground_truth(bundle, i: int, resolution: int, *, device: str | torch.device = "cpu") -> torch.Tensor:
-    """The normalised field of item ``i`` at ``resolution``^3 in its box: (C, N, N, N) float32."""
-    C = len(bundle.channel_names)
-    return grid_field(*item_table(bundle, i), C, bundle.boxes[i], resolution, beta=float(bundle.config["beta"]),
-                      divisors=_arrays(bundle)["divisors"][i], device=device)
 
 
 @torch.no_grad()
@@ -110,7 +89,7 @@ def evaluate_bundle(bundle, *, resolutions: tuple[int, ...] | None = None,
     >>> report["results"]["32"]["mean_psnr"]  # doctest: +SKIP
     42.3
     """
-    from molviz.training._progress import tqdm
+    from molviz._progress import tqdm
 
     from molviz.models import psnr
     from molviz.training._train import resolve_device
@@ -183,15 +162,3 @@ def ridge_report(bundle, *, properties: tuple[str, ...] = PROPERTIES, folds: int
         raise InputError(f"bundle {bundle.name!r}: too few items with properties for {folds}-fold ridge "
                          f"regression (needs >= {2 * folds} items carrying {', '.join(properties)})")
     return out
-
-
-def write_decoded_npz(path: str | os.PathLike, field: np.ndarray, box: np.ndarray, channels: list[str],
-                      beta: float) -> Path:
-    """Save a decoded volume in ``molviz featurize``'s npz layout, atomically."""
-    path = Path(path)
-    n = np.asarray(field.shape[1:])
-    lo, hi = np.asarray(box[0], np.float64), np.asarray(box[1], np.float64)
-    arrays = {"field": np.asarray(field, np.float32), "origin": lo.astype(np.float32),
-              "spacing": ((hi - lo) / (n - 1)).astype(np.float32), "channels": np.array(channels, dtype=str),
-              "beta": np.float32(beta)}
-    return save_npz(path, arrays)

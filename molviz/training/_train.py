@@ -23,9 +23,11 @@ import torch
 from torch import nn
 
 from molviz.errors import InputError
-from molviz.training._checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from molviz._io import atomic_write_text
+from molviz.training._checkpoint import load_checkpoint, save_checkpoint
 from molviz.training._config import TrainConfig
-from molviz.training._data import PreparedData, grid_field, normalized_coords, table_field
+from molviz.fields._tables import grid_field, normalized_coords, table_field
+from molviz.training._data import PreparedData
 
 CHECKPOINT_DIR = "checkpoint"
 HISTORY = "history.jsonl"
@@ -190,7 +192,7 @@ def get_lr(step: int, cfg: TrainConfig, time_fraction: float = 0.0) -> float:
 def grid_fields(data: PreparedData, resolution: int, divisors: np.ndarray, *, device: torch.device,
                 dtype: torch.dtype, progress: bool = False) -> torch.Tensor:
     """Every item's normalised field on its training grid: (N, C, R, R, R)."""
-    from molviz.training._progress import tqdm
+    from molviz._progress import tqdm
     N, C, R = data.n_items, data.n_channels, resolution
     beta = data.data_config.beta
     out = torch.empty(N, C, R, R, R, dtype=dtype, device=device)
@@ -299,7 +301,7 @@ def train(cfg: TrainConfig, data: PreparedData, out: str | os.PathLike, *, devic
     >>> cfg = get_preset("6ega", quick=True)
     >>> summary = train(cfg, PreparedData.load("runs/prepared/6ega.npz"), "runs/x")  # doctest: +SKIP
     """
-    from molviz.training._progress import tqdm
+    from molviz._progress import tqdm
 
     out = Path(out)
     rank, world, dev = dist_setup(device)
@@ -609,8 +611,9 @@ def write_bundle(cfg: TrainConfig, data: PreparedData, net: FieldNet, fields: to
     # save_bundle replaces its whole folder; ``out`` also keeps the checkpoint and history, so
     # write the bundle beside it and move its files in (each move is atomic).
     import shutil
-    import tempfile
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.bundle-", dir=out.parent))
+
+    from molviz._io import temp_folder_beside
+    tmp = temp_folder_beside(out.with_name(out.name + ".bundle"))
     try:
         written = save_bundle(bundle, tmp / "bundle")
         for f in written.iterdir():

@@ -1,7 +1,9 @@
 """The page: toolbar, drawer of panels, 3D view beside the latent map, error snackbar."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from trame.ui.vuetify3 import SinglePageWithDrawerLayout
 from trame.widgets import html
@@ -17,13 +19,23 @@ from molviz.app.ui.panels import (
     LatentMapPanel,
 )
 
-if TYPE_CHECKING:  # pragma: no cover
-    from molviz.app._app import MolvizApp
+
+@dataclass
+class Page:
+    """What :func:`build_layout` made: the layout, and the widgets the app updates later."""
+
+    layout: Any
+    view: Any            # the 3D view (VtkRemoteLocalView)
+    figure: Any          # the latent map's plotly figure
 
 
-def build_layout(app: MolvizApp, *, max_channels: int):
-    """Compose the panels into the page; returns the layout (the app keeps the view and figure widgets)."""
-    with SinglePageWithDrawerLayout(app.server, width=380, full_height=True) as layout:
+def build_layout(server, *, render_window, max_channels: int, resolutions: Sequence[str],
+                 on_map_click: Callable, on_map_hover: Callable) -> Page:
+    """Compose the panels into the page. Binds only state keys and controller names (``server.controller``:
+    reset_camera, encode_smiles, ...), so it needs no app object; returns the widgets the app drives."""
+    ctrl = server.controller
+    made: dict[str, Any] = {}
+    with SinglePageWithDrawerLayout(server, width=380, full_height=True) as layout:
         layout.title.set_text("molviz")
         with layout.toolbar.clear():
             v3.VAppBarNavIcon(click="main_drawer = !main_drawer")
@@ -34,7 +46,7 @@ def build_layout(app: MolvizApp, *, max_channels: int):
                              density="compact", hide_details=True, style="max-width: 320px;", classes="mr-2",
                              raw_attrs=['data-testid="item"'])
             v3.VSelect(label="resolution", v_model=("resolution_choice",),
-                       items=("resolution_options", ["32", "64", "128", "256", "custom"]), density="compact",
+                       items=("resolution_options", list(resolutions)), density="compact",
                        hide_details=True, style="max-width: 110px;", raw_attrs=['data-testid="resolution"'])
             v3.VTextField(v_show=("resolution_choice === 'custom'",), v_model_number=("resolution_custom",),
                           type="number", label="voxels", density="compact", hide_details=True,
@@ -46,7 +58,7 @@ def build_layout(app: MolvizApp, *, max_channels: int):
             v3.VProgressCircular(v_show=("busy",), indeterminate=True, size=22, width=3, color="primary",
                                  classes="mr-2", raw_attrs=['data-testid="busy"'])
             html.Div("{{ busy_text }}", v_show=("busy",), classes="text-caption mr-3")
-            v3.VBtn(icon="mdi-crop-free", click=app.ctrl.reset_camera, title="reset camera", size="small")
+            v3.VBtn(icon="mdi-crop-free", click=ctrl.reset_camera, title="reset camera", size="small")
             v3.VSelect(v_model=("screenshot_scale",), items=("[1, 2, 3, 4]",), density="compact",
                        hide_details=True, style="max-width: 70px;", label="x", title="supersampling")
             v3.VBtn(icon="mdi-camera", size="small", title="PNG screenshot",
@@ -77,30 +89,31 @@ def build_layout(app: MolvizApp, *, max_channels: int):
                 with v3.VExpansionPanel(title="Encode a molecule"):
                     with v3.VExpansionPanelText():
                         EncodePanel(smiles="smiles", neighbours="neighbours", placement="placement_text",
-                                    ctrl_encode=app.ctrl.encode_smiles, ctrl_use_a=app.ctrl.encoded_as_a,
-                                    ctrl_use_b=app.ctrl.encoded_as_b, ctrl_view=app.ctrl.show_encoded,
+                                    ctrl_encode=ctrl.encode_smiles, ctrl_use_a=ctrl.encoded_as_a,
+                                    ctrl_use_b=ctrl.encoded_as_b, ctrl_view=ctrl.show_encoded,
                                     has_encoded="has_encoded")
         with layout.content:
             with html.Div(style="display: flex; height: calc(100vh - 64px); width: 100%;"):
                 with html.Div(style="flex: 3 1 0; position: relative; min-width: 0;",
                               raw_attrs=['data-testid="view3d"']):
-                    app.view = vtk_widgets.VtkRemoteLocalView(
-                        app.scene.render_window, namespace="view", mode=("view_mode", "remote"),
+                    view = vtk_widgets.VtkRemoteLocalView(
+                        render_window, namespace="view", mode=("view_mode", "remote"),
                         interactive_ratio=1, interactive_quality=70, still_quality=95,
                     )
-                    app.ctrl.view_update_image = app.view.update_image
-                    app.ctrl.view_update_geometry = app.view.update_geometry
-                    app.ctrl.view_reset_camera = app.view.reset_camera
+                    ctrl.view_update_image = view.update_image
+                    ctrl.view_update_geometry = view.update_geometry
+                    ctrl.view_reset_camera = view.reset_camera
                 with html.Div(style="flex: 2 1 0; min-width: 0; border-left: 1px solid #ddd;",
                               raw_attrs=['data-testid="latent-map"']):
-                    LatentMapPanel(lambda: _figure(app), color_by="map_color_by", color_options="map_color_options",
+                    LatentMapPanel(lambda: made.setdefault("figure", _figure(on_map_click, on_map_hover)),
+                                   color_by="map_color_by", color_options="map_color_options",
                                    pick_mode="map_pick_mode", source="map_source", hover_svg="hover_svg",
                                    hover_text="hover_text", search="map_search", load="map_load",
                                    style="height: 100%;")
             v3.VSnackbar("{{ error_text }}", v_model=("error_show",), timeout=8000, color="error",
                          location="top", multi_line=True, raw_attrs=['data-testid="error"'])
-    app.server.state.trame__title = "molviz"
-    return layout
+    server.state.trame__title = "molviz"
+    return Page(layout=layout, view=view, figure=made.get("figure"))
 
 
 # only plain numbers leave the browser: plotly's event objects hold functions and cycles
@@ -108,16 +121,14 @@ _POINTS = ("{points: ($event.points || []).map(p => ({curveNumber: p.curveNumber
            "customdata: p.customdata}))}")
 
 
-def _figure(app: MolvizApp):
-    fig = plotly_widgets.Figure(
+def _figure(on_click: Callable, on_hover: Callable):
+    return plotly_widgets.Figure(
         state_variable_name="map_figure", display_mode_bar=True, display_logo=False, responsive=True,
-        click=(app.on_map_click, f"[{_POINTS}]"),
-        hover=(app.on_map_hover, f"[{_POINTS}]"),
+        click=(on_click, f"[{_POINTS}]"),
+        hover=(on_hover, f"[{_POINTS}]"),
         unhover="hover_svg = ''; hover_text = ''",
         style="height: 100%; width: 100%;",
     )
-    app.map_widget = fig
-    return fig
 
 
-__all__ = ["build_layout"]
+__all__ = ["Page", "build_layout"]

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from molviz.app.latent_map import COLOR_BY, LatentMap
+    from molviz.view.latent_map import COLOR_BY, LatentMap
     from molviz.models import load_model, update_extras
 
     bundle = load_model(args.bundle)

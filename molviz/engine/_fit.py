@@ -1,4 +1,8 @@
-"""Fitting a latent for a new molecule with the network frozen (auto-decoder inference)."""
+"""Fitting a latent for a new molecule with the network frozen (auto-decoder inference).
+
+Inference, not training: the network is frozen and only a latent is optimised, so it lives in
+the engine and needs torch and numpy alone (the structure comes from :mod:`molviz.chem`).
+"""
 from __future__ import annotations
 
 import os
@@ -10,7 +14,7 @@ import torch
 
 from molviz._io import save_npz
 from molviz.errors import InputError
-from molviz.training._data import channel_from_dict, grid_field, item_divisors, normalized_coords
+from molviz.fields._tables import grid_field, item_divisors, normalized_coords
 
 
 @dataclass
@@ -38,23 +42,16 @@ class FitResult:
 
 def item_target(bundle, structure, *, conformer: int = 0, device="cpu"):
     """Box, atom table, divisors and the normalised training-grid field of a new structure."""
-    from molviz.fields import atom_table, fit_grid
-    cfg = bundle.config
-    if "channel_defs" not in cfg:
-        raise InputError(f"bundle {bundle.name!r} does not describe its channels (config['channel_defs']); "
-                         "retrain it with `molviz train`")
-    channels = [channel_from_dict(d) for d in cfg["channel_defs"]]
-    R, beta, C = int(cfg["resolution"]), float(cfg["beta"]), len(channels)
-    mode = cfg.get("grid", {}).get("mode", "fit")
-    if mode == "shared":   # an ensemble shares one box: a new conformer lives in it too
-        box = np.asarray(bundle.boxes[0], np.float32)
-    elif mode == "spacing":
-        from molviz.fields import spacing_grid
-        g = spacing_grid(structure.conformer(conformer), spacing=cfg["grid"]["spacing"], resolution=R)
-        box = np.array([g.lo, g.hi], np.float32)
-    else:
-        g = fit_grid(structure.conformer(conformer), channels, resolution=R, beta=beta)
-        box = np.array([g.lo, g.hi], np.float32)
+    from molviz.fields import Grid, atom_table, rule_grid
+    spec = bundle.spec
+    spec.require_sampling(bundle.name, "take new molecules")
+    channels = list(spec.channels)
+    R, beta, C = int(spec.resolution), float(spec.beta), len(channels)
+    # an ensemble shares one box (the first item's): a new conformer lives in it too
+    shared = Grid.from_box(bundle.boxes[0][0], bundle.boxes[0][1], R) if spec.box == "shared" else None
+    g = rule_grid(structure.conformer(conformer), channels, rule=spec.box, resolution=R, beta=beta,
+                  spacing=spec.spacing, shared=shared)
+    box = np.array([g.lo, g.hi], np.float32)
     xyz, ch, w = (np.asarray(a) for a in atom_table(structure, channels, conformer=conformer))
     div = item_divisors(xyz, ch, w, C, beta=beta, device=device)
     target = grid_field(xyz, ch, w, C, box, R, beta=beta, divisors=div, device=device)
@@ -78,14 +75,14 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
     >>> res.psnr > 30  # doctest: +SKIP
     True
     """
-    from molviz.training._progress import tqdm
+    from molviz._progress import tqdm
 
     from molviz.models import psnr
-    from molviz.training._train import resolve_device
+    from molviz.fields import resolve_device
     dev = resolve_device(device)
     torch.manual_seed(seed)
     box, table, div, target = item_target(bundle, structure, conformer=conformer, device=dev)
-    R = int(bundle.config["resolution"])
+    R = int(bundle.spec.resolution)
     model = bundle.model.to(dev).eval()
     grad_flags = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
@@ -94,7 +91,7 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
     target = target[None]                                                           # (1, R^3, C)
     z = bundle.latents.mean(dim=0, keepdim=True).to(dev).clone().requires_grad_(True)   # (1, L)
     opt = torch.optim.Adam([z], lr=lr)
-    l1 = bundle.config.get("loss", "l1") == "l1"
+    l1 = bundle.spec.loss == "l1"
     losses: list[float] = []
     converged = False
     bar = tqdm(range(steps), desc="fit latent", disable=not progress, dynamic_ncols=True)

@@ -14,7 +14,6 @@ Examples
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +21,12 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from molviz.app.scene import ChannelStyle, Layer, Scene, SceneOptions, build_scene
+from molviz.view.scene import ChannelStyle, Layer, Scene, SceneOptions, build_scene
+from molviz._io import publish, temp_file_beside
 from molviz.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from molviz.app.explore import Endpoint, Explorer
+    from molviz.view.explore import Endpoint, Explorer
 
 MOVIE_SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
 FORMATS = (".mp4", ".gif")
@@ -72,10 +72,7 @@ class MovieWriter:
         if suffix not in FORMATS:
             raise InputError(f"{self.path.name}: movies are written as {' or '.join(FORMATS)}; "
                              "change the file extension")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=suffix, dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
+        self._tmp = temp_file_beside(self.path)
         self.n_frames = 0
         if suffix == ".mp4":
             self._writer = imageio.get_writer(self._tmp, format="FFMPEG", fps=int(fps), codec="libx264",
@@ -89,7 +86,6 @@ class MovieWriter:
         self.n_frames += 1
 
     def close(self) -> Path:
-        from molviz._io import publish
         self._writer.close()
         publish(self._tmp, self.path)
         return self.path

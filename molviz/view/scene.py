@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from molviz.chem._elements import COVALENT_RADII, ELEMENT_COLORS, UNKNOWN_ELEMENT_COLOR, element_color
+from molviz.fields._channels import PROPERTY_COLORS, channel_color, channel_element  # noqa: F401  (re-exported)
+
 if TYPE_CHECKING:  # pragma: no cover
     import pyvista
 
@@ -36,45 +39,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 LevelMode = Literal["absolute", "fraction", "percent"]
 
-# Jmol's CPK colours (the usual "element colours"), hex RGB; unlisted elements are pink.
-ELEMENT_COLORS = {
-    1: "#FFFFFF", 2: "#D9FFFF", 3: "#CC80FF", 5: "#FFB5B5", 6: "#909090", 7: "#3050F8",
-    8: "#FF0D0D", 9: "#90E050", 11: "#AB5CF2", 12: "#8AFF00", 14: "#F0C8A0", 15: "#FF8000",
-    16: "#FFFF30", 17: "#1FF01F", 19: "#8F40D4", 20: "#3DFF00", 25: "#9C7AC7", 26: "#E06633",
-    27: "#F090A0", 28: "#50D050", 29: "#C88033", 30: "#7D80B0", 34: "#FFA100", 35: "#A62929",
-    53: "#940094",
-}
-DEFAULT_ELEMENT_COLOR = "#FF1493"
-# Property channels (density, electronegativity) have no element: a fixed palette.
-PROPERTY_COLORS = {"density": "#5B8FD9", "electronegativity": "#C77DDB"}
-# Atom display radii (angstrom): a fraction of the covalent radius reads as "balls and sticks".
-COVALENT_RADII = {1: 0.31, 5: 0.84, 6: 0.76, 7: 0.71, 8: 0.66, 9: 0.57, 14: 1.11, 15: 1.07,
-                  16: 1.05, 17: 1.02, 26: 1.32, 27: 1.26, 29: 1.32, 30: 1.22, 34: 1.20,
-                  35: 1.20, 53: 1.39}
-_SYMBOL_Z = {"H": 1, "B": 5, "C": 6, "N": 7, "O": 8, "F": 9, "Si": 14, "P": 15, "S": 16,
-             "Cl": 17, "Fe": 26, "Co": 27, "Cu": 29, "Zn": 30, "Se": 34, "Br": 35, "I": 53}
-
-
-def channel_color(name: str) -> str:
-    """Default colour of a channel: its element's CPK colour, or the property palette.
-
-    Examples
-    --------
-    >>> channel_color("ligand:C"), channel_color("O"), channel_color("protein:density")
-    ('#909090', '#FF0D0D', '#5B8FD9')
-    """
-    token = name.split(":")[-1]
-    if token in _SYMBOL_Z:
-        return ELEMENT_COLORS.get(_SYMBOL_Z[token], DEFAULT_ELEMENT_COLOR)
-    for prop, color in PROPERTY_COLORS.items():
-        if token.startswith(prop):
-            return color
-    return DEFAULT_ELEMENT_COLOR
-
-
-def channel_element(name: str) -> int | None:
-    """Atomic number a channel selects (``"ligand:C"`` -> 6), None for property channels."""
-    return _SYMBOL_Z.get(name.split(":")[-1])
+# Element colours and radii: molviz.chem's periodic table; channel colours: molviz.fields.
+DEFAULT_ELEMENT_COLOR = UNKNOWN_ELEMENT_COLOR
 
 
 @dataclass
@@ -159,7 +125,7 @@ def bonds(atoms: Atoms, *, tolerance: float = 0.45) -> np.ndarray:
     pairs = _close_pairs(xyz, 2.3)
     if len(pairs) == 0:
         return np.zeros((0, 2), np.int64)
-    r = np.array([COVALENT_RADII.get(int(z), 1.0) for z in atoms.numbers])
+    r = np.array([COVALENT_RADII.get(int(z), 1.5) for z in atoms.numbers])
     d = np.linalg.norm(xyz[pairs[:, 0]] - xyz[pairs[:, 1]], axis=1)
     keep = d <= r[pairs[:, 0]] + r[pairs[:, 1]] + tolerance
     both_h = (atoms.numbers[pairs[:, 0]] == 1) & (atoms.numbers[pairs[:, 1]] == 1)
@@ -200,9 +166,9 @@ def ball_and_stick(atoms: Atoms, *, ball_scale: float = 0.45,
     xyz = np.asarray(atoms.coords, np.float32) + np.asarray(offset, np.float32)
     n = len(xyz)
     detail = 14 if n < 300 else 8 if n < 3000 else 5        # keep big structures light
-    radius = np.array([COVALENT_RADII.get(int(z), 1.0) for z in atoms.numbers], np.float32) * ball_scale
+    radius = np.array([COVALENT_RADII.get(int(z), 1.5) for z in atoms.numbers], np.float32) * ball_scale
     radius[np.asarray(atoms.numbers) == 1] *= 1.3
-    rgb = np.array([_hex_rgb(ELEMENT_COLORS.get(int(z), DEFAULT_ELEMENT_COLOR)) for z in atoms.numbers],
+    rgb = np.array([_hex_rgb(element_color(z)) for z in atoms.numbers],
                    np.uint8).reshape(-1, 3)
     cloud = pv.PolyData(xyz)
     cloud["radius"] = radius
@@ -216,6 +182,14 @@ def ball_and_stick(atoms: Atoms, *, ball_scale: float = 0.45,
     # triangles, not strips: vtk.js (local rendering) draws tube strips badly
     sticks = pv.PolyData(xyz, lines=lines).tube(radius=0.11, n_sides=max(detail // 2, 5)).triangulate()
     return balls, sticks
+
+
+def layer_part_label(actor_name: str) -> str:
+    """The user-facing name of a built scene's actor: ``"L0:ch:C"`` -> ``"C"``, ``"L1:ch:C"`` ->
+    ``"truth:C"`` (the second layer of a side-by-side), ``"L0:atoms"`` -> ``"atoms"``."""
+    layer, _, rest = actor_name.partition(":")
+    rest = rest[3:] if rest.startswith("ch:") else rest
+    return rest if layer == "L0" else f"truth:{rest}"
 
 
 def _hex_rgb(color: str) -> tuple[int, int, int]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from molviz.app.scene import Atoms
+from molviz.view.scene import Atoms
 from molviz.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -372,7 +372,7 @@ class Explorer:
             return hit
         if "atoms_offsets" in self.bundle.arrays and "divisors" in self.bundle.arrays:
             # the bundle's own atom tables and divisors: the numbers `molviz eval` reports
-            from molviz.training import ground_truth
+            from molviz.models import ground_truth
             truth = np.asarray(ground_truth(self.bundle, i, int(resolution)), np.float32)
         else:
             s = self.item_structure(i)
@@ -386,6 +386,16 @@ class Explorer:
         with self._lock:
             _lru_put(self._truths, key, truth, 8)
         return truth
+
+    def dense_volume(self, view: View) -> np.ndarray:
+        """The reconstruction of ``view`` as a whole volume (C, nx, ny, nz): its own where it is dense,
+        else decoded densely on its grid (adaptive decodes and device-side surfaces keep none)."""
+        if view.volume is not None and not view.extra.get("adaptive"):
+            return view.volume
+        z = self.latent(view.item) if view.item is not None else view.extra.get("latent")
+        if z is None:
+            raise InputError("this view has no latent to decode; pick an item or an interpolation")
+        return self.engine.decode(np.asarray(z, np.float32), resolution=view.grid.shape)[0]
 
     def item_view(self, i: int, resolution: int, *, truth: bool = True, should_stop=None, levels=None) -> View:
         """Reconstruction of item ``i`` at ``resolution`` (and its ground truth when asked).
@@ -412,7 +422,7 @@ class Explorer:
                         item=i, smiles=item.get("smiles"))
 
     def encode(self, smiles: str, *, label: str | None = None) -> Endpoint:
-        """Encode a SMILES string (already vetted by :func:`molviz.app.limits.clean_smiles`) into an endpoint."""
+        """Encode a SMILES string (already vetted by :func:`molviz.view.limits.clean_smiles`) into an endpoint."""
         enc = self.engine.encode(smiles, details=True)
         atoms = Atoms.from_structure(enc.structure) if enc.structure is not None else None
         return Endpoint(label=label or smiles, latent=np.asarray(enc.latent, np.float32).reshape(-1),
@@ -449,37 +459,4 @@ def blend_atoms(a: Atoms | None, b: Atoms | None, t: float) -> Atoms | None:
     return a if t < 0.5 else b
 
 
-def bundled_models_dir() -> Path:
-    from molviz._assets import assets_dir
-    return assets_dir() / "models"
-
-
-def find_bundles(*folders: str | os.PathLike | None) -> list[Path]:
-    """Bundle folders (holding ``bundle.json``) directly inside each folder, bundled models first."""
-    seen, out = set(), []
-    for folder in folders:
-        if folder is None:
-            continue
-        root = Path(folder).expanduser()
-        if not root.is_dir():
-            continue
-        cands = [root] if (root / "bundle.json").is_file() else sorted(p for p in root.iterdir() if p.is_dir())
-        for p in cands:
-            if (p / "bundle.json").is_file() and (p / "weights.safetensors").is_file():
-                rp = p.resolve()
-                if rp not in seen:
-                    seen.add(rp)
-                    out.append(rp)
-    return out
-
-
-def default_bundle() -> Path | None:
-    """assets/models/freesolv when present, else the first bundled model, else None."""
-    root = bundled_models_dir()
-    if (root / "freesolv" / "bundle.json").is_file():
-        return (root / "freesolv").resolve()
-    found = find_bundles(root)
-    return found[0] if found else None
-
-
-__all__ = ["Endpoint", "Explorer", "View", "blend_atoms", "bundled_models_dir", "default_bundle", "find_bundles"]
+__all__ = ["Endpoint", "Explorer", "View", "blend_atoms"]

@@ -1,0 +1,71 @@
+"""What every command-line entry shares: running a parsed command, recording it, locking a folder.
+
+Below every stage, so a stage's ``_cli`` module (and its stand-alone ``python -m`` entry on a
+bare GPU box) needs nothing above it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from molviz.errors import MolvizError
+
+
+def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and call the chosen command's handler; a MolvizError is a one-line message and exit 2."""
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except MolvizError as exc:
+        print(f"molviz {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"molviz {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def command_line(args: argparse.Namespace, positional: tuple[str, ...] = ("preset", "bundle", "input")) -> str:
+    """The command as parsed, for provenance (works for ``molviz.cli.main(argv)`` calls too, unlike sys.argv).
+
+    Examples
+    --------
+    >>> command_line(argparse.Namespace(command="eval", bundle="b", json=True, device="auto", items="all"))
+    'molviz eval b --json'
+    """
+    parts = ["molviz", args.command]
+    present = [a for a in positional if hasattr(args, a)]
+    parts += [str(getattr(args, a)) for a in present]
+    for key, val in vars(args).items():
+        if key in ("func", "command", *present) or val is None or val is False:
+            continue
+        if key == "device" and val == "auto" or key == "items" and val == "all":
+            continue
+        flag = "--" + key.replace("_", "-")
+        if val is True:
+            parts.append(flag)
+        elif isinstance(val, (list, tuple)):
+            parts += [flag, *map(str, val)]
+        else:
+            parts += [flag, str(val)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+@contextlib.contextmanager
+def locked_folder(folder: str | os.PathLike) -> Iterator[None]:
+    """An exclusive advisory lock on a folder (flock on its descriptor; no lock file left behind)."""
+    import fcntl
+
+    fd = os.open(Path(folder), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

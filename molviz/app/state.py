@@ -1,0 +1,104 @@
+"""The page's state: every key the layout binds, its default, and the app's fixed settings.
+
+One module, so the layout, the app's reactions and the tests agree on names; the app writes
+:func:`state_defaults` into trame's state at start-up.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+MAX_CHANNELS = 16                  # channel cards the page has (a bigger bundle shows its first 16)
+COARSE = 32                        # resolution of the quick first pass while the user drags
+REFINE_DELAY = 0.35                # seconds without input before the full resolution is decoded
+LOCAL_MAX_POINTS = 3_000_000       # mesh points the browser is asked to draw itself (local rendering)
+TRUTH_FOR_PSNR = 64                # below this the truth is sampled even when not shown, for the PSNR chip
+EXPORT_SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
+RESOLUTIONS = ["32", "64", "128", "256", "custom"]
+_EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}}}
+CHANNEL_FIELDS = ("visible", "level", "mode", "color", "opacity", "repr")
+LEVEL_RANGES = {"fraction": (0.01, 1.0, 0.01), "percent": (0.1, 50.0, 0.1)}   # min, max, step
+# Fields are normalised to [0, 1] (Eq. 1, divided by each channel's maximum), so one absolute level
+# means the same on the reconstruction and on the ground truth (defaults: molviz.view.looks).
+
+
+def _key(prefix: str, i: int, name: str) -> str:
+    return f"{prefix}{i}_{name}"
+
+
+def channel_keys() -> list[str]:
+    return [_key("ch", i, f) for i in range(MAX_CHANNELS) for f in CHANNEL_FIELDS]
+
+
+def state_defaults() -> dict[str, Any]:
+    """Every state key the page binds and its value before a model opens."""
+    s: dict[str, Any] = {}
+    s["model_index"] = 0
+    s["item_index"] = 0
+    s["item_options"] = []
+    s["view_source"] = "item"
+    s["view_caption"] = ""
+    s["resolution_choice"] = "64"
+    s["resolution_custom"] = 96
+    s["resolution"] = 64
+    s["compare"] = "reconstruction"
+    s["psnr_text"] = ""
+    s["busy"] = False
+    s["busy_text"] = ""
+    s["show_atoms"] = True
+    s["show_outline"] = True
+    s["clip_axis"] = "none"
+    s["clip_position"] = 0.5
+    s["view_mode"] = "remote"
+    s["screenshot_scale"] = 2
+    s["n_channels"] = 0
+    s["channel_names"] = []
+    for i in range(MAX_CHANNELS):
+        s[_key("ch", i, "visible")] = False
+        s[_key("ch", i, "level")] = 0.5
+        s[_key("ch", i, "mode")] = "fraction"
+        s[_key("ch", i, "color")] = "#909090"
+        s[_key("ch", i, "opacity")] = 1.0
+        s[_key("ch", i, "repr")] = "surface"
+        s[_key("ch", i, "level_min")] = 0.01
+        s[_key("ch", i, "level_max")] = 1.0
+        s[_key("ch", i, "level_step")] = 0.01
+    s["endpoint_a"] = 0
+    s["endpoint_b"] = 1
+    s["endpoint_options"] = []
+    s["interp_mode"] = "linear"
+    s["interp_t"] = 0.0
+    s["playing"] = False
+    s["loop"] = True
+    s["round_trip"] = False
+    s["fps"] = 12
+    s["export_format"] = "mp4"
+    s["export_size"] = "720p"
+    s["export_frames"] = 60
+    s["export_fps"] = 24
+    s["export_orbit"] = False
+    s["exporting"] = False
+    s["export_progress"] = 0
+    s["smiles"] = ""
+    s["has_encoded"] = False
+    s["neighbours"] = []
+    s["placement_text"] = ""
+    s["map_color_by"] = "expt"
+    s["map_color_options"] = []
+    s["map_pick_mode"] = "view"
+    s["map_search"] = ""
+    s["map_found"] = 0
+    s["map_source"] = ""
+    s["hover_svg"] = ""
+    s["hover_text"] = ""
+    s["error_text"] = ""
+    s["error_show"] = False
+    s["first_picture_s"] = None
+    s["map_load"] = False                # the browser loads plotly.js once this turns true
+    return s
+
+
+# keys whose last good value is kept, so a refused client value is put back
+REMEMBERED = ("model_index", "item_index", "resolution_choice", "resolution_custom", "compare", "clip_axis",
+              "clip_position", "endpoint_a", "endpoint_b", "interp_mode", "interp_t", "fps", "export_format",
+              "export_size", "export_frames", "export_fps", "map_color_by", "map_pick_mode", "view_source",
+              "view_mode", "screenshot_scale")

@@ -1,0 +1,60 @@
+"""Default looks of a bundle's channels, and the layers a view shows: one definition for the app,
+``molviz render`` and ``molviz animate``.
+
+Examples
+--------
+>>> [s.visible for s in default_styles(["C", "O", "density"], [True, False, True])]
+[True, False, False]
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from molviz.errors import InputError
+from molviz.fields import channel_color
+from molviz.view.scene import ChannelStyle, Layer, side_by_side_offset
+
+# The default isosurface level of each level mode. Trained fields lie in [0, 1] and every atom
+# peaks near 1, so 0.2 absolute draws each atom's blob; fraction and percent are per channel.
+LEVEL_DEFAULTS = {"absolute": 0.2, "fraction": 0.5, "percent": 2.0}
+PROPERTY_LEVEL = 0.3                # absolute default of density-like channels (wider, translucent)
+PROPERTY_TOKENS = ("density", "electronegativity")
+
+
+def is_property_channel(name: str) -> bool:
+    """A channel of an atom property (density, electronegativity), not of one element."""
+    return str(name).split(":")[-1] in PROPERTY_TOKENS
+
+
+def default_style(name: str, *, visible: bool, level: float | None = None, mode: str = "absolute") -> ChannelStyle:
+    """The look a channel starts with: element channels opaque at 0.2, property channels wide and
+    translucent at 0.3 (absolute); ``level`` overrides."""
+    prop = is_property_channel(name)
+    if level is None:
+        level = PROPERTY_LEVEL if prop and mode == "absolute" else LEVEL_DEFAULTS[mode]
+    return ChannelStyle(visible=visible, level=float(level), mode=mode, color=channel_color(name),
+                        opacity=0.35 if prop else 0.9)
+
+
+def default_styles(names: Sequence[str], present: Sequence[bool], *, level: float | None = None,
+                   mode: str = "absolute") -> list[ChannelStyle]:
+    """Every channel's default look: the element channels present in the item are shown, a property
+    channel only when no element channel is (it would hide them)."""
+    top = 100.0 if mode == "percent" else 1.0
+    if level is not None and not 0.0 < level <= top:
+        raise InputError(f"level {level}: give a value in (0, {top:g}] for level mode {mode}")
+    any_element = any(p and not is_property_channel(n) for n, p in zip(names, present))
+    return [default_style(n, visible=bool(p) and (not is_property_channel(n) or not any_element), level=level,
+                          mode=mode) for n, p in zip(names, present)]
+
+
+def view_layers(view, names: list[str], compare: str) -> list[Layer]:
+    """The layers a :class:`molviz.view.explore.View` shows for ``compare`` ("reconstruction",
+    "truth" or "side_by_side"; without a truth, the reconstruction)."""
+    if compare == "truth" and view.truth is not None:
+        return [Layer(view.truth, view.grid, names, view.atoms)]
+    if compare == "side_by_side" and view.truth is not None:
+        return [Layer(view.volume, view.grid, names, view.atoms, label="reconstruction (network)"),
+                Layer(view.truth, view.grid, names, view.atoms, label="ground truth (Eq. 1)",
+                      offset=side_by_side_offset(view.grid))]
+    return [Layer(view.volume, view.grid, names, view.atoms, surfaces=view.surfaces)]

@@ -1,0 +1,194 @@
+"""The house rules, read from the source: stages import only downward, no import cycles,
+one owner per concept, and the lower stages need only torch and numpy.
+
+Every ``import`` and ``from ... import`` counts, at module level and inside functions
+(a lazy import is still a dependency), and so do the names a package exports lazily
+(``molviz._lazy.lazy_exports``): ``from molviz.engine import Engine`` inside the engine
+is an import of ``molviz.engine._engine``.
+"""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1] / "molviz"
+
+# Stage of each part of the package, low to high (STYLE.md). A module may import a
+# lower stage or its own subpackage; never a higher stage or a peer of its own stage.
+STAGES = {
+    "molviz.errors": 0,
+    "molviz._io": 1, "molviz._lazy": 1, "molviz._assets": 1, "molviz._progress": 1, "molviz._cmd": 1,
+    "molviz.chem": 2, "molviz.mesh": 2,
+    "molviz.fields": 3,
+    "molviz.models": 4,
+    "molviz.training": 5, "molviz.engine": 5,
+    "molviz.view": 6,
+    "molviz.app": 7,
+    "molviz.cli": 8, "molviz.bench": 8,
+    "molviz.__main__": 9, "molviz": 9,
+}
+STDLIB = set(sys.stdlib_module_names) | {"__future__"}
+# third-party packages a stage may import at module level (anything else only inside functions)
+MODULE_LEVEL_OK = {
+    "molviz.fields": {"numpy", "torch"},
+    "molviz.models": {"numpy", "torch", "safetensors"},
+    "molviz.engine": {"numpy", "torch"},
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def lazy_exports(path: Path) -> dict[str, str]:
+    """name -> submodule for a package ``__init__`` that calls ``lazy_exports``."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_EXPORTS" for t in node.targets):
+            table = ast.literal_eval(node.value)
+            return {name: sub for sub, names in table.items() for name in names}
+    return {}
+
+
+MODULES = {module_name(p): p for p in sorted(ROOT.rglob("*.py"))}
+EXPORTS = {m: lazy_exports(p) for m, p in MODULES.items() if p.name == "__init__.py"}
+
+
+def imports(module: str) -> list[tuple[str, int, bool]]:
+    """(imported module, line, at module level) for every import statement of ``module``."""
+    path = MODULES[module]
+    tree = ast.parse(path.read_text())
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    top_level = set(_runs_at_import(tree))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, node.lineno, id(node) in top_level) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                if sub in MODULES:
+                    found.append((sub, node.lineno, id(node) in top_level))
+                elif target in EXPORTS and alias.name in EXPORTS[target]:
+                    found.append((f"{target}.{EXPORTS[target][alias.name]}", node.lineno, id(node) in top_level))
+                else:
+                    found.append((target, node.lineno, id(node) in top_level))
+    return found
+
+
+def _runs_at_import(tree: ast.AST):
+    """Ids of the import statements that run when the module is imported: not inside a function,
+    not under ``if TYPE_CHECKING:`` (try/except and other blocks at module level still run)."""
+    def walk(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                yield from (id(n) for c in child.orelse for n in ast.walk(c))
+                continue
+            yield id(child)
+            yield from walk(child)
+    return walk(tree)
+
+
+def stage_of(module: str) -> tuple[str, int]:
+    best = max((k for k in STAGES if module == k or module.startswith(k + ".")), key=len)
+    return best, STAGES[best]
+
+
+def test_every_module_has_a_stage():
+    unknown = [m for m in MODULES if not any(m == k or m.startswith(k + ".") for k in STAGES)]
+    assert not unknown, f"give these modules a stage in STAGES (and STYLE.md's order): {unknown}"
+
+
+def against_the_order(module: str, target: str) -> bool:
+    """Whether ``module`` importing ``target`` breaks the stage order (same subpackage: never)."""
+    if not target.startswith("molviz") or module == "molviz":   # the top-level re-exports sit above all
+        return False
+    own, level = stage_of(module)
+    other, other_level = stage_of(target)
+    if other == own or own.startswith(other + ".") or other.startswith(own + "."):
+        return False
+    return other_level >= level
+
+
+def test_imports_go_only_downward():
+    wrong = [f"{module}:{line} imports {target}" for module in MODULES
+             for target, line, _ in imports(module) if against_the_order(module, target)]
+    assert not wrong, "imports against the stage order:\n" + "\n".join(wrong)
+
+
+def test_no_import_cycles():
+    graph = {m: sorted({t for t, _, _ in imports(m) if t in MODULES and t != m}) for m in MODULES}
+    # a package __init__ that only declares lazy exports imports nothing until used
+    for pkg, table in EXPORTS.items():
+        if table:
+            graph[pkg] = [t for t in graph[pkg] if t != "molviz._lazy"]
+    cycles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = 1
+        stack.append(node)
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(stack[stack.index(nxt):] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, stack)
+        stack.pop()
+        state[node] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m, [])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_only_the_app_imports_trame():
+    wrong = [f"{m}:{line}" for m in MODULES for t, line, _ in imports(m)
+             if t.split(".")[0] == "trame" and not m.startswith("molviz.app")]
+    assert not wrong, f"trame imported outside molviz.app: {wrong}"
+
+
+def test_mesh_never_imports_torch():
+    wrong = [f"{m}:{line}" for m in MODULES if m.startswith("molviz.mesh")
+             for t, line, _ in imports(m) if t.split(".")[0] == "torch"]
+    assert not wrong, wrong
+
+
+@pytest.mark.parametrize("stage", sorted(MODULE_LEVEL_OK))
+def test_lower_stages_need_only_torch_and_numpy_at_import(stage):
+    """The GPU box has torch and numpy but no RDKit, gemmi or PyVista."""
+    wrong = []
+    for m in MODULES:
+        if not (m == stage or m.startswith(stage + ".")):
+            continue
+        for t, line, top in imports(m):
+            root = t.split(".")[0]
+            if top and root not in STDLIB and root != "molviz" and root not in MODULE_LEVEL_OK[stage]:
+                wrong.append(f"{m}:{line} imports {t} at module level")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_checker_sees_what_it_should():
+    """The rules above would catch a violation: run them on a made-up module graph."""
+    assert stage_of("molviz.engine._encode") == ("molviz.engine", 5)
+    assert stage_of("molviz.training._fit")[1] == stage_of("molviz.engine")[1]   # peers: forbidden both ways
+    assert ("molviz.errors", 0) == stage_of("molviz.errors")
+    assert stage_of("molviz.view.scene")[1] < stage_of("molviz.app._app")[1]
+    assert against_the_order("molviz.engine._encode", "molviz.training._train")      # a peer
+    assert against_the_order("molviz.training._cli", "molviz.app.scene")             # upward
+    assert against_the_order("molviz.chem._load", "molviz.mesh._export")             # a peer
+    assert not against_the_order("molviz.view.scene", "molviz.fields._grid")         # downward
+    assert not against_the_order("molviz.engine._cli", "molviz.engine._engine")      # its own stage
+    assert "molviz._cmd" in {t for t, _, _ in imports("molviz.cli")}
+    # a name exported lazily counts as an import of the submodule that defines it
+    assert "molviz.engine._engine" in {t for t, _, _ in imports("molviz.engine._cli")}
