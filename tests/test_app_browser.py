@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from app_bundles import bundle_for_tests, serving
+
 from molviz.app._bench import ARGS, CHROMIUM, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -192,3 +192,71 @@ def test_the_checker_sees_what_it_should():
     assert "molviz._cmd" in {t for t, _, _ in imports("molviz.cli")}
     # a name exported lazily counts as an import of the submodule that defines it
     assert "molviz.engine._engine" in {t for t, _, _ in imports("molviz.engine._cli")}
+
+
+# ----------------------------------------------------------------------------- exports and the contract
+@pytest.mark.parametrize("package", sorted(p for p, table in EXPORTS.items() if table))
+def test_type_checkers_see_the_lazy_exports(package):
+    """Each lazily exported name is also imported under ``if TYPE_CHECKING:`` from the same submodule."""
+    tree = ast.parse(MODULES[package].read_text())
+    seen = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for imp in ast.walk(node):
+                if isinstance(imp, ast.ImportFrom):
+                    seen.update({a.name: imp.module.rpartition(".")[2] for a in imp.names})
+    assert seen == EXPORTS[package], f"{package}: the TYPE_CHECKING block and _EXPORTS differ"
+
+
+def contract_names() -> dict[str, list[str]]:
+    """package -> names that start a line in its CONTRACT.md block."""
+    import re
+    text = (ROOT / "CONTRACT.md").read_text()
+    out: dict[str, list[str]] = {}
+    for section in re.split(r"^## ", text, flags=re.M)[1:]:
+        head = section.split("\n", 1)[0].strip()
+        if not head.startswith("molviz."):
+            continue
+        block = re.search(r"```python\n(.*?)```", section, re.S)
+        names = []
+        for line in block.group(1).splitlines():
+            line = line.split("#")[0]                       # comments name other things
+            for part in line.split(" ; ") if not line.startswith((" ", "#")) else []:
+                m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)(\.[A-Za-z_]+)?\s*(\(|=|$|,| /|\s+#)", part.strip())
+                if m:
+                    names.append(m.group(1))
+                names += re.findall(r"/ ([A-Za-z_][A-Za-z0-9_]*)\(", part)
+        out[head] = names
+    return out
+
+
+def test_contract_names_exist():
+    import importlib
+    listed = contract_names()
+    assert set(listed) >= {"molviz.chem", "molviz.fields", "molviz.models", "molviz.engine", "molviz.mesh",
+                           "molviz.view"}
+    missing = [f"{pkg}.{name}" for pkg, names in listed.items() for name in names
+               if not hasattr(importlib.import_module(pkg), name)]
+    assert sum(map(len, listed.values())) > 60
+    assert not missing, f"CONTRACT.md names what the packages do not export: {missing}"
+
+
+def test_contract_layout_paths_exist():
+    import re
+    text = (ROOT / "CONTRACT.md").read_text()
+    paths = re.findall(r"^(molviz/[\w/.]+)", text, re.M)
+    assert len(paths) > 10
+    assert not [p for p in paths if not (ROOT.parent / p).exists()]
+
+
+def test_cli_choices_match_the_registries():
+    from molviz.cli import build_parser
+    from molviz.models import MODEL_SIZES
+    from molviz.training import PRESETS
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    choices = {a.dest: tuple(a.choices) for a in train._actions if a.choices}
+    assert set(choices["size"]) == set(MODEL_SIZES)
+    assert set(choices["preset"]) >= set(PRESETS)
+    from molviz.models._siren import Modulation
+    assert set(choices["modulation"]) == set(Modulation.__args__)

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from molviz.engine import Engine
-from molviz.models import load_model, psnr
-from molviz.models import ground_truth
+from molviz.models import ground_truth, load_model, psnr
 
 MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 BUNDLES = ["freesolv", "6ega", "nmr-2juy"]

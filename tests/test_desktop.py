@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from app_bundles import serving
+
 from molviz.app._cli import _has_module
 
 

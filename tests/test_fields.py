@@ -9,10 +9,24 @@ import pytest
 import torch
 
 from molviz.errors import InputError
-from molviz.fields import (ATOM_WIDTHS, FALLBACKS, Grid, atom_table, channel_peaks, cutoff_factor,
-                           dense_field, field_from_table, fit_grid, parse_channels,
-                           peaks_from_table, sample_conformers, sample_field, sample_points,
-                           spacing_grid, tail_bound)
+from molviz.fields import (
+    ATOM_WIDTHS,
+    FALLBACKS,
+    Grid,
+    atom_table,
+    channel_peaks,
+    cutoff_factor,
+    dense_field,
+    field_from_table,
+    fit_grid,
+    parse_channels,
+    peaks_from_table,
+    sample_conformers,
+    sample_field,
+    sample_points,
+    spacing_grid,
+    tail_bound,
+)
 
 ELEMENTS = np.array([1, 6, 7, 8, 9, 15, 16, 17, 35, 53])
 

@@ -6,7 +6,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from app_bundles import make_small_bundle
 
 
@@ -90,8 +89,8 @@ def test_serve_desktop_without_pywebview_says_how_to_fix():
 
 def test_bonds_by_cell_list_equal_all_pairs_on_a_real_protein():
     """The app's bond finder (a numpy cell list, no scipy) against the all-pairs distance matrix."""
-    from molviz.view.scene import _close_pairs
     from molviz.chem import asset_path, load
+    from molviz.view.scene import _close_pairs
 
     s = load(asset_path("data", "6ega", "6ega_protein.pdb"))
     xyz = np.asarray(s.coords, np.float64).reshape(-1, s.n_atoms, 3)[0, :1500]

@@ -12,10 +12,9 @@ import torch
 
 from molviz.app._bench import free_port
 from molviz.engine import fit_latent
+from molviz.errors import InputError
 from molviz.training import PreparedData, get_lr, get_preset, prepare, train
 from molviz.training._checkpoint import STATE
-from molviz.errors import InputError
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,8 +1,6 @@
-"""The browser app (trame + PyVista) and the headless picture and movie commands.
-
-- :class:`MolvizApp` (``molviz serve``): the viewer; the only code in molviz that imports trame.
-- :mod:`molviz.view.scene`, :mod:`molviz.view.movie`, :mod:`molviz.view.explore`: pure scene building,
-  offscreen rendering and engine queries, shared with ``molviz render`` and ``molviz animate``.
+"""The browser app (trame + PyVista): :class:`MolvizApp` (``molviz serve``), the only code in molviz
+that imports trame. It reacts to the page's state and delegates to :mod:`molviz.view` (scenes,
+looks, movies, the latent map, downloads) and :mod:`molviz.engine`.
 
 ``import molviz.app`` is cheap; trame loads only when :class:`MolvizApp` is first used.
 """

@@ -26,7 +26,7 @@ from trame.decorators import change, controller, trigger
 
 from molviz.app._jobs import Debounce, Lane
 from molviz.app.state import (
-    CHANNEL_FIELDS,
+    _EMPTY_FIGURE,
     COARSE,
     EXPORT_SIZES,
     LEVEL_RANGES,
@@ -36,14 +36,14 @@ from molviz.app.state import (
     REMEMBERED,
     RESOLUTIONS,
     TRUTH_FOR_PSNR,
-    _EMPTY_FIGURE,
     _key,
     channel_keys,
     state_defaults,
 )
-from molviz.errors import InputError, MolvizError
+from molviz.errors import MolvizError
 from molviz.models import bundled_models_dir, default_bundle, find_bundles
 from molviz.view.explore import Endpoint, Explorer, View
+from molviz.view.exports import MAX_MAPS_BYTES, maps_zip, scene_glb
 from molviz.view.latent_map import COLOR_BY, LatentMap, depiction_svg
 from molviz.view.limits import (
     Limits,
@@ -55,6 +55,7 @@ from molviz.view.limits import (
     clean_smiles,
     clean_text,
 )
+from molviz.view.looks import LEVEL_DEFAULTS, default_styles, view_layers
 from molviz.view.movie import MovieConfig, render_movie
 from molviz.view.scene import (
     BuiltScene,
@@ -64,8 +65,6 @@ from molviz.view.scene import (
     build_scene,
     png_bytes,
 )
-from molviz.view.exports import MAX_MAPS_BYTES, maps_zip, scene_glb
-from molviz.view.looks import LEVEL_DEFAULTS, default_styles, view_layers
 
 log = logging.getLogger("molviz.app")
 

@@ -12,14 +12,31 @@ Examples
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from molviz._assets import asset_path  # noqa: F401  (molviz.chem.asset_path: shipped structures)
 from molviz._lazy import lazy_exports
-from molviz._assets import asset_path
 
 _EXPORTS = {
-    "_elements": ("SYMBOLS", "atomic_number", "infer_element",),
+    "_elements": ("COVALENT_RADII", "ELEMENT_COLORS", "SYMBOLS", "atomic_number", "element_color", "element_symbol",
+                  "infer_element", "parse_element",),
     "_load": ("DEFAULT_MAX_ATOMS", "load", "read_freesolv", "rmsd", "superpose",),
     "_structure": ("COMPONENTS", "Structure",),
 }
+
+if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
+    from molviz.chem._elements import (  # noqa: F401
+        COVALENT_RADII,
+        ELEMENT_COLORS,
+        SYMBOLS,
+        atomic_number,
+        element_color,
+        element_symbol,
+        infer_element,
+        parse_element,
+    )
+    from molviz.chem._load import DEFAULT_MAX_ATOMS, load, read_freesolv, rmsd, superpose  # noqa: F401
+    from molviz.chem._structure import COMPONENTS, Structure  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted([*__all__, "asset_path"])

@@ -305,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
 
         # --- interactive updates: dense and adaptive, decode + isosurfaces of every channel
         stand_in = "random weights" in label
-        if bundle.config.get("normalize") == "max":   # trained: every channel peaks near 1
+        if bundle.spec.normalize == "max" and "normalize" in bundle.config:   # trained: every channel peaks near 1
             levels = np.full(eng.n_channels, 0.5)
         else:                                         # untrained: half-way to its own maximum
             levels = _levels(eng.decode(z, resolution=32, cache=False)[0])

@@ -38,8 +38,8 @@ def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep
 
 @torch.no_grad()
 def _encode_with_encoder(engine, structure, conformer: int) -> Encoded:
-    from molviz.models import psnr
     from molviz.engine._fit import item_target
+    from molviz.models import psnr
     bundle = engine.bundle
     box, _table, _div, target = item_target(bundle, structure, conformer=conformer, device=engine.device)
     R, C = int(bundle.spec.resolution), engine.n_channels

@@ -14,15 +14,14 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
 
 from molviz.engine._cache import VolumeCache, latent_key
-from molviz.engine._types import Cancelled, Encoded, EngineStats  # noqa: F401  (Encoded: the type encode returns)
 from molviz.engine._coords import Box, box_axes, check_box, check_shape, flat_coords, sub_box_angstrom
+from molviz.engine._types import Cancelled, Encoded, EngineStats  # noqa: F401  (Encoded: the type encode returns)
 from molviz.errors import BundleError, InputError, ResourceLimitError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,7 +42,7 @@ def can_fold(model) -> bool:
     """Whether ``model`` is the :class:`~molviz.models.ModulatedSiren` layout that folding knows."""
     cfg = getattr(model, "cfg", None)
     return (getattr(cfg, "modulation", None) in ("mehta", "film") and hasattr(model, "layers")
-            and hasattr(model, "last") and all(hasattr(l, "linear") and hasattr(l, "w0") for l in model.layers))
+            and hasattr(model, "last") and all(hasattr(layer, "linear") and hasattr(layer, "w0") for layer in model.layers))
 
 
 def fold_modulations(model, mods, *, dtype: torch.dtype = torch.float32) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from molviz._io import save_npz
-from molviz.errors import InputError
 from molviz.fields._tables import grid_field, item_divisors, normalized_coords
 
 
@@ -76,9 +75,8 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
     True
     """
     from molviz._progress import tqdm
-
-    from molviz.models import psnr
     from molviz.fields import resolve_device
+    from molviz.models import psnr
     dev = resolve_device(device)
     torch.manual_seed(seed)
     box, table, div, target = item_target(bundle, structure, conformer=conformer, device=dev)

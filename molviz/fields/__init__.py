@@ -12,6 +12,8 @@ convention. gemmi is imported lazily, only to write .ccp4/.mrc maps.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from molviz._lazy import lazy_exports
 
 _EXPORTS = {
@@ -22,5 +24,54 @@ _EXPORTS = {
     "_tables": ("grid_field", "grid_points", "item_divisors", "normalized_coords", "table_field",),
     "_sampler": ("DEFAULT_TOL", "MAX_ATOM_DENSITY", "atom_table", "channel_peaks", "cutoff_factor", "cutoff_radii", "dense_field", "field_from_table", "peaks_from_table", "resolve_device", "sample_conformers", "sample_field", "sample_points", "tail_bound",),
 }
+
+if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
+    from molviz.fields._channels import (  # noqa: F401
+        COMPONENTS,
+        PRESETS,
+        PROPERTY_COLORS,
+        Channel,
+        channel_color,
+        channel_element,
+        channel_names,
+        channel_rgb,
+        parse_channels,
+    )
+    from molviz.fields._elements import (  # noqa: F401
+        ATOM_WIDTHS,
+        FALLBACKS,
+        RAW_PROPERTIES,
+        WIDTH_SOURCES,
+        element_symbol,
+        parse_element,
+    )
+    from molviz.fields._grid import (  # noqa: F401
+        MAX_RESOLUTION,
+        MIN_RESOLUTION,
+        Grid,
+        axis_centres,
+        blob_margin,
+        check_resolution,
+        fit_grid,
+        rule_grid,
+        spacing_grid,
+    )
+    from molviz.fields._sampler import (  # noqa: F401
+        DEFAULT_TOL,
+        MAX_ATOM_DENSITY,
+        atom_table,
+        channel_peaks,
+        cutoff_factor,
+        cutoff_radii,
+        dense_field,
+        field_from_table,
+        peaks_from_table,
+        resolve_device,
+        sample_conformers,
+        sample_field,
+        sample_points,
+        tail_bound,
+    )
+    from molviz.fields._tables import grid_field, grid_points, item_divisors, normalized_coords, table_field  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

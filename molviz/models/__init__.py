@@ -1,6 +1,8 @@
 """Networks and model bundles (torch, numpy and safetensors only)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from molviz._lazy import lazy_exports
 
 _EXPORTS = {
@@ -12,5 +14,22 @@ _EXPORTS = {
     "_truth": ("ground_truth", "has_tables", "item_table",),
     "_siren": ("MODEL_SIZES", "LatentToModulation", "ModulatedSiren", "Sine", "SineLayer", "SirenConfig", "config_for_size",),
 }
+
+if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
+    from molviz.models._bundle import Bundle, load_model, save_bundle, update_extras  # noqa: F401
+    from molviz.models._discover import bundled_models_dir, default_bundle, find_bundles, is_bundle, resolve_bundle  # noqa: F401
+    from molviz.models._encoder import Encoder3D, EncoderConfig, LatentTable  # noqa: F401
+    from molviz.models._metrics import mse_of, psnr, psnr_per_channel  # noqa: F401
+    from molviz.models._siren import (  # noqa: F401
+        MODEL_SIZES,
+        LatentToModulation,
+        ModulatedSiren,
+        Sine,
+        SineLayer,
+        SirenConfig,
+        config_for_size,
+    )
+    from molviz.models._spec import BundleSpec, read_spec  # noqa: F401
+    from molviz.models._truth import ground_truth, has_tables, item_table  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -116,7 +116,7 @@ def first_reaching(history: Path, threshold: float) -> dict | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from molviz._assets import asset_path
+    from molviz.models._discover import bundled_models_dir
 
     models = Path(args.models) if args.models else bundled_models_dir()
     print(results_table(models))

@@ -8,6 +8,8 @@ Prepare once where RDKit is installed, train anywhere torch runs::
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from molviz._lazy import lazy_exports
 
 _EXPORTS = {
@@ -16,5 +18,11 @@ _EXPORTS = {
     "_eval": ("decode", "evaluate_bundle", "ridge_report",),
     "_train": ("get_lr", "train",),
 }
+
+if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
+    from molviz.training._config import PRESETS, DataConfig, TrainConfig, get_preset  # noqa: F401
+    from molviz.training._data import PreparedData, prepare  # noqa: F401
+    from molviz.training._eval import decode, evaluate_bundle, ridge_report  # noqa: F401
+    from molviz.training._train import get_lr, train  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

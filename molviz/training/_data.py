@@ -127,13 +127,7 @@ class PreparedData:
 
 def _data_path(*parts: str) -> Path:
     from molviz._assets import asset_path
-    try:
-        return asset_path("data", *parts)
-    except InputError:
-        shared = Path("/work/shared/data").joinpath(*parts)
-        if shared.exists():
-            return shared
-        raise
+    return asset_path("data", *parts)
 
 
 def descriptors(smiles: str | None) -> dict[str, float]:

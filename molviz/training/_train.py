@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from molviz.errors import InputError
 from molviz._io import atomic_write_text
+from molviz.errors import InputError
+from molviz.fields._tables import grid_field, normalized_coords, table_field
 from molviz.training._checkpoint import load_checkpoint, save_checkpoint
 from molviz.training._config import TrainConfig
-from molviz.fields._tables import grid_field, normalized_coords, table_field
 from molviz.training._data import PreparedData
 
 CHECKPOINT_DIR = "checkpoint"

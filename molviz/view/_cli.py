@@ -70,12 +70,12 @@ def _styles(explorer, atoms, level: float | None, mode: str = "absolute"):
 
 
 def _render(args: argparse.Namespace) -> int:
+    from molviz.fields import MAX_RESOLUTION
     from molviz.mesh import atomic_path
     from molviz.models import resolve_bundle
     from molviz.view.explore import Explorer
-    from molviz.view.looks import view_layers
-    from molviz.fields import MAX_RESOLUTION
     from molviz.view.limits import Limits, clean_resolution
+    from molviz.view.looks import view_layers
     from molviz.view.scene import Scene, SceneOptions, build_scene, png_bytes
 
     if not 1 <= args.scale <= 4:
@@ -103,9 +103,9 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _animate(args: argparse.Namespace) -> int:
+    from molviz.fields import MAX_RESOLUTION
     from molviz.models import resolve_bundle
     from molviz.view.explore import Explorer
-    from molviz.fields import MAX_RESOLUTION
     from molviz.view.limits import Limits, clean_resolution
     from molviz.view.movie import MovieConfig, render_movie
     from molviz.view.scene import SceneOptions

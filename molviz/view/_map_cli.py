@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from molviz.view.latent_map import COLOR_BY, LatentMap
     from molviz.models import load_model, update_extras
+    from molviz.view.latent_map import COLOR_BY, LatentMap
 
     bundle = load_model(args.bundle)
     m = LatentMap.compute(bundle, n_neighbors=args.n_neighbors, seed=args.seed)

@@ -18,13 +18,12 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from molviz.view.scene import Atoms
 from molviz.errors import InputError
+from molviz.view.scene import Atoms
 
 if TYPE_CHECKING:  # pragma: no cover
     from molviz.chem import Structure
@@ -141,15 +140,11 @@ class Explorer:
     @property
     def data_config(self) -> dict:
         """The data settings of training (dataset, hydrogens, seed, resolution, ...), merged."""
-        cfg = self.bundle.config
-        merged = dict((cfg.get("training") or {}).get("data") or {})
-        merged.update({k: v for k, v in (cfg.get("data") or {}).items() if v is not None})
-        return merged
+        return dict(self.bundle.spec.data)
 
     @property
     def beta(self) -> float:
-        cfg = self.bundle.config
-        beta = cfg.get("beta", self.data_config.get("beta"))
+        beta = self.bundle.spec.beta
         if beta is None:
             raise InputError(f"bundle {self.name!r} does not record beta; the ground truth cannot be sampled")
         return float(beta)
@@ -158,17 +153,7 @@ class Explorer:
     def channels(self):
         """The bundle's channels as :class:`molviz.fields.Channel` objects."""
         if self._channels is None:
-            from molviz.fields import Channel, parse_channels
-            spec = self.bundle.config.get("channel_defs") or self.bundle.config.get("channels")
-            if isinstance(spec, list) and spec and isinstance(spec[0], dict):
-                def _set(v):
-                    return None if v is None else frozenset(v)
-                self._channels = [Channel(name=d["name"], elements=_set(d.get("elements")),
-                                          components=_set(d.get("components")), width=d.get("width", "vdw"))
-                                  for d in spec]
-            else:
-                names = self.bundle.channel_names
-                self._channels = parse_channels(",".join(names) if names else str(self.bundle.config["channels"]))
+            self._channels = list(self.bundle.spec.channels)
         return self._channels
 
     # ------------------------------------------------------------------ items
@@ -243,8 +228,8 @@ class Explorer:
         return Structure.from_arrays({k[len(prefix):]: self.bundle.arrays[k] for k in keys})
 
     def _reload_structure(self, i: int):
-        from molviz.chem import load, superpose
         from molviz._assets import asset_path
+        from molviz.chem import load, superpose
 
         item = self.bundle.items[i] if i < len(self.bundle.items) else {}
         data = self.data_config

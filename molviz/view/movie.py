@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from molviz.view.scene import ChannelStyle, Layer, Scene, SceneOptions, build_scene
 from molviz._io import publish, temp_file_beside
 from molviz.errors import InputError
+from molviz.view.scene import ChannelStyle, Layer, Scene, SceneOptions, build_scene
 
 if TYPE_CHECKING:  # pragma: no cover
     from molviz.view.explore import Endpoint, Explorer
