@@ -7,14 +7,11 @@ only torch and numpy and gives the same numbers on any machine.
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from molviz._io import save_npz
 from molviz.errors import BundleError, InputError
 from molviz.fields._tables import normalized_coords
 from molviz.models._truth import ground_truth, item_table  # noqa: F401  (re-exported for eval's callers)
@@ -204,7 +201,6 @@ def evaluate_bundle(bundle, *, resolutions: tuple[int, ...] | None = None,
     42.3
     """
     from molviz._progress import tqdm
-
     from molviz.models import psnr
     from molviz.training._train import resolve_device
     dev = resolve_device(device)
