@@ -1,7 +1,6 @@
 """molviz.training evaluation: PSNR as the paper defines it, decode, eval CLI, ridge regression."""
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
@@ -10,8 +9,7 @@ import pytest
 import torch
 
 from molviz.models import ground_truth
-from molviz.training import PreparedData, evaluate_bundle, get_preset, prepare, ridge_report, train
-
+from molviz.training import evaluate_bundle, get_preset, prepare, ridge_report, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -63,6 +61,36 @@ def test_eval_psnr_matches_a_hand_computation_with_a_zero_network(bundle_dir):
     assert rep["n_items"] == 3
     # a zero network has lost every channel: peak ratio 0, all present channels below half
     assert rep["results"]["8"]["median_peak_ratio"] == 0.0 and rep["results"]["8"]["lost_fraction"] == 1.0
+
+
+def test_eval_shape_metrics_of_a_zero_network(bundle_dir):
+    """A network that draws nothing: PSNR is finite (the empty box scores), but the gain over the
+    all-zero prediction is 0 dB, every present channel's IoU is 0, no atom is found (precision
+    undefined: None) and nothing is spurious (nothing drawn: None)."""
+    from molviz.models import load_model
+    b = load_model(bundle_dir)
+    with torch.no_grad():
+        b.model.last.weight.zero_()
+        b.model.last.bias.zero_()
+    rep = evaluate_bundle(b, resolutions=(8,), items="all", max_items=2, device="cpu", progress=False,
+                          levels=(0.5, 0.2, 0.1), recovery_resolution=12)
+    r = rep["results"]["8"]
+    assert math.isfinite(r["mean_psnr"]) and r["mean_psnr_gain"] == pytest.approx(0.0, abs=1e-9)
+    assert r["mean_iou"] == {"0.5": 0.0, "0.2": 0.0, "0.1": 0.0}
+    assert r["mean_spurious_fraction"] is None and r["mean_spurious_voxels"] == 0
+    assert r["atoms"]["recall"] == 0.0 and r["atoms"]["precision"] is None and r["atoms"]["n_found"] == 0
+    assert r["atoms"]["complete_fraction"] == 0.0 and r["atoms"]["resolution"] == 12
+    for row in r["per_item"]:
+        assert row["atoms"]["n_true"] > 0 and row["atoms"]["rmsd"] is None
+    json.dumps(rep)                                           # what `molviz eval --json` prints
+
+
+def test_eval_without_atom_recovery(bundle_dir):
+    from molviz.models import load_model
+    rep = evaluate_bundle(load_model(bundle_dir), resolutions=(8,), max_items=1, device="cpu", progress=False,
+                          recovery_resolution=None)
+    r = rep["results"]["8"]
+    assert "atoms" not in r and "atoms" not in r["per_item"][0] and set(r["mean_iou"]) == {"0.5", "0.2"}
 
 
 def test_peak_ratio_flags_a_collapsed_channel_that_psnr_hides():
