@@ -649,18 +649,8 @@ class MolvizApp(TrameApp):
                 view = ex.item_view(req.item, req.resolution, truth=want_truth, should_stop=should_stop,
                                     levels=levels)
             elif req.source == "encoded":
-                from molviz.fields import Grid
-                grid = Grid.from_box(encoded.box[0], encoded.box[1], req.resolution)
-                if ex.surfaces_on_device and levels is not None:
-                    view = View(label=f"encoded: {encoded.label}", grid=grid, volume=None, atoms=encoded.atoms,
-                                surfaces=ex.surfaces_for_view(encoded.latent, req.resolution, encoded.box,
-                                                              levels=levels, should_stop=should_stop),
-                                extra={"adaptive": False, "latent": encoded.latent})
-                else:
-                    vol, adaptive = ex.decode_for_view(encoded.latent, req.resolution, should_stop=should_stop,
-                                                       levels=levels)
-                    view = View(label=f"encoded: {encoded.label}", grid=grid, volume=vol, atoms=encoded.atoms,
-                                extra={"adaptive": adaptive, "latent": encoded.latent})
+                view = ex.latent_view(f"encoded: {encoded.label}", encoded.latent, encoded.box, req.resolution,
+                                      atoms=encoded.atoms, should_stop=should_stop, levels=levels)
             else:
                 view = ex.frame(a, b, req.t, mode=self._good.get("interp_mode", "linear"),
                                 resolution=req.resolution, should_stop=should_stop, levels=levels)

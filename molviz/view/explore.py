@@ -372,6 +372,20 @@ class Explorer:
             _lru_put(self._truths, key, truth, 8)
         return truth
 
+    def latent_view(self, label: str, latent, box, resolution: int, *, atoms=None, should_stop=None,
+                    levels=None) -> View:
+        """A view of any latent in its own box (an encoded molecule): decoded densely, adaptively or
+        as device-side surfaces, as :meth:`item_view` decodes a stored item; there is no truth."""
+        from molviz.fields import Grid
+        grid = Grid.from_box(box[0], box[1], resolution)
+        if self.surfaces_on_device and levels is not None:
+            return View(label=label, grid=grid, volume=None, atoms=atoms,
+                        surfaces=self.surfaces_for_view(latent, resolution, box, levels=levels,
+                                                        should_stop=should_stop),
+                        extra={"adaptive": False, "latent": latent})
+        vol, adaptive = self.decode_for_view(latent, resolution, should_stop=should_stop, levels=levels)
+        return View(label=label, grid=grid, volume=vol, atoms=atoms, extra={"adaptive": adaptive, "latent": latent})
+
     def dense_volume(self, view: View) -> np.ndarray:
         """The reconstruction of ``view`` as a whole volume (C, nx, ny, nz): its own where it is dense,
         else decoded densely on its grid (adaptive decodes and device-side surfaces keep none)."""
