@@ -13,6 +13,10 @@ Peaks (the ``normalize="max"`` divisors, once per structure) are timed apart.
 
 Targets (2-core CPU): >= 20x faster than dense at 128^3; 128^3 at beta 2 < 0.1 s,
 at beta 0.25 < 0.5 s.
+
+Scale row (not with ``--quick``): 1,000,000 atoms (386 copies of the 6EGA protein on a
+lattice, 1.67 M atom rows) featurized at 64^3, beta 0.25, ``normalize="max"`` (peaks
+included), in a fresh process so its peak RSS is its own. Target: <= 120 s and <= 4 GB.
 """
 from __future__ import annotations
 
@@ -36,6 +40,68 @@ def _median_time(fn, repeats: int, cpu: list | None = None) -> float:
     if cpu is not None:
         cpu.append(statistics.median(cpus))
     return statistics.median(times)
+
+
+def tiled_6ega(n_atoms: int = 1_000_000, *, seed: int = 0):
+    """Copies of the 6EGA protein (with its waters and ions) on a cubic lattice, 4 A apart,
+    until ``n_atoms``; each copy jittered by 0.05 A so no two copies are identical.
+
+    Examples
+    --------
+    >>> tiled_6ega(6000).n_atoms
+    6000
+    """
+    import numpy as np
+
+    from molviz._assets import asset_path
+    from molviz.chem import Structure, load
+
+    one = load(asset_path("data", "6ega", "6ega_protein.pdb"))
+    xyz = one.coords[0] - one.coords[0].min(0)
+    step = xyz.max(0) + 4.0
+    copies = -(-n_atoms // one.n_atoms)
+    k = int(np.ceil(copies ** (1 / 3)))
+    cells = np.array([(i, j, l) for i in range(k) for j in range(k) for l in range(k)][:copies])
+    rng = np.random.default_rng(seed)
+    coords = (xyz[None] + (cells * step)[:, None] + rng.normal(0, 0.05, (copies, *xyz.shape)))
+    coords = coords.reshape(-1, 3)[:n_atoms].astype(np.float32)
+    tile = lambda v: np.tile(v, copies)[:n_atoms]  # noqa: E731
+    return Structure(coords=coords, atomic_numbers=tile(one.atomic_numbers), components=tile(one.components),
+                     atom_names=tile(one.atom_names), residue_names=tile(one.residue_names),
+                     name=f"6ega x{copies}")
+
+
+def scale_row(n_atoms: int = 1_000_000, resolution: int = 64, beta: float = 0.25) -> dict:
+    """Featurize :func:`tiled_6ega` (``n_atoms``) at ``resolution``^3 with peaks; run in a
+    fresh process by :func:`run` so that ``peak_rss_gb`` is this row's alone."""
+    import resource
+
+    import numpy as np
+
+    from molviz.fields import atom_table, fit_grid, parse_channels, sample_field
+
+    structure = tiled_6ega(n_atoms)
+    channels = parse_channels("paper-6ega")
+    rows = len(atom_table(structure, channels)[0])
+    grid = fit_grid(structure, channels, resolution=resolution, beta=beta)
+    t0, c0 = time.perf_counter(), time.process_time()
+    field = sample_field(structure, channels, grid, beta=beta, normalize="max")
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"atoms": structure.n_atoms, "atom_rows": rows, "resolution": resolution, "beta": beta,
+            "seconds": seconds, "cpu_seconds": cpu, "max_value": float(np.max(field)),
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
+def _scale_row_in_child(n_atoms: int = 1_000_000) -> dict:
+    import subprocess
+    import sys
+
+    code = ("import json, torch; from molviz.fields._bench import scale_row; "
+            f"print(json.dumps(scale_row({n_atoms})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return {"atoms": n_atoms, "error": proc.stderr.strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,8 +199,24 @@ def run(args: argparse.Namespace) -> int:
     if not big:
         print("(--quick: 128^3 targets not checked)")
 
+    scale = None
+    if not quick:
+        print("\n  1,000,000 atoms at 64^3 (fresh process) ...", flush=True)
+        scale = _scale_row_in_child()
+        if "error" in scale:
+            print(f"scale row failed: {scale['error'][0]}")
+            targets.append(("1M atoms at 64^3: runs", False))
+        else:
+            print(f"scale: {scale['atoms']:,} atoms ({scale['atom_rows']:,} atom rows), 64^3, beta "
+                  f"{scale['beta']}, normalize='max': {scale['seconds']:.1f} s (cpu {scale['cpu_seconds']:.1f} s), "
+                  f"peak RSS {scale['peak_rss_gb']:.2f} GB")
+            for name, ok in ((f"1M atoms at 64^3: <= 120 s", scale["seconds"] <= 120),
+                             (f"1M atoms at 64^3: peak RSS <= 4 GB", scale["peak_rss_gb"] <= 4.0)):
+                targets.append((name, ok))
+                print(f"target {'met ' if ok else 'MISSED'}  {name}")
+
     if getattr(args, "json", None):
-        payload = {"benchmark": "fields", "device": str(device), "quick": quick,
+        payload = {"scale": scale, "benchmark": "fields", "device": str(device), "quick": quick,
                    "torch_threads": torch.get_num_threads(),
                    "cpu": platform.processor() or platform.machine(),
                    "load_average": os.getloadavg()[0], "rows": rows,
