@@ -292,3 +292,165 @@ def test_a_gzip_bomb_is_refused_with_bounded_memory_at_the_default_limit(tmp_pat
     """)
     assert ("gzip bomb" if kind == "ratio" else "over the limit of 512 MB") in result["refused"], result
     assert result["rss_mb"] < 1536, result
+
+
+# -- peaks that scale -------------------------------------------------------------------------------
+def _old_peaks(xyz, ch, w, n_c, beta):
+    """The method before issue 17: mean-shift from every atom at once, drop after 5 steps."""
+    import torch
+
+    import molviz.fields._sampler as sampler
+
+    xyz, ch, w = (torch.as_tensor(v) for v in (xyz, ch, w))
+    rc, bound = sampler.cutoff_radii(w, ch, n_c, beta=beta)
+    out = torch.ones(n_c)
+    for c in range(n_c):
+        sel = torch.nonzero(ch == c).squeeze(1)
+        if len(sel):
+            out[c] = sampler._channel_max(xyz[sel], beta / w[sel] ** 2, rc[sel], max_iter=100,
+                                          step_tol=1e-3) + bound[c]
+    return out.numpy(), bound.numpy()
+
+
+@pytest.mark.parametrize("beta", [0.25, 2.0])
+@pytest.mark.parametrize("kind", ["random", "protein"])
+def test_pruned_peaks_equal_the_all_seeds_ascent(one_torch_thread, beta, kind):
+    from molviz.fields import atom_table, peaks_from_table
+    from molviz.fields._bench import tiled_6ega
+
+    if kind == "random":
+        rng = np.random.default_rng(3)
+        n = 4000
+        xyz = (rng.random((n, 3)) * 34.0).astype(np.float32)                 # ~0.1 atoms / A^3
+        ch = np.where(np.arange(n) < n // 2, 2, rng.integers(0, 2, n))
+        w = np.where(ch == 1, 0.7, rng.choice([0.7, 1.0, 0.85], n)).astype(np.float32)
+        n_c = 3
+    else:
+        xyz, ch, w = atom_table(tiled_6ega(6000), "paper-6ega")
+        n_c = 6
+    new = peaks_from_table(xyz, ch, w, n_c, beta=beta).numpy()
+    old, bound = _old_peaks(xyz, ch, w, n_c, beta)
+    assert (np.abs(new - old) <= bound + 1e-5 * old).all(), (new, old)
+
+
+def test_peaks_do_not_scan_every_atom_per_seed_block(one_torch_thread, monkeypatch):
+    """Neighbour lists of the seeds come from the cube index, never from the all-atom scan."""
+    import molviz.fields._sampler as sampler
+    from molviz.fields import atom_table, peaks_from_table
+    from molviz.fields._bench import tiled_6ega
+
+    calls = []
+    monkeypatch.setattr(sampler, "_blocks", lambda *a, **k: calls.append(1) or iter(()))
+    xyz, ch, w = atom_table(tiled_6ega(8000), "paper-6ega")
+    peaks = peaks_from_table(xyz, ch, w, 6, beta=0.25)
+    assert not calls and (peaks.numpy()[3:] > 1).all()
+
+
+# -- bundles checked before anything is allocated ----------------------------------------------------
+def _bundle_copy(tmp_path: Path, name: str = "nmr-2juy") -> Path:
+    dst = tmp_path / name
+    shutil.copytree(MODELS / name, dst)
+    return dst
+
+
+def _edit(root: Path, change) -> None:
+    manifest = json.loads((root / "bundle.json").read_text())
+    change(manifest)
+    (root / "bundle.json").write_text(json.dumps(manifest))
+
+
+def test_shipped_bundles_validate_and_load():
+    from molviz.models import load_model
+    from molviz.models._validate import validate_bundle
+
+    for root in sorted(p for p in MODELS.iterdir() if (p / "bundle.json").is_file()):
+        validate_bundle(root)
+    bundle = load_model(MODELS / "nmr-2juy")
+    assert bundle.n_items == 24
+
+
+@pytest.mark.parametrize("key,value", [("depth", 1_000_000), ("hidden", 10**9), ("latent_dim", 10**8)])
+def test_a_huge_architecture_is_refused_fast_in_bounded_memory(tmp_path, key, value):
+    root = _bundle_copy(tmp_path)
+    _edit(root, lambda m: m["config"]["model"].__setitem__(key, value))
+    result = _child(f"""
+        import json, resource, time
+        import torch
+        from molviz.models import load_model
+        from molviz.errors import BundleError
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        try:
+            load_model({str(root)!r})
+            refused = ""
+        except BundleError as exc:
+            refused = str(exc)
+        print(json.dumps({{"refused": refused, "s": time.perf_counter() - t0,
+                           "grew_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024}}))
+    """)
+    assert f"config['model'][{key!r}]" in result["refused"] and f"{value:,}" in result["refused"], result
+    assert result["s"] < 1.0 and result["grew_mb"] < 100, result
+
+
+def test_an_architecture_that_disagrees_with_the_weights_is_named(tmp_path):
+    from molviz.models import load_model
+
+    root = _bundle_copy(tmp_path)
+    _edit(root, lambda m: m["config"]["model"].__setitem__("hidden", 128))
+    with pytest.raises(BundleError, match=r"tensor 'model\.\S+' has shape .* needs"):
+        load_model(root)
+    root = _bundle_copy(tmp_path / "b")
+    _edit(root, lambda m: m["config"]["model"].__setitem__("depth", 5))
+    with pytest.raises(BundleError, match="missing from weights.safetensors"):
+        load_model(root)
+
+
+@pytest.mark.parametrize("where,value,named", [
+    (("items",), "none", "items is str"),
+    (("items", 0), "a string", "items[0] is str"),
+    (("config", "model", "depth"), "4", "config['model']['depth'] is str '4'"),
+    (("config", "model", "w0"), "thirty", "config['model']['w0'] is str"),
+    (("config", "model", "modulation"), 3, "config['model']['modulation'] is int"),
+    (("config", "model"), [1, 2], "config['model'] is list"),
+    (("config",), "cfg", "config is str"),
+    (("version",), "1", "version is str"),
+    (("config", "beta"), "0.25", "config['beta'] is str"),
+])
+def test_wrong_types_in_bundle_json_name_the_key(tmp_path, where, value, named):
+    from molviz.models import load_model
+
+    root = _bundle_copy(tmp_path)
+
+    def change(m):
+        node = m
+        for k in where[:-1]:
+            node = node[k]
+        node[where[-1]] = value
+    _edit(root, change)
+    with pytest.raises(BundleError) as info:
+        load_model(root)
+    assert named in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("tensor", ["model.layers.1.linear.weight", "latents", "boxes"])
+def test_nan_or_infinite_numbers_are_refused(tmp_path, tensor):
+    from safetensors.torch import load_file, save_file
+
+    from molviz.models import load_model
+
+    root = _bundle_copy(tmp_path)
+    tensors = load_file(str(root / "weights.safetensors"))
+    tensors[tensor].view(-1)[3] = float("nan") if tensor != "boxes" else float("inf")
+    save_file(tensors, str(root / "weights.safetensors"), metadata={"format": "molviz-bundle"})
+    with pytest.raises(BundleError, match=rf"tensor '{tensor}' holds 1 NaN or infinite"):
+        load_model(root)
+
+
+def test_a_truncated_or_lying_safetensors_header_is_refused(tmp_path):
+    from molviz.models import load_model
+
+    root = _bundle_copy(tmp_path)
+    data = (root / "weights.safetensors").read_bytes()
+    (root / "weights.safetensors").write_bytes(data[:len(data) // 2])
+    with pytest.raises(BundleError, match="does not fit its bytes|truncated"):
+        load_model(root)

@@ -29,6 +29,7 @@ from molviz._io import atomic_path, replace_folder, temp_folder_beside
 from molviz.errors import BundleError
 from molviz.models._encoder import Encoder3D, EncoderConfig
 from molviz.models._siren import ModulatedSiren, SirenConfig
+from molviz.models._validate import check_finite, validate_bundle
 from molviz.models._spec import BundleSpec, read_spec
 
 FORMAT = "molviz-bundle"
@@ -177,6 +178,7 @@ def load_model(path: str | os.PathLike, *, map_location: str = "cpu") -> Bundle:
     torch.Size([642, 512])
     """
     root = _resolve(path)
+    validate_bundle(root)  # types, sizes and tensor shapes, before anything is allocated
     try:
         manifest = json.loads((root / MANIFEST).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -191,6 +193,7 @@ def load_model(path: str | os.PathLike, *, map_location: str = "cpu") -> Bundle:
     config = manifest.get("config") or {}
     try:
         tensors = load_pt(str(root / WEIGHTS), device=map_location)
+        check_finite(tensors, root)
         model_cfg = SirenConfig.from_dict(config["model"])
         model = ModulatedSiren(model_cfg)
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
