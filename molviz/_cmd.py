@@ -16,20 +16,48 @@ from pathlib import Path
 from molviz.errors import MolvizError
 
 
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every command takes (the limits on what it reads)."""
+    parser.add_argument("--max-file-mb", type=float, default=None, metavar="MB",
+                        help="largest input file (or gunzipped text) read, in MB (default: $MOLVIZ_MAX_FILE_MB "
+                             "or 512)")
+
+
 def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and call the chosen command's handler; a MolvizError is a one-line message and exit 2."""
+    """Parse ``argv`` and call the chosen command's handler.
+
+    A MolvizError is a one-line message and exit 2; running out of memory says what to lower; any
+    other exception is a one-line report of a molviz bug and exit 3 (``MOLVIZ_DEBUG=1`` shows the
+    traceback). No command ends in a bare traceback.
+    """
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
+    command = getattr(args, "command", None) or parser.prog
     try:
+        if getattr(args, "max_file_mb", None) is not None:
+            from molviz._io import max_file_bytes
+            max_file_bytes(args.max_file_mb)                 # refuse a bad value before anything runs
+            os.environ["MOLVIZ_MAX_FILE_MB"] = repr(float(args.max_file_mb))
         return int(args.func(args) or 0)
     except MolvizError as exc:
-        print(f"molviz {args.command}: error: {exc}", file=sys.stderr)
+        print(f"molviz {command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"molviz {args.command}: interrupted", file=sys.stderr)
+        print(f"molviz {command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"molviz {command}: error: out of memory; lower --resolution, the number of items or the "
+              "input size", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001  (the last line of defence: a report, never a traceback)
+        if os.environ.get("MOLVIZ_DEBUG"):
+            raise
+        text = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(f"molviz {command}: internal error ({type(exc).__name__}: {text}); this is a molviz bug: "
+              "please report the command (MOLVIZ_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 3
 
 
 def command_line(args: argparse.Namespace, positional: tuple[str, ...] = ("preset", "bundle", "input")) -> str:

@@ -286,3 +286,46 @@ def read_bounded_text(path: str | os.PathLike, *, max_bytes: int, what: str = "m
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
+
+
+def read_npz(path: str | os.PathLike, *, what: str, max_bytes: int | None = None) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` the user gave, read without pickles and within the file-size limit.
+
+    ``what`` names the file's role in messages ("latents file", "prepared data"). A missing file,
+    a file that is not an npz, or one that holds Python objects (pickles, which molviz never loads)
+    is an :class:`~molviz.errors.InputError` naming the file and what to do.
+
+    Examples
+    --------
+    >>> import tempfile; p = tempfile.mkdtemp() + "/a.npz"
+    >>> _ = save_npz(p, {"x": np.arange(3)})
+    >>> read_npz(p, what="test file")["x"].tolist()
+    [0, 1, 2]
+    """
+    import zipfile
+
+    from molviz.errors import InputError, ResourceLimitError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} {str(path)!r} does not exist")
+    limit = max_file_bytes() if max_bytes is None else max_bytes
+    size = p.stat().st_size
+    if size > limit:
+        raise ResourceLimitError(f"{what} {str(path)!r} is {size / 2**20:.0f} MB, above the {limit / 2**20:.0f} MB "
+                                 "input limit (raise it with --max-file-mb or MOLVIZ_MAX_FILE_MB)")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise InputError(f"{what} {str(path)!r} is a single .npy array, not an .npz archive of named arrays")
+            return {k: z[k] for k in z.files}
+    except InputError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise InputError(f"{what} {str(path)!r} holds Python objects (pickled data); molviz reads only plain "
+                             "arrays of numbers and strings, never pickles: write the file again with molviz "
+                             "or with numpy.savez of plain arrays") from None
+        raise InputError(f"{what} {str(path)!r} is not a readable .npz file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise InputError(f"{what} {str(path)!r} is not a readable .npz file ({type(exc).__name__}: {exc})") from None

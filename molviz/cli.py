@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from molviz._cmd import run
+from molviz._cmd import add_common_options, run
 
 # Modules that add sub-commands, in the order ``molviz --help`` lists them.
 COMMAND_MODULES = (
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():
+        add_common_options(command)
     return parser
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -181,7 +180,9 @@ def _encode(args) -> int:
         enc = eng.encode(src, details=True, conformer=args.conformer, steps=args.steps,
                          progress=sys.stderr.isatty())
         nn = eng.neighbours(enc.latent, args.k, metric=args.metric)
-        rows.append({"source": src, "name": enc.name, "method": enc.method,
+        for w in enc.warnings:
+            print(f"molviz encode: warning: {src}: {w}", file=sys.stderr)
+        rows.append({"source": src, "name": enc.name, "method": enc.method, "warnings": enc.warnings,
                      "psnr": None if enc.psnr is None else round(float(enc.psnr), 3),
                      "neighbours": [{"index": i, "name": _item_name(eng, i), "distance": round(d, 5)}
                                     for i, d in nn]})
@@ -214,13 +215,18 @@ def _neighbours(args) -> int:
     eng = _engine(args)
     queries = []
     if args.latent:
-        if not os.path.isfile(args.latent):
-            raise InputError(f"latent file {args.latent!r} does not exist")
-        with np.load(args.latent, allow_pickle=False) as d:
-            if "latents" not in d:
-                raise InputError(f"{args.latent} has no 'latents' array: write it with `molviz encode --out`")
-            names = list(d["names"]) if "names" in d else [str(i) for i in range(len(d["latents"]))]
-            queries = [(str(n), z, None) for n, z in zip(names, d["latents"])]
+        from molviz._io import read_npz
+        d = read_npz(args.latent, what="latents file")
+        lat = d.get("latents")
+        if lat is None or lat.ndim != 2 or lat.shape[1] != eng.latents.shape[1] or not np.issubdtype(lat.dtype, np.number):
+            want = eng.latents.shape[1]
+            raise InputError(f"latents file {args.latent!r} needs a 'latents' array of shape (N, {want}) "
+                             f"(this bundle's latent size); write it with `molviz encode --bundle {args.bundle} --out`")
+        if not np.isfinite(lat).all():
+            raise InputError(f"latents file {args.latent!r} holds NaN or infinite latents")
+        names = [str(n) for n in d["names"]] if "names" in d and len(d["names"]) == len(lat) else \
+            [str(i) for i in range(len(lat))]
+        queries = [(n, z, None) for n, z in zip(names, lat.astype(np.float32))]
     else:
         item = int(args.item) if args.item.lstrip("-").isdigit() else args.item
         i = eng.item_index(item)

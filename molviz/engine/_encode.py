@@ -30,10 +30,80 @@ def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep
         return source
     if isinstance(source, (str, os.PathLike)):
         from molviz.chem import load  # RDKit / gemmi: only here, never at import
-        return load(str(source) if isinstance(source, Path) else source, name=name, hydrogens=hydrogens,
-                    seed=seed)
+        text = str(source)
+        canonical = canonical_smiles(text) if isinstance(source, str) and not Path(text).exists() else None
+        return load(canonical or text, name=name or (text if canonical else None), hydrogens=hydrogens, seed=seed)
     raise InputError(f"cannot encode a {type(source).__name__}: give a SMILES string, a molecule file path "
                      "or a molviz.chem.Structure")
+
+
+def canonical_smiles(text: str) -> str | None:
+    """RDKit's canonical SMILES of ``text``, or None when it is not a SMILES. Encoding and search use
+    it, so two spellings of one molecule get one conformer and land on one point.
+
+    Examples
+    --------
+    >>> canonical_smiles("OCC") == canonical_smiles("C(O)C") == "CCO"
+    True
+    """
+    if not text or any(c.isspace() for c in text.strip()) or len(text) > 10_000:
+        return None
+    from rdkit import Chem, RDLogger
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        mol = Chem.MolFromSmiles(text.strip())
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return Chem.MolToSmiles(mol) if mol is not None else None
+
+
+def domain_warnings(bundle, structure, box, latent, *, conformer: int = 0) -> list[str]:
+    """Where a new input lies outside what the bundle was trained on: its atom count, elements, box
+    size and latent's distance to the nearest training latent, each against the training set's range.
+
+    Needs the atom tables ``molviz train`` stores; a bundle without them gets no warnings. The
+    latent distance compares with the training latents' own nearest-neighbour distances (on at most
+    2000 of them).
+    """
+    from molviz.fields._atoms import element_channels
+    from molviz.models import has_tables
+    warnings: list[str] = []
+    if not has_tables(bundle):
+        return warnings
+    a = bundle.arrays
+    offsets, xyz = np.asarray(a["atoms_offsets"]), np.asarray(a["atoms_xyz"])
+    counts = np.array([len(np.unique(xyz[lo:hi], axis=0)) for lo, hi in zip(offsets[:-1], offsets[1:])])
+    n = int(structure.n_atoms)
+    if counts.size and not counts.min() * 0.8 <= n <= counts.max() * 1.25:
+        warnings.append(f"{n} atoms, while the training items have {counts.min()}..{counts.max()}: "
+                        "the model has not seen molecules of this size")
+    channels = bundle.spec.channels
+    known = set(element_channels(channels).values())
+    if known:
+        from molviz.chem import element_symbol
+        new = sorted({int(z) for z in np.asarray(structure.atomic_numbers)} - known)
+        if new:
+            covered = any(ch.elements is None for ch in channels)
+            where = ("appear only in its property channels (" + ", ".join(c.name for c in channels if c.elements is None)
+                     + ")") if covered else "are not drawn by this model at all"
+            warnings.append(f"elements {', '.join(element_symbol(z) for z in new)} have no channel of their own in "
+                            f"this model: they {where}")
+    sizes = np.asarray(bundle.boxes[:, 1] - bundle.boxes[:, 0], np.float64).max(1)
+    size = float(np.max(np.asarray(box[1], np.float64) - np.asarray(box[0], np.float64)))
+    if sizes.size and not sizes.min() * 0.9 <= size <= sizes.max() * 1.1:
+        warnings.append(f"its box is {size:.1f} A wide, while the training boxes are {sizes.min():.1f}.."
+                        f"{sizes.max():.1f} A")
+    lat = torch.as_tensor(np.asarray(bundle.latents, np.float32))
+    if len(lat) >= 3:
+        sample = lat[torch.randperm(len(lat), generator=torch.Generator().manual_seed(0))[:2000]]
+        d = torch.cdist(sample, sample)
+        d.fill_diagonal_(float("inf"))
+        typical = float(torch.quantile(d.min(1).values, 0.99))
+        nearest = float(torch.cdist(torch.as_tensor(np.asarray(latent, np.float32))[None], lat).min())
+        if nearest > 2.0 * typical:
+            warnings.append(f"its latent lies {nearest:.3g} from the nearest training item, while 99% of training "
+                            f"items have a neighbour within {typical:.3g}: treat its reconstruction with care")
+    return warnings
 
 
 @torch.no_grad()
@@ -80,5 +150,8 @@ def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progre
         raise InputError(f"conformer {conformer} does not exist: {structure.name!r} has "
                          f"{structure.n_conformers} conformer(s)")
     if engine.bundle.encoder is not None:
-        return _encode_with_encoder(engine, structure, conformer)
-    return _encode_by_fitting(engine, structure, conformer, steps, progress)
+        enc = _encode_with_encoder(engine, structure, conformer)
+    else:
+        enc = _encode_by_fitting(engine, structure, conformer, steps, progress)
+    enc.warnings = domain_warnings(engine.bundle, structure.conformer(conformer), enc.box, enc.latent)
+    return enc

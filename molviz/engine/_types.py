@@ -29,3 +29,4 @@ class Encoded:
     psnr: float | None = None    # reconstruction at the bundle's training resolution
     name: str = ""
     structure: Any = field(default=None, repr=False)
+    warnings: list[str] = field(default_factory=list)   # where the input lies outside the training set

@@ -85,15 +85,49 @@ class PreparedData:
         if missing:
             raise InputError(f"{source} is not a molviz prepared-data file (missing {', '.join(missing)}); "
                              "make one with `molviz train PRESET --prepare-only FILE.npz`")
-        meta = json.loads(str(np.asarray(d["meta"])[()]))
-        if meta.get("format") != FORMAT:
+        bad = f"{source} is not a valid molviz prepared-data file"
+        try:
+            meta = json.loads(str(np.asarray(d["meta"]).reshape(-1)[0]))
+        except (ValueError, IndexError) as exc:
+            raise InputError(f"{bad}: its 'meta' is not JSON ({exc}); prepare it again with --prepare-only") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise InputError(f"{source} is not a molviz prepared-data file (format tag {FORMAT!r} missing)")
-        return cls(
-            xyz=np.asarray(d["xyz"], np.float32), channel=np.asarray(d["channel"], np.int64),
-            width=np.asarray(d["width"], np.float32), offsets=np.asarray(d["offsets"], np.int64),
-            boxes=np.asarray(d["boxes"], np.float32), divisors=np.asarray(d["divisors"], np.float32),
-            split=np.asarray(d["split"], np.int8), meta=meta,
-        )
+        try:
+            out = cls(
+                xyz=np.asarray(d["xyz"], np.float32), channel=np.asarray(d["channel"], np.int64),
+                width=np.asarray(d["width"], np.float32), offsets=np.asarray(d["offsets"], np.int64),
+                boxes=np.asarray(d["boxes"], np.float32), divisors=np.asarray(d["divisors"], np.float32),
+                split=np.asarray(d["split"], np.int8), meta=meta,
+            )
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{bad}: an array has the wrong type ({exc})") from None
+        out._check(bad)
+        return out
+
+    def _check(self, bad: str) -> None:
+        """Shapes, ranges and finiteness agree, so training never indexes out of a table."""
+        A, N = len(self.xyz), len(self.boxes)
+        names = self.meta.get("channel_names")
+        C = self.divisors.shape[1] if self.divisors.ndim == 2 else -1
+        problems = []
+        if self.xyz.shape != (A, 3) or self.channel.shape != (A,) or self.width.shape != (A,):
+            problems.append("xyz must be (A, 3) with channel and width (A,)")
+        if self.boxes.shape != (N, 2, 3) or self.divisors.shape[:1] != (N,) or self.split.shape != (N,):
+            problems.append("boxes must be (N, 2, 3) with divisors (N, C) and split (N,)")
+        if problems:
+            raise InputError(f"{bad}: {'; '.join(problems)}; prepare it again with --prepare-only")
+        if self.offsets.shape != (N + 1,) or (N + 1 and (self.offsets[0] != 0 or self.offsets[-1] != A
+                                                         or np.any(np.diff(self.offsets) < 0))):
+            problems.append("offsets must rise from 0 to the number of atom rows, one more than items")
+        if C < 1 or (isinstance(names, list) and len(names) != C) or (A and not 0 <= self.channel.min() <= self.channel.max() < C):
+            problems.append("channel indices must lie within the channels the file names")
+        for name in ("xyz", "width", "boxes", "divisors"):
+            if not np.isfinite(getattr(self, name)).all():
+                problems.append(f"{name} holds NaN or infinite values")
+        if A and self.width.min() <= 0 or N and self.divisors.min() <= 0:
+            problems.append("widths and divisors must be positive")
+        if problems:
+            raise InputError(f"{bad}: {'; '.join(problems)}; prepare it again with --prepare-only")
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the npz atomically (temporary file in the same folder, then rename)."""
@@ -102,16 +136,12 @@ class PreparedData:
     @classmethod
     def load(cls, path: str | os.PathLike) -> PreparedData:
         """Read a prepared file (never unpickles)."""
+        from molviz._io import read_npz
         path = Path(path)
         if not path.is_file():
             raise InputError(f"prepared data {str(path)!r} does not exist; make it with "
                              "`molviz train PRESET --prepare-only FILE.npz` on a machine with RDKit")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read prepared data {str(path)!r}: {exc}") from None
-        return cls.from_arrays(arrays, source=repr(str(path)))
+        return cls.from_arrays(read_npz(path, what="prepared data"), source=repr(str(path)))
 
     def check_matches(self, cfg: DataConfig) -> None:
         """Refuse a prepared file made for other molecules, channels or beta than ``cfg`` asks for."""
