@@ -1,6 +1,7 @@
-"""Molecules in: PDB/mmCIF (gemmi), SDF/MOL/MOL2 and SMILES (RDKit), XYZ -> :class:`Structure`.
+"""Molecules in: PDB/mmCIF (gemmi), SDF/MOL/MOL2 and SMILES (RDKit), XYZ, MD trajectories
+(MDAnalysis), libraries (SMILES tables, multi-record SDF, folders) -> :class:`Structure`.
 
-gemmi and RDKit are imported only inside the readers, so ``Structure`` (and
+gemmi, RDKit and MDAnalysis are imported only inside the readers, so ``Structure`` (and
 ``superpose``) work where only numpy is installed, e.g. on a GPU box.
 
 Examples
@@ -20,8 +21,10 @@ from molviz._lazy import lazy_exports
 _EXPORTS = {
     "_elements": ("COVALENT_RADII", "ELEMENT_COLORS", "SYMBOLS", "atomic_number", "element_color", "element_symbol",
                   "infer_element", "parse_element",),
+    "_library": ("LibraryRecord", "library_records", "record_structure", "typed_properties",),
     "_load": ("DEFAULT_MAX_ATOMS", "load", "read_freesolv", "rmsd", "superpose",),
     "_structure": ("COMPONENTS", "Structure",),
+    "_trajectory": ("Trajectory", "needs_mdanalysis", "read_trajectory",),
 }
 
 if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
@@ -35,8 +38,15 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
         infer_element,
         parse_element,
     )
+    from molviz.chem._library import (  # noqa: F401
+        LibraryRecord,
+        library_records,
+        record_structure,
+        typed_properties,
+    )
     from molviz.chem._load import DEFAULT_MAX_ATOMS, load, read_freesolv, rmsd, superpose  # noqa: F401
     from molviz.chem._structure import COMPONENTS, Structure  # noqa: F401
+    from molviz.chem._trajectory import Trajectory, needs_mdanalysis, read_trajectory  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted([*__all__, "asset_path"])
