@@ -265,6 +265,7 @@ def record_structure(record: LibraryRecord, *, hydrogens: Literal["keep", "remov
     if record.kind == "skip":
         raise InputError(record.reason or f"{where}: cannot be used")
     if record.kind == "smiles":
+        _check_smiles(record.smiles or "")
         s = read_smiles(record.smiles or "", options)
         s = _finish(s, hydrogens, limit, record.name or s.smiles or s.name)
     elif record.kind == "sdf":
@@ -273,6 +274,21 @@ def record_structure(record: LibraryRecord, *, hydrogens: Literal["keep", "remov
         s = load(record.path, hydrogens=hydrogens, max_atoms=limit, max_file_mb=max_file_mb, seed=seed,
                  conformers=1)
     return s._replace(sources=(record.source,))
+
+
+def _check_smiles(smiles: str) -> None:
+    """RDKit's reason a table's SMILES does not parse (read_smiles would also suggest a file path)."""
+    from rdkit import Chem
+
+    from molviz.chem._readers import _rdkit_reason
+
+    with rdkit_messages() as log:
+        try:
+            mol = Chem.MolFromSmiles(smiles)
+        except Exception:  # noqa: BLE001
+            mol = None
+    if mol is None:
+        raise InputError(f"SMILES {smiles!r}: not a valid SMILES ({_rdkit_reason(log) or 'RDKit could not parse it'})")
 
 
 def _finish(s: Structure, hydrogens: str, limit: int, name: str) -> Structure:

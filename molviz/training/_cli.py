@@ -10,17 +10,48 @@ import json
 from molviz._cmd import command_line, locked_folder
 
 PRESET_NAMES = ("6ega", "freesolv", "nmr", "nmr-ae")
+RECIPE_NAMES = ("library", "ensemble")       # recipes over your own molecules: INPUT... follows
+# data settings that a prepared file of your own molecules carries, taken from it under --data
+RECIPE_DATA = ("channels", "inputs", "smiles_column", "name_column", "max_atoms", "stride", "start", "stop",
+               "select")
 SIZE_NAMES = ("XS", "S", "M", "L", "XL")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="prepare data for and train a preset (auto-decoder or auto-encoder)",
+        "train", help="train a preset, or your own molecules (library | ensemble INPUT...)",
         description="Train a molecular neural field. Prepare the atom tables once where RDKit is "
         "installed (--prepare-only FILE.npz), then train anywhere torch runs (--data FILE.npz). "
-        "Under torchrun it runs DDP. Example: molviz train 6ega --data runs/prepared/6ega.npz --out runs/6ega",
+        "Under torchrun it runs DDP. Presets: molviz train 6ega --data runs/prepared/6ega.npz --out runs/6ega. "
+        "Your own molecules: `molviz train library mols.csv --out runs/mine` (an auto-encoder over many "
+        "molecules, the freesolv recipe) or `molviz train ensemble top.pdb traj.dcd --out runs/md` (an "
+        "auto-decoder over the conformers of one system, the nmr recipe); inputs that cannot be used are "
+        "listed in DIR/skipped.csv.",
     )
-    p.add_argument("preset", choices=PRESET_NAMES)
+    p.add_argument("preset", choices=PRESET_NAMES + RECIPE_NAMES, metavar="PRESET",
+                   help=f"a preset ({', '.join(PRESET_NAMES)}), or library / ensemble followed by INPUT...")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="library: SMILES files (.smi, .csv, .tsv, also .gz), SDF files (one molecule per record), "
+                        "structure files, folders or globs of them, SMILES; ensemble: a multi-MODEL PDB/mmCIF, "
+                        "multi-record SDF or multi-frame XYZ, or a topology (PDB/PSF/GRO/PRMTOP) and trajectory "
+                        "files (DCD/XTC/TRR/NetCDF)")
+    g = p.add_argument_group("your own molecules (library / ensemble)")
+    g.add_argument("--channels", metavar="SPEC",
+                   help="channel spec (default for library/ensemble: elements+density, one channel per element "
+                        "present plus all atoms; e.g. 'C,N,O,density')")
+    g.add_argument("--smiles-column", metavar="COLUMN",
+                   help="library tables: the SMILES column (default: one named smiles, canonical_smiles, ...)")
+    g.add_argument("--name-column", metavar="COLUMN",
+                   help="library tables and SD fields: the name column (default: name, title, id, ...; SDF: the "
+                        "title line)")
+    g.add_argument("--max-atoms", type=int, metavar="N",
+                   help="library: skip molecules with more atoms; ensemble: refuse a system with more")
+    g.add_argument("--stride", type=int, metavar="K", help="ensemble: every K-th frame / model (default 1)")
+    g.add_argument("--start", type=int, metavar="I", help="ensemble: first frame (0-based)")
+    g.add_argument("--stop", type=int, metavar="J", help="ensemble: stop before frame J")
+    g.add_argument("--select", metavar="SELECTION",
+                   help="ensemble: atoms to keep, in MDAnalysis's selection language ('protein', "
+                        "'not resname SOL')")
     p.add_argument("--prepare-only", metavar="NPZ", help="only write the prepared data file and stop")
     p.add_argument("--data", metavar="NPZ", help="prepared data file (default: prepare now, needs RDKit)")
     p.add_argument("--out", metavar="DIR", help="bundle folder (checkpoints and history.jsonl go there too)")
@@ -115,13 +146,50 @@ def _config_from_args(args):
             setattr(cfg.data, name, getattr(args, name))
     if args.seed is not None:
         cfg.data.seed = args.seed
+    for name in RECIPE_DATA:
+        value = getattr(args, name)
+        if value not in (None, []):
+            setattr(cfg.data, name, list(value) if name == "inputs" else value)
     cfg.warmup = min(cfg.warmup, max(1, cfg.steps // 10)) if args.steps is not None and args.warmup is None else cfg.warmup
     return cfg
 
 
+def _check_inputs(args) -> None:
+    from molviz.errors import InputError
+    recipe = args.preset in RECIPE_NAMES
+    if not recipe and args.inputs:
+        raise InputError(f"the preset {args.preset!r} brings its own molecules, so INPUT "
+                         f"({' '.join(args.inputs[:3])}) has no place here; for your own molecules use "
+                         "`molviz train library INPUT...` or `molviz train ensemble INPUT...`")
+    if recipe and not args.inputs and not args.data:
+        raise InputError(f"molviz train {args.preset} needs INPUT files (or --data FILE.npz prepared from them), "
+                         f"e.g. molviz train {args.preset} "
+                         + ("mols.csv --out runs/mine" if args.preset == "library" else "top.pdb traj.dcd --out runs/md"))
+    flags = [f"--{n.replace('_', '-')}" for n in RECIPE_DATA if n not in ("inputs", "channels")
+             and getattr(args, n) is not None]
+    if not recipe and flags:
+        raise InputError(f"{', '.join(flags)}: only for `molviz train library | ensemble INPUT...`")
+
+
+def _report_inputs(data, cfg, where) -> None:
+    """Say how many inputs were used and skipped, and list the skipped ones in ``where``."""
+    from molviz.training._data import write_skipped
+    if cfg.data.dataset not in RECIPE_NAMES:
+        return
+    info = data.meta.get("inputs") or {"n": data.n_items, "used": data.n_items, "skipped": []}
+    path = write_skipped(where, data.skipped)
+    for note in info.get("notes") or []:
+        print(f"note: {note}")
+    print(f"{cfg.data.dataset}: {info['n']} input(s), {data.n_items} used as items, {len(data.skipped)} skipped "
+          f"(listed in {path})")
+
+
 def _train(args) -> int:
+    from pathlib import Path
+
     from molviz.errors import InputError
     from molviz.training._data import PreparedData, prepare
+    _check_inputs(args)
     cfg = _config_from_args(args)
     if args.threads:
         import torch
@@ -130,6 +198,7 @@ def _train(args) -> int:
     if args.prepare_only:
         data = prepare(cfg.data, progress=not args.no_progress)
         path = data.save(args.prepare_only)
+        _report_inputs(data, cfg, path.with_name(path.name.removesuffix(".npz") + ".skipped.csv"))
         print(f"prepared {data.n_items} item(s), {data.n_channels} channels "
               f"({', '.join(data.meta['channel_names'])}), {len(data.xyz)} atom rows -> {path}")
         return 0
@@ -137,11 +206,14 @@ def _train(args) -> int:
         raise InputError("molviz train needs --out DIR (the bundle folder), or --prepare-only FILE.npz")
     if args.data:
         data = PreparedData.load(args.data)
-        for name in ("box", "spacing", "hydrogens"):   # how the file was prepared, unless overridden
-            if getattr(args, name) is None:
+        recipe = RECIPE_DATA if args.preset in RECIPE_NAMES else ()
+        for name in ("box", "spacing", "hydrogens", *recipe):   # how the file was prepared, unless overridden
+            if getattr(args, name) in (None, []):
                 setattr(cfg.data, name, getattr(data.data_config, name))
     else:
         data = prepare(cfg.data, progress=not args.no_progress)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    _report_inputs(data, cfg, Path(args.out) / "skipped.csv")
     from molviz.training._train import train
     summary = train(cfg, data, args.out, device=args.device, resume=args.resume, init_from=args.init_from,
                     time_limit=args.time_limit, time_budget=args.time_budget,

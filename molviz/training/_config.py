@@ -7,7 +7,7 @@ A preset fixes the data (which molecules, channels, beta, grid) and the recipe
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from molviz.errors import InputError
@@ -20,7 +20,7 @@ Protocol = Literal["grid", "continuous"]
 class DataConfig:
     """What ``prepare`` builds: the molecules, their channels and their boxes."""
 
-    dataset: Literal["6ega", "freesolv", "nmr"]
+    dataset: Literal["6ega", "freesolv", "nmr", "library", "ensemble"]
     channels: str                       # a molviz.fields channel spec ("paper-6ega", "freesolv", ...)
     beta: float                         # sharpness of Eq. 1 (paper: 0.25 for 6EGA, 0.75 otherwise)
     resolution: int = 32                # voxels per axis of the training grid
@@ -30,6 +30,15 @@ class DataConfig:
     max_items: int | None = None        # keep only the first K molecules (smoke tests, quick runs)
     heldout: float = 0.0                # fraction of items held out of training (auto-encoder)
     seed: int = 0                       # conformer generation and split
+    # your own molecules (dataset "library" or "ensemble"); the presets leave these empty
+    inputs: list[str] = field(default_factory=list)  # files, folders, globs (SMILES too for a library)
+    smiles_column: str | None = None    # library tables: None finds a column named smiles, canonical_smiles ...
+    name_column: str | None = None      # library tables / SD fields: None finds name, title, id ...
+    max_atoms: int | None = None        # skip (library) or refuse (ensemble) more atoms; None: molviz.chem's limit
+    stride: int = 1                     # ensemble: every stride-th frame / model
+    start: int | None = None            # ensemble: frames start:stop (Python slice rules)
+    stop: int | None = None
+    select: str | None = None           # ensemble: MDAnalysis selection ("protein and not name H*")
 
 
 @dataclass
@@ -137,7 +146,24 @@ def _nmr_ae() -> TrainConfig:
     return cfg
 
 
-PRESETS = {"6ega": _6ega, "freesolv": _freesolv, "nmr": _nmr, "nmr-ae": _nmr_ae}
+def _library() -> TrainConfig:
+    """Your own molecules (``molviz train library INPUT...``): the FreeSolv recipe, element channels."""
+    cfg = _freesolv()
+    cfg.preset = "library"
+    cfg.data.dataset, cfg.data.channels = "library", "elements+density"
+    return cfg
+
+
+def _ensemble() -> TrainConfig:
+    """Conformers of one system (``molviz train ensemble INPUT...``): the NMR recipe."""
+    cfg = _nmr()
+    cfg.preset, cfg.data.dataset = "ensemble", "ensemble"
+    return cfg
+
+
+PRESETS = {"6ega": _6ega, "freesolv": _freesolv, "nmr": _nmr, "nmr-ae": _nmr_ae,
+           "library": _library, "ensemble": _ensemble}
+RECIPES = ("library", "ensemble")     # presets over the user's INPUT files
 
 
 def get_preset(name: str, *, quick: bool = False) -> TrainConfig:
@@ -166,7 +192,9 @@ def get_preset(name: str, *, quick: bool = False) -> TrainConfig:
 
 def data_key(d: DataConfig) -> dict[str, Any]:
     """The fields of a DataConfig that a prepared file must match to be reused."""
-    return {k: getattr(d, k) for k in ("dataset", "channels", "beta", "box", "spacing", "hydrogens")}
+    return {k: getattr(d, k) for k in ("dataset", "channels", "beta", "box", "spacing", "hydrogens", "inputs",
+                                       "smiles_column", "name_column", "max_atoms", "stride", "start", "stop",
+                                       "select")}
 
 
-__all__ = ["DataConfig", "TrainConfig", "PRESETS", "get_preset", "data_key"]
+__all__ = ["DataConfig", "TrainConfig", "PRESETS", "RECIPES", "get_preset", "data_key"]

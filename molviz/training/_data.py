@@ -14,7 +14,12 @@ File layout (``np.load(path, allow_pickle=False)``)::
     boxes (N, 2, 3) float32 first and last voxel centre of each item's training grid (angstrom)
     divisors (N, C) float32 each channel's continuous maximum (normalize="max")
     split (N,) int8         0 train, 1 held out
-    meta ()  str            JSON: data config, channels, channel names, items, provenance
+    meta ()  str            JSON: data config, channels, channel names, items, inputs, provenance
+
+``meta["inputs"]`` counts the inputs of your own molecules (``molviz train library |
+ensemble``): ``n`` read, ``used`` (the items) and ``skipped``, one ``{source, index,
+reason}`` per input that could not be used, so that ``used + len(skipped) == n``;
+``notes`` says what the reader of an ensemble did (elements inferred, atoms selected).
 """
 from __future__ import annotations
 
@@ -30,8 +35,8 @@ import numpy as np
 import torch
 
 from molviz._io import save_npz
-from molviz.errors import InputError
-from molviz.training._config import DataConfig, data_key
+from molviz.errors import InputError, MolvizError
+from molviz.training._config import RECIPES, DataConfig, data_key
 
 FORMAT = "molviz-prepared"
 VERSION = 1
@@ -66,6 +71,11 @@ class PreparedData:
     @property
     def data_config(self) -> DataConfig:
         return DataConfig(**self.meta["data"])
+
+    @property
+    def skipped(self) -> list[dict]:
+        """The inputs that could not be used: ``{"source", "index", "reason"}`` each."""
+        return list((self.meta.get("inputs") or {}).get("skipped") or [])
 
     def table(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The atom table of item ``i``: xyz (A_i, 3), channel (A_i,), width (A_i,)."""
@@ -148,9 +158,31 @@ class PreparedData:
         have, want = data_key(self.data_config), data_key(cfg)
         diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
         if diff:
-            text = "; ".join(f"{k}: file has {a!r}, preset wants {b!r}" for k, (a, b) in diff.items())
-            raise InputError(f"the prepared data was made for another preset ({text}); "
-                             f"prepare it again for this preset with --prepare-only")
+            text = "; ".join(f"{k}: file has {a!r}, this run wants {b!r}" for k, (a, b) in diff.items())
+            raise InputError(f"the prepared data was made for another preset or other inputs ({text}); "
+                             f"prepare it again for this run with --prepare-only")
+
+
+def write_skipped(path: str | os.PathLike, rows: list[dict]) -> Path:
+    """``skipped.csv`` (``source,index,reason``, a header line even when empty), written atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = write_skipped(tempfile.mkdtemp() + "/skipped.csv", [{"source": "a.csv", "index": 3, "reason": "bad"}])
+    >>> p.read_text().splitlines()
+    ['source,index,reason', 'a.csv,3,bad']
+    """
+    import csv
+    import io
+
+    from molviz._io import atomic_write_text
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["source", "index", "reason"])
+    for r in rows:
+        writer.writerow([r.get("source", ""), "" if r.get("index") is None else r["index"], r.get("reason", "")])
+    return atomic_write_text(path, buf.getvalue())
 
 
 # ----------------------------------------------------------------------------- sources
@@ -177,7 +209,7 @@ def _progress(iterable, *, total: int, desc: str, enabled: bool):
     return tqdm(iterable, total=total, desc=desc, disable=not enabled, unit="mol", dynamic_ncols=True)
 
 
-def _freesolv_structures(cfg: DataConfig, progress: bool):
+def _freesolv_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
     from molviz.chem import load, read_freesolv
     rows = read_freesolv(_data_path("freesolv", "database.txt"))
     if cfg.max_items:
@@ -194,7 +226,7 @@ def _freesolv_structures(cfg: DataConfig, progress: bool):
 LIGAND_SMILES_6EGA = "O=C(Nc1ccc(CN2CCNCC2)c(C(F)(F)F)c1)c1cccc(-c2ccc3nc(NC(=O)C4CC4)sc3n2)c1"
 
 
-def _6ega_structures(cfg: DataConfig, progress: bool):
+def _6ega_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
     from molviz.chem import load
     protein = _data_path("6ega", "6ega_protein.pdb")
     ligand = _data_path("6ega", "6ega_ligand_J8A_withH.sdf")
@@ -205,7 +237,7 @@ def _6ega_structures(cfg: DataConfig, progress: bool):
     return [(s, 0, item)]
 
 
-def _nmr_structures(cfg: DataConfig, progress: bool):
+def _nmr_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
     from molviz.chem import load, superpose
     path = _data_path("nmr-2juy", "2juy.pdb")
     s = superpose(load(str(path), hydrogens=cfg.hydrogens, name="2JUY"))
@@ -214,7 +246,105 @@ def _nmr_structures(cfg: DataConfig, progress: bool):
                     "conformer": i}) for i in range(n)]
 
 
-_SOURCES = {"6ega": _6ega_structures, "freesolv": _freesolv_structures, "nmr": _nmr_structures}
+def _skip(source: str, index: int | None, reason: object) -> dict:
+    """One row of skipped.csv: where the input was and why it was not used (one line)."""
+    text = " ".join(str(reason).split()) or type(reason).__name__
+    return {"source": str(source), "index": index, "reason": text}
+
+
+def _library_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
+    """Every molecule of the inputs (SMILES tables, SDF records, structure files) that can be built."""
+    from molviz.chem import library_records, record_structure, typed_properties
+    from molviz.chem._library import property_key
+    if not cfg.inputs:
+        raise InputError("molviz train library needs INPUT: SMILES files (.smi, .csv, .tsv, also .gz), SDF "
+                         "files, folders or globs of structure files")
+    records = library_records(*cfg.inputs, smiles_column=cfg.smiles_column, name_column=cfg.name_column)
+    if cfg.max_items:
+        records = records[: cfg.max_items]
+    built = []
+    for r in _progress(records, total=len(records), desc="molecules (RDKit ETKDG+MMFF)", enabled=progress):
+        try:
+            s = record_structure(r, hydrogens=cfg.hydrogens, seed=cfg.seed, max_atoms=cfg.max_atoms)
+        except Exception as exc:  # noqa: BLE001 - one unusable input never stops the library
+            skipped.append(_skip(r.source, r.index, exc if isinstance(exc, MolvizError)
+                                 else f"{type(exc).__name__}: {exc}"))
+            continue
+        built.append((s, r))
+    out = []
+    for (s, r), props in zip(built, typed_properties([r.properties for _, r in built])):
+        props = {property_key(k): v for k, v in props.items()}
+        item = {"name": s.name, "smiles": s.smiles, "source": r.source, "index": r.index, "conformer": 0,
+                **descriptors(s.smiles), **props, "properties": list(props)}
+        out.append((s, 0, item))
+    return out
+
+
+_LABELS = {"pdb": "model", "cif": "model", "sdf": "record", "mol": "record", "mol2": "record", "xyz": "frame"}
+
+
+def _ensemble_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
+    """The conformers of one system (models, records, frames, an MD trajectory), superposed on the first."""
+    from molviz.chem import load, needs_mdanalysis, read_trajectory, superpose
+    from molviz.chem._library import expand_inputs
+    from molviz.chem._readers import file_format
+    if not cfg.inputs:
+        raise InputError("molviz train ensemble needs INPUT: a multi-MODEL PDB/mmCIF, a multi-record SDF, a "
+                         "multi-frame XYZ, or a topology and trajectory files (PDB/PSF/GRO/PRMTOP + "
+                         "DCD/XTC/TRR/NetCDF)")
+    paths = []
+    for source, path, reason in expand_inputs(cfg.inputs):
+        if path is None:
+            raise InputError(f"{source}: {reason}; an ensemble is one system, every input is needed")
+        paths.append(path)
+    window = slice(cfg.start, cfg.stop, cfg.stride)
+    if needs_mdanalysis(paths) or cfg.select:
+        t = read_trajectory(paths[0], *paths[1:], stride=cfg.stride, start=cfg.start, stop=cfg.stop,
+                            select=cfg.select, hydrogens=cfg.hydrogens, max_atoms=cfg.max_atoms)
+        skipped.extend(_skip(src, frame, why) for src, frame, why in t.skipped)
+        s = t.structure
+        where = [(" + ".join(s.sources), int(f), f"frame {int(f)}", {"time": float(tm)})
+                 for f, tm in zip(t.frames, t.times)]
+    else:
+        parts, where = [], []
+        for path in paths:
+            try:
+                part = load(str(path), hydrogens=cfg.hydrogens, max_atoms=cfg.max_atoms, seed=cfg.seed)
+                if parts and (part.n_atoms != parts[0].n_atoms
+                              or not np.array_equal(part.atomic_numbers, parts[0].atomic_numbers)):
+                    raise InputError(f"{path}: other atoms ({part.n_atoms}) than {paths[0]} ({parts[0].n_atoms}); "
+                                     "conformers of one system need the same atoms in the same order")
+            except MolvizError as exc:
+                if len(paths) == 1:
+                    raise
+                skipped.append(_skip(str(path), None, exc))
+                continue
+            label = _LABELS.get(file_format(path) or "", "conformer")
+            parts.append(part)
+            where += [(str(path), k, f"{label} {k + 1}", {}) for k in range(part.n_conformers)]
+        if not parts:
+            raise InputError("no input of the ensemble could be read: "
+                             + "; ".join(f"{r['source']}: {r['reason']}" for r in skipped))
+        coords = np.concatenate([p.coords for p in parts])[window]
+        where = where[window]
+        s = parts[0]._replace(coords=coords, sources=tuple(str(p) for p in paths),
+                              warnings=tuple(w for p in parts for w in p.warnings))
+        if not len(coords):
+            raise InputError(f"no conformers in {cfg.start}:{cfg.stop}:{cfg.stride} of the inputs")
+    solute = ~np.isin(s.components, ("water", "ion"))
+    s = superpose(s, mask=solute if solute.sum() >= 3 else None)   # solvent would blur the fit
+    n = s.n_conformers if not cfg.max_items else min(cfg.max_items, s.n_conformers)
+    out = []
+    for i in range(n):
+        source, index, label, extra = where[i]
+        item = {"name": f"{s.name} {label}", "smiles": s.smiles, "source": source, "index": index,
+                "conformer": i, **extra, "properties": list(extra)}
+        out.append((s, i, item))
+    return out
+
+
+_SOURCES = {"6ega": _6ega_structures, "freesolv": _freesolv_structures, "nmr": _nmr_structures,
+            "library": _library_structures, "ensemble": _ensemble_structures}
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -240,11 +370,43 @@ def prepare(cfg: DataConfig, *, progress: bool = True) -> PreparedData:
         torch.set_num_threads(threads)
 
 
+def _usable(entries: list, cfg: DataConfig, skipped: list[dict]) -> list:
+    """The entries whose atoms the channels can draw (every element has a width); the rest skipped."""
+    from molviz.fields import atom_table, parse_channels
+    element_wise = cfg.channels in ("elements", "elements+density")
+    out, seen = [], {}
+    for s, conf, item in entries:
+        key = id(s)                       # an ensemble's conformers share one structure: check it once
+        if key not in seen:
+            try:
+                atom_table(s.conformer(conf), parse_channels(cfg.channels, [s] if element_wise else None))
+                seen[key] = None
+            except MolvizError as exc:
+                seen[key] = exc
+        if seen[key] is None:
+            out.append((s, conf, item))
+        else:
+            skipped.append(_skip(item.get("source", ""), item.get("index"), seen[key]))
+    return out
+
+
 def _prepare(cfg: DataConfig, progress: bool) -> PreparedData:
     from molviz.fields import atom_table, fit_grid, item_divisors, parse_channels, rule_grid
     t0 = time.time()
-    entries = _SOURCES[cfg.dataset](cfg, progress)
+    skipped: list[dict] = []
+    entries = _SOURCES[cfg.dataset](cfg, progress, skipped)
+    n_inputs = len(entries) + len(skipped)
+    if cfg.dataset in RECIPES:
+        entries = _usable(entries, cfg, skipped)
+        if not entries:
+            shown = "; ".join(f"{r['source']}" + (f" #{r['index']}" if r["index"] is not None else "")
+                              + f": {r['reason']}" for r in skipped[:5])
+            raise InputError(f"none of the {n_inputs} input(s) could be used ({shown}"
+                             f"{'; ...' if len(skipped) > 5 else ''})")
     structures = [s for s, _, _ in entries]
+    # what the reader of one system wants said (elements inferred, atoms selected); a library's
+    # per-molecule notes (force field used ...) would only be noise
+    notes = list(dict.fromkeys(w for s in structures[:1] for w in s.warnings)) if cfg.dataset == "ensemble" else []
     channels = parse_channels(cfg.channels, structures if cfg.channels in ("elements", "elements+density")
                               else None)
     C = len(channels)
@@ -281,6 +443,7 @@ def _prepare(cfg: DataConfig, progress: bool) -> PreparedData:
         "channels": [ch.to_dict() for ch in channels],
         "channel_names": [ch.name for ch in channels],
         "items": items,
+        "inputs": {"n": n_inputs, "used": n, "skipped": skipped, "notes": notes},
         "provenance": {"prepared_seconds": round(time.time() - t0, 1),
                        "prepared_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                        "normalize": "max", "box_convention": "lo/hi = first/last voxel centre"},
