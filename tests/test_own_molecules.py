@@ -245,3 +245,31 @@ def test_trajectory_selection_and_atoms_without_an_element(tmp_path, repo_root):
     gro.write_text("\n".join(lines) + "\n")
     with pytest.raises(InputError, match="cannot tell the element of atom 1"):
         read_trajectory(gro, dcd)
+
+
+# ----------------------------------------------------------------------------- the latent map
+
+@pytest.fixture(scope="module")
+def mapped_library(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mapped")
+    (d / "mols.csv").write_text("smiles,pIC50\nCCO,5.5\nCCCO,6.0\nc1ccccc1,7.5\nCCN,4.0\n")
+    from molviz.cli import main
+    assert main(["train", "library", str(d / "mols.csv"), "--out", str(d / "lib"), "--quick", "--steps", "2",
+                 "--no-progress", "--threads", "1"]) == 0
+    assert main(["map", str(d / "lib"), "--write"]) == 0
+    from molviz.models import load_model
+    from molviz.view.latent_map import LatentMap
+    return LatentMap.from_bundle(load_model(d / "lib"))
+
+
+@pytest.mark.slow
+def test_molviz_map_colours_a_library_by_its_descriptors(mapped_library):
+    assert {"MolLogP", "ExactMolWt"} <= set(mapped_library.color_options)
+    assert np.isfinite(mapped_library.values["MolLogP"]).all()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="molviz/view/latent_map.py offers only its fixed COLOR_BY keys; the numeric "
+                          "properties a library item lists in item['properties'] are not offered yet")
+def test_molviz_map_colours_a_library_by_its_own_numeric_properties(mapped_library):
+    assert "pIC50" in mapped_library.color_options
