@@ -273,3 +273,25 @@ def test_molviz_map_colours_a_library_by_its_descriptors(mapped_library):
                           "properties a library item lists in item['properties'] are not offered yet")
 def test_molviz_map_colours_a_library_by_its_own_numeric_properties(mapped_library):
     assert "pIC50" in mapped_library.color_options
+
+
+def test_training_options_work_on_your_own_molecules(tmp_path, repo_root, capsys):
+    table = tmp_path / "mols.smi"
+    table.write_text("CCO ethanol\nCCN ethylamine\nCC=O acetaldehyde\n")
+    out = tmp_path / "lib"
+    assert _main("train", "library", str(table), "--out", str(out), "--quick", "--steps", "3", "--size", "XS",
+                 "--latent-dim", "8", "--loss", "l1", "--no-augment", "--protocol", "continuous", "--points", "64",
+                 "--time-budget", "60", "--hydrogens", "remove", "--channels", "C,N,O,density") == 0
+    config = json.loads((out / "bundle.json").read_text())["config"]
+    assert config["channel_names"] == ["C", "N", "O", "density"] and config["training"]["latent_dim"] == 8
+    assert config["training"]["loss"] == "l1" and config["training"]["data"]["hydrogens"] == "remove"
+    pdb = tmp_path / "two.pdb"
+    pdb.write_text(_models(repo_root, 3, residues=2))
+    first, second = tmp_path / "e1", tmp_path / "e2"
+    assert _main("train", "ensemble", str(pdb), "--out", str(first), "--quick", "--steps", "2",
+                 "--max-atoms", "100") == 0
+    assert _main("train", "ensemble", str(pdb), "--out", str(second), "--quick", "--steps", "2",
+                 "--init-from", str(first)) == 0
+    assert _main("train", "ensemble", str(pdb), "--out", str(second), "--quick", "--steps", "2",
+                 "--max-atoms", "10") == 2
+    assert "more than the limit of 10" in capsys.readouterr().err
