@@ -167,7 +167,9 @@ def test_library_with_nothing_usable_says_so(tmp_path, capsys):
     table = tmp_path / "bad.smi"
     table.write_text("C1CC a\nXx b\n")
     assert _main("train", "library", str(table), "--out", str(tmp_path / "o"), "--quick", "--steps", "2") == 2
-    assert "none of the 2 input(s) could be used" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "none of the 2 input(s) could be used" in err and "skipped.csv" in err
+    assert [r["index"] for r in _skipped(tmp_path / "o" / "skipped.csv")] == ["0", "1"]
 
 
 def test_presets_take_no_inputs_and_recipes_need_them(tmp_path, capsys):

@@ -184,11 +184,26 @@ def _report_inputs(data, cfg, where) -> None:
           f"(listed in {path})")
 
 
+def _prepare(cfg, args, skipped_csv):
+    """prepare(), and when nothing at all could be used, the reasons in ``skipped_csv`` too."""
+    from molviz.errors import InputError
+    from molviz.training._data import prepare, write_skipped
+    try:
+        return prepare(cfg.data, progress=not args.no_progress)
+    except InputError as exc:
+        rows = getattr(exc, "skipped", None)
+        if rows:
+            skipped_csv.parent.mkdir(parents=True, exist_ok=True)
+            write_skipped(skipped_csv, rows)
+            raise InputError(f"{exc}; every input is listed in {skipped_csv}") from None
+        raise
+
+
 def _train(args) -> int:
     from pathlib import Path
 
     from molviz.errors import InputError
-    from molviz.training._data import PreparedData, prepare
+    from molviz.training._data import PreparedData
     _check_inputs(args)
     cfg = _config_from_args(args)
     if args.threads:
@@ -196,7 +211,8 @@ def _train(args) -> int:
         torch.set_num_threads(args.threads)
     command = command_line(args)
     if args.prepare_only:
-        data = prepare(cfg.data, progress=not args.no_progress)
+        data = _prepare(cfg, args, Path(args.prepare_only).with_name(
+            Path(args.prepare_only).name.removesuffix(".npz") + ".skipped.csv"))
         path = data.save(args.prepare_only)
         _report_inputs(data, cfg, path.with_name(path.name.removesuffix(".npz") + ".skipped.csv"))
         print(f"prepared {data.n_items} item(s), {data.n_channels} channels "
@@ -211,7 +227,7 @@ def _train(args) -> int:
             if getattr(args, name) in (None, []):
                 setattr(cfg.data, name, getattr(data.data_config, name))
     else:
-        data = prepare(cfg.data, progress=not args.no_progress)
+        data = _prepare(cfg, args, Path(args.out) / "skipped.csv")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     _report_inputs(data, cfg, Path(args.out) / "skipped.csv")
     from molviz.training._train import train

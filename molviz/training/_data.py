@@ -401,8 +401,10 @@ def _prepare(cfg: DataConfig, progress: bool) -> PreparedData:
         if not entries:
             shown = "; ".join(f"{r['source']}" + (f" #{r['index']}" if r["index"] is not None else "")
                               + f": {r['reason']}" for r in skipped[:5])
-            raise InputError(f"none of the {n_inputs} input(s) could be used ({shown}"
-                             f"{'; ...' if len(skipped) > 5 else ''})")
+            error = InputError(f"none of the {n_inputs} input(s) could be used ({shown}"
+                               f"{'; ...' if len(skipped) > 5 else ''})")
+            error.skipped = skipped      # type: ignore[attr-defined]  (the CLI lists them in skipped.csv)
+            raise error
     structures = [s for s, _, _ in entries]
     # what the reader of one system wants said (elements inferred, atoms selected); a library's
     # per-molecule notes (force field used ...) would only be noise
