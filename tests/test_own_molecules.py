@@ -297,3 +297,34 @@ def test_training_options_work_on_your_own_molecules(tmp_path, repo_root, capsys
     assert _main("train", "ensemble", str(pdb), "--out", str(second), "--quick", "--steps", "2",
                  "--max-atoms", "10") == 2
     assert "more than the limit of 10" in capsys.readouterr().err
+
+
+def test_ensembles_of_sdf_records_and_xyz_frames_are_superposed(tmp_path):
+    from molviz.chem import load, rmsd
+    from molviz.training import get_preset, prepare
+
+    s = load("CCCCO", conformers=3, seed=2)
+    xyz = tmp_path / "frames.xyz"
+    xyz.write_text("".join(f"{s.n_atoms}\nframe {k}\n" + "".join(
+        f"{'CHO'[[6, 1, 8].index(z)]} {x:.4f} {y:.4f} {w + 5 * k:.4f}\n"   # frames shifted: superposition undoes it
+        for z, (x, y, w) in zip(s.atomic_numbers, s.coords[k])) for k in range(3)))
+    cfg = get_preset("ensemble", quick=True).data
+    cfg.inputs, cfg.stride = [str(xyz)], 2
+    data = prepare(cfg, progress=False)
+    assert [it["name"] for it in data.items] == ["frames frame 1", "frames frame 3"]
+    assert [it["index"] for it in data.items] == [0, 2] and data.meta["inputs"]["n"] == 2
+    x0, _, _ = data.table(0)
+    assert abs(x0[:, 2].mean() - s.coords[0][:, 2].mean()) < 0.5    # frame 3 moved onto frame 1 (not 10 A off)
+    sdf = tmp_path / "confs.sdf"
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+    mol = Chem.AddHs(Chem.MolFromSmiles("CCCCO"))
+    AllChem.EmbedMultipleConfs(mol, 3, randomSeed=1)
+    with Chem.SDWriter(str(sdf)) as w:
+        for c in mol.GetConformers():
+            w.write(mol, confId=c.GetId())
+    cfg.inputs, cfg.stride = [str(sdf)], 1
+    data = prepare(cfg, progress=False)
+    assert [it["name"] for it in data.items] == ["confs record 1", "confs record 2", "confs record 3"]
+    assert data.items[0]["smiles"] == "CCCCO"
+    assert rmsd(load(str(sdf))).max() > 0

@@ -303,7 +303,7 @@ def _ensemble_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
                             select=cfg.select, hydrogens=cfg.hydrogens, max_atoms=cfg.max_atoms)
         skipped.extend(_skip(src, frame, why) for src, frame, why in t.skipped)
         s = t.structure
-        where = [(" + ".join(s.sources), int(f), f"frame {int(f)}", {"time": float(tm)})
+        where = [(" + ".join(s.sources), int(f), f"{s.name} frame {int(f)}", {"time": float(tm)})
                  for f, tm in zip(t.frames, t.times)]
     else:
         parts, where = [], []
@@ -321,7 +321,8 @@ def _ensemble_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
                 continue
             label = _LABELS.get(file_format(path) or "", "conformer")
             parts.append(part)
-            where += [(str(path), k, f"{label} {k + 1}", {}) for k in range(part.n_conformers)]
+            stem = path.name.split(".")[0]
+            where += [(str(path), k, f"{stem} {label} {k + 1}", {}) for k in range(part.n_conformers)]
         if not parts:
             raise InputError("no input of the ensemble could be read: "
                              + "; ".join(f"{r['source']}: {r['reason']}" for r in skipped))
@@ -337,7 +338,7 @@ def _ensemble_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
     out = []
     for i in range(n):
         source, index, label, extra = where[i]
-        item = {"name": f"{s.name} {label}", "smiles": s.smiles, "source": source, "index": index,
+        item = {"name": label, "smiles": s.smiles, "source": source, "index": index,
                 "conformer": i, **extra, "properties": list(extra)}
         out.append((s, i, item))
     return out
