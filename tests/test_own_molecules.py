@@ -328,3 +328,15 @@ def test_ensembles_of_sdf_records_and_xyz_frames_are_superposed(tmp_path):
     assert [it["name"] for it in data.items] == ["confs record 1", "confs record 2", "confs record 3"]
     assert data.items[0]["smiles"] == "CCCCO"
     assert rmsd(load(str(sdf))).max() > 0
+
+
+def test_library_tables_with_a_bom_quoted_cells_and_globs(tmp_path):
+    (tmp_path / "a.csv").write_bytes('\ufeffSMILES,note\nCCO,"two\nlines"\n'.encode())
+    r = library_records(tmp_path / "a.csv")
+    assert [(x.smiles, x.properties) for x in r] == [("CCO", {"note": "two\nlines"})]
+    for k in range(2):
+        (tmp_path / f"m{k}.xyz").write_text("1\nhelium\nHe 0 0 0\n")
+    r = library_records(str(tmp_path / "m*.xyz"), str(tmp_path / "none*.sdf"))
+    assert [(x.kind, x.source) for x in r] == [("file", str(tmp_path / "m0.xyz")), ("file", str(tmp_path / "m1.xyz")),
+                                               ("skip", str(tmp_path / "none*.sdf"))]
+    assert record_structure(r[0]).atomic_numbers.tolist() == [2]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import math
 import os
 import re
@@ -195,9 +196,9 @@ def _looks_like_smiles(text: str) -> bool:
 
 def _table_records(path: Path, fmt: str, smiles_column: str | None, name_column: str | None,
                    max_bytes: int) -> list[LibraryRecord]:
-    text = read_text(path, "SMILES table", max_bytes=max_bytes)
-    lines = [line for line in text.split("\n") if line.strip() and not line.startswith("#")]
+    text = read_text(path, "SMILES table", max_bytes=max_bytes).removeprefix("\ufeff")   # Excel's BOM
     if fmt == "smi":
+        lines = [line for line in text.split("\n") if line.strip() and not line.startswith("#")]
         first = lines[0].split() if lines else []
         low = [t.lower() for t in first]
         header = bool(first) and (low[0] in SMILES_COLUMNS or (smiles_column or "").lower() in low)
@@ -205,8 +206,12 @@ def _table_records(path: Path, fmt: str, smiles_column: str | None, name_column:
                 else [line.split(None, 1) for line in lines])
         if not header:   # "SMILES name" per line, the name may hold spaces
             rows = [["smiles", "name"]] + rows
-    else:
-        rows = list(csv.reader(lines, delimiter="," if fmt == "csv" else "\t"))
+    else:   # csv reads quoted cells across lines itself
+        try:
+            rows = [row for row in csv.reader(io.StringIO(text), delimiter="," if fmt == "csv" else "\t")
+                    if any(cell.strip() for cell in row)]
+        except csv.Error as exc:
+            raise InputError(f"{path}: not a readable {fmt.upper()} table ({exc})") from None
     if not rows:
         raise InputError(f"{path}: no rows; give one SMILES per line")
     columns = [c.strip() for c in rows[0]]
