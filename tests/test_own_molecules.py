@@ -137,7 +137,9 @@ def test_library_sdf_records_folder_and_unusable_files(tmp_path, repo_root):
     assert {r["source"] for r in skipped} == {str(sdf), str(folder / "README.txt"), str(folder / "empty.pdb"),
                                                str(tmp_path / "missing.csv")}
     s = record_structure(records[0])
-    assert np.allclose(s.coords[0], m3.GetConformer().GetPositions(), atol=1e-4)
+    assert np.allclose(s.coords[0], m3.GetConformer().GetPositions(), atol=1e-4)   # the record's own 3D
+    named = library_records(sdf, name_column="pKa")[1]
+    assert record_structure(named).name == "19.3" and "pKa" not in named.properties
 
 
 def test_library_tables_find_their_columns():

@@ -69,6 +69,7 @@ class LibraryRecord:
     path: str | None = None
     reason: str | None = None
     properties: dict[str, str] = field(default_factory=dict)
+    name_field: str | None = None       # SDF: the SD field holding the name (--name-column), else the title
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -249,7 +250,7 @@ def _sdf_records(path: Path, max_bytes: int, name_column: str | None) -> list[Li
         blocks = blocks[:-1]
     if not blocks:
         raise InputError(f"{path}: no SDF records")
-    return [LibraryRecord(str(path), k, "sdf", block=block + "$$$$\n", name=name_column)
+    return [LibraryRecord(str(path), k, "sdf", block=block + "$$$$\n", name_field=name_column)
             for k, block in enumerate(blocks)]
 
 
@@ -324,7 +325,7 @@ def _sdf_structure(record: LibraryRecord, options: ReadOptions, where: str) -> S
         if mol is None:
             raise InputError(f"{where}: RDKit could not parse the record ({_rdkit_reason(log) or 'malformed'})")
     props = {k: mol.GetProp(k).strip() for k in mol.GetPropNames()}
-    name_field = record.name            # --name-column, if any
+    name_field = record.name_field
     title = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else ""
     name = props.pop(name_field, "") if name_field else ""
     if not name and not title:
