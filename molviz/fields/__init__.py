@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from molviz._lazy import lazy_exports
 
 _EXPORTS = {
+    "_atoms": ("FoundAtoms", "element_atoms", "element_channels", "find_atoms", "local_maxima", "match_atoms",),
     "_channels": ("COMPONENTS", "PRESETS", "PROPERTY_COLORS", "Channel", "channel_color", "channel_element",
                   "channel_names", "channel_rgb", "parse_channels",),
     "_elements": ("ATOM_WIDTHS", "FALLBACKS", "RAW_PROPERTIES", "WIDTH_SOURCES", "element_symbol", "parse_element",),
@@ -26,6 +27,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
+    from molviz.fields._atoms import FoundAtoms, element_atoms, element_channels, find_atoms, local_maxima, match_atoms  # noqa: F401
     from molviz.fields._channels import (  # noqa: F401
         COMPONENTS,
         PRESETS,

@@ -9,7 +9,7 @@ _EXPORTS = {
     "_bundle": ("Bundle", "load_model", "save_bundle", "update_extras",),
     "_discover": ("bundled_models_dir", "default_bundle", "find_bundles", "is_bundle", "resolve_bundle",),
     "_encoder": ("Encoder3D", "EncoderConfig", "LatentTable",),
-    "_metrics": ("mse_of", "psnr", "psnr_per_channel",),
+    "_metrics": ("iou", "mse_of", "psnr", "psnr_gain", "psnr_per_channel", "spurious_density",),
     "_spec": ("BundleSpec", "read_spec",),
     "_truth": ("ground_truth", "has_tables", "item_table",),
     "_siren": ("MODEL_SIZES", "LatentToModulation", "ModulatedSiren", "Sine", "SineLayer", "SirenConfig", "config_for_size",),
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
     from molviz.models._bundle import Bundle, load_model, save_bundle, update_extras  # noqa: F401
     from molviz.models._discover import bundled_models_dir, default_bundle, find_bundles, is_bundle, resolve_bundle  # noqa: F401
     from molviz.models._encoder import Encoder3D, EncoderConfig, LatentTable  # noqa: F401
-    from molviz.models._metrics import mse_of, psnr, psnr_per_channel  # noqa: F401
+    from molviz.models._metrics import iou, mse_of, psnr, psnr_gain, psnr_per_channel, spurious_density  # noqa: F401
     from molviz.models._siren import (  # noqa: F401
         MODEL_SIZES,
         LatentToModulation,

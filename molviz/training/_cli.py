@@ -117,6 +117,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-items", type=int)
     p.add_argument("--ridge", action="store_true", help="5-fold ridge regression latents -> descriptors "
                    "(alone, without --resolution: only that)")
+    p.add_argument("--levels", type=float, nargs="+", default=[0.5, 0.2], metavar="L",
+                   help="isosurface levels for the IoU (default 0.5, the field's half height, and 0.2, the app's)")
+    p.add_argument("--atoms-resolution", type=int, default=64, metavar="N",
+                   help="grid on which atoms are recovered from each decoded field (default 64; 0: skip atom "
+                        "recovery, the slow part: seconds per small molecule, minutes per protein)")
+    p.add_argument("--tolerance", type=float, default=0.5, metavar="A",
+                   help="a recovered atom matches a true one within this many angstrom (default 0.5)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--write", action="store_true", help="merge the results into BUNDLE/eval.json")
     p.add_argument("--device", default="auto")
@@ -244,15 +251,24 @@ def _train(args) -> int:
 
 def _eval(args) -> int:
     from molviz._io import atomic_write_text
+    from molviz.errors import InputError
     from molviz.models import load_model, resolve_bundle
     from molviz.training._eval import evaluate_bundle, ridge_report
     bundle = load_model(resolve_bundle(args.bundle))
     # `--ridge` alone is the latent report only; PSNR runs when asked for or when there is no ridge
     report = {"results": {}, "n_items": 0}
     if args.resolution or not args.ridge:
+        from molviz.fields import MAX_RESOLUTION, MIN_RESOLUTION
+        bad = [n for n in (args.resolution or []) if not MIN_RESOLUTION <= n <= MAX_RESOLUTION]
+        if bad or args.atoms_resolution and not MIN_RESOLUTION <= args.atoms_resolution <= MAX_RESOLUTION:
+            raise InputError(f"--resolution / --atoms-resolution: give {MIN_RESOLUTION}..{MAX_RESOLUTION} voxels "
+                             "per axis (--atoms-resolution 0 skips atom recovery)")
+        if not all(0.0 < lv <= 1.0 for lv in args.levels) or not args.tolerance > 0:
+            raise InputError("--levels: give values in (0, 1] (fields peak at 1); --tolerance: a positive distance")
         report = evaluate_bundle(bundle, resolutions=tuple(args.resolution) if args.resolution else None,
                                  items=args.items, max_items=args.max_items, device=args.device,
-                                 progress=not args.json)
+                                 progress=not args.json, levels=tuple(args.levels),
+                                 recovery_resolution=args.atoms_resolution or None, tolerance=args.tolerance)
     ridge = ridge_report(bundle) if args.ridge else None
     if args.json:
         print(json.dumps({**report, **({"ridge": ridge} if ridge else {})}, indent=1))
@@ -265,6 +281,19 @@ def _eval(args) -> int:
                 peaks = ", ".join(f"{c} {v:.2f}" for c, v in r["channel_peak_ratio"].items() if v is not None)
                 print(f"  peak ratio (decoded max / true max, 1 is right): median {r['median_peak_ratio']:.2f}, "
                       f"{100 * r['lost_fraction']:.0f}% of present channels below half; per channel: {peaks}")
+            ious = ", ".join(f"IoU@{lv} {v:.3f}" for lv, v in (r.get("mean_iou") or {}).items() if v is not None)
+            spur = r.get("mean_spurious_fraction")
+            print(f"  shape: {ious or 'IoU -'}; spurious {'-' if spur is None else f'{100 * spur:.2f}%'} of voxels "
+                  f">= 0.5 where the truth is < 0.05; PSNR gain over all-zero {r.get('mean_psnr_gain', float('nan')):.2f} dB")
+            at = r.get("atoms")
+            if at:
+                def pct(v):
+                    return "-" if v is None else f"{100 * v:.1f}%"
+                rmsd = "-" if at["rmsd"] is None else f"{at['rmsd']:.2f} A"
+                print(f"  atoms (found on a {args.atoms_resolution}^3 decode, matched within {args.tolerance} A): "
+                      f"recall {pct(at['recall'])}, precision {pct(at['precision'])}, element accuracy "
+                      f"{pct(at['element_accuracy'])}, RMSD {rmsd}, "
+                      f"complete molecules {pct(at['complete_fraction'])}")
         if ridge:
             print("ridge R^2 (5-fold, held-out folds): "
                   + ", ".join(f"{k} {v:.3f}" for k, v in ridge["r2"].items()))
