@@ -161,6 +161,9 @@ def test_library_tables_find_their_columns():
     assert (c[0].smiles, c[0].properties) == ("CCO", {"activity": "1"})
     assert library_records(d / "d.smi")[0].properties == {"weight": "46"}
     assert library_records(d / "a.tsv", name_column="nope")[0].reason.startswith(str(d / "a.tsv"))
+    inline = library_records("C[Gd]", "CCO", str(d / "nothing*.csv"))     # SMILES on the command line
+    assert [(r.kind, r.source, r.index) for r in inline] == [
+        ("smiles", "command line", 0), ("smiles", "command line", 1), ("skip", str(d / "nothing*.csv"), None)]
     assert typed_properties([{"n": "1", "x": "1.5", "t": "a"}, {"n": "2", "x": "nan", "t": "1"}]) == [
         {"n": 1, "x": 1.5, "t": "a"}, {"n": 2, "x": None, "t": "1"}]
 

@@ -140,7 +140,7 @@ def library_records(*inputs: str | os.PathLike, smiles_column: str | None = None
     inline = 0
     for source, path, reason in expand_inputs(inputs):
         if path is None:
-            if reason == "no such file or folder" and _looks_like_smiles(source):   # a SMILES given inline
+            if reason != "an empty folder" and _looks_like_smiles(source):   # a SMILES given inline ([ ] look like globs)
                 records.append(LibraryRecord("command line", inline, "smiles", smiles=source))
                 inline += 1
             else:
