@@ -27,6 +27,46 @@ ROWS = (
 )
 
 
+# (bundle, eval key, what, targets: IoU@0.5, atom recall, complete molecules, spurious): the shapes users see
+SHAPE_ROWS = (
+    ("freesolv", "heldout@32", "FreeSolv, held-out 64 molecules", (0.85, 0.95, 0.80, 0.01)),
+    ("nmr-2juy", "all@32", "2JUY, 24 NMR conformers", (0.85, 0.95, None, 0.01)),
+    ("6ega", "all@32", "6EGA, protein + ligand", (0.95, 0.99, None, 0.01)),
+)
+
+
+def shape_table(models: Path) -> str:
+    """Markdown table of what a user sees: isosurface IoU, atoms recovered from the decoded field,
+    spurious density, and PSNR beside its gain over the all-zero prediction (from eval.json).
+
+    Rows whose evaluation predates these metrics are left out.
+    """
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    lines = ["| bundle (32^3) | IoU@0.5 (target) | IoU@0.2 | atoms recovered: recall / precision / element | "
+             "complete molecules (target) | spurious (target) | PSNR (gain over all-zero) | command |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, key, what, (t_iou, t_recall, t_complete, t_spur) in SHAPE_ROWS:
+        ev_path = models / name / "eval.json"
+        rec = json.loads(ev_path.read_text()).get("psnr", {}).get(key) if ev_path.is_file() else None
+        if not rec or "mean_iou" not in rec:
+            continue
+        iou = rec["mean_iou"]
+        at = rec.get("atoms") or {}
+        spur = rec.get("mean_spurious_fraction")
+        res = rec["resolution"]
+        cmd = f"`molviz eval assets/models/{name} --resolution {res} --items {rec['items']}`"
+        lines.append(
+            f"| {what} | {iou.get('0.5', 0) or 0:.3f} (>= {t_iou}) | {iou.get('0.2', 0) or 0:.3f} | "
+            f"{pct(at.get('recall'))} / {pct(at.get('precision'))} / {pct(at.get('element_accuracy'))} "
+            f"(recall >= {100 * t_recall:.0f}%) | "
+            f"{pct(at.get('complete_fraction')) if t_complete else '-'}{f' (>= {100 * t_complete:.0f}%)' if t_complete else ''} | "
+            f"{pct(spur)} (<= {100 * t_spur:.0f}%) | {rec['mean_psnr']:.2f} dB ({rec.get('mean_psnr_gain', float('nan')):.2f} dB) | "
+            f"{cmd} |")
+    return "\n".join(lines)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("results", help="print the results table of bundles from their eval.json files",
                        description=__doc__)
@@ -119,5 +159,7 @@ def _run(args: argparse.Namespace) -> int:
     from molviz.models._discover import bundled_models_dir
 
     models = Path(args.models) if args.models else bundled_models_dir()
+    print(shape_table(models))
+    print()
     print(results_table(models))
     return 0
