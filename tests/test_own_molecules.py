@@ -345,3 +345,25 @@ def test_library_tables_with_a_bom_quoted_cells_and_globs(tmp_path):
     assert [(x.kind, x.source) for x in r] == [("file", str(tmp_path / "m0.xyz")), ("file", str(tmp_path / "m1.xyz")),
                                                ("skip", str(tmp_path / "none*.sdf"))]
     assert record_structure(r[0]).atomic_numbers.tolist() == [2]
+
+
+def test_a_library_of_freesolv_smiles_gives_the_freesolv_preset_tables(tmp_path):
+    """The recipe runs the preset's path: same SMILES, seed and channels -> the same atom tables and boxes."""
+    from molviz.chem import read_freesolv
+    from molviz.training import get_preset, prepare
+
+    rows = read_freesolv()[:4]
+    table = tmp_path / "fs.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["compound_id", "smiles", "iupac", "expt"])
+        w.writerows([r["compound_id"], r["smiles"], r["iupac"], r["expt"]] for r in rows)
+    preset = get_preset("freesolv", quick=True).data
+    preset.max_items, preset.heldout = 4, 0.0
+    mine = get_preset("library", quick=True).data
+    mine.inputs, mine.channels, mine.heldout = [str(table)], "freesolv", 0.0
+    a, b = prepare(preset, progress=False), prepare(mine, progress=False)
+    for k in ("xyz", "channel", "width", "offsets", "boxes", "divisors"):
+        assert np.array_equal(getattr(a, k), getattr(b, k)), k
+    assert [it["name"] for it in b.items] == [r["iupac"] for r in rows]
+    assert [it["expt"] for it in b.items] == [r["expt"] for r in rows]
