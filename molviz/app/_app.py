@@ -185,6 +185,8 @@ class MolvizApp(TrameApp):
         """Put the last accepted value of ``key`` back and say why."""
         with self.state.suppress_change_listeners(key):
             self.state[key] = self._good.get(key)
+            if key == "resolution_custom":             # the field shows the committed value again
+                self.state.resolution_typed = self._good.get(key)
         self._error(exc)
 
     def _accept(self, key: str, value) -> None:
@@ -378,6 +380,7 @@ class MolvizApp(TrameApp):
         self._accept("resolution_choice", choice)
         if choice == "custom":
             self._accept("resolution_custom", n)
+            self.state.resolution_typed = n
         if n != self.state.resolution:
             self.state.resolution = n
             self._request_view(interactive=True)
@@ -798,19 +801,33 @@ class MolvizApp(TrameApp):
     # ------------------------------------------------------------------ encode a SMILES
     @controller.set("encode_smiles")
     def encode_smiles(self, **_):
+        """Encode the typed SMILES in the encode lane: progress by stage, cancellable, and shown when done
+        only if the user has not moved on to another view meanwhile (else "show" offers it)."""
         try:
             smiles = clean_smiles(self.state.smiles, self.limits)
         except MolvizError as exc:
             self._error(exc)
             return
         ex = self.ex
-        self.state.busy_text = f"encoding {smiles}"
+        loop = _running_loop()
+        view_when_asked = self._view_token()
+        with self.state:
+            self.state.encoding = True
+            self.state.encode_progress = 0
+            self.state.encode_stage = f"encoding {smiles}"
 
-        def work(_should_stop):
-            enc = ex.encode(smiles)
+        def progress(pct: float, what: str) -> None:
+            if loop is not None:
+                loop.call_soon_threadsafe(self._encode_progress, pct, what)
+
+        def work(should_stop):
+            enc = ex.encode(smiles, progress=progress, should_stop=should_stop)
             return enc, ex.neighbours(enc.latent, 5)
 
         def done(result):
+            self._encode_finished()
+            if self.explorer is not ex:
+                return
             enc, nbs = result
             self.encoded = enc
             if self.map is not None:
@@ -826,9 +843,39 @@ class MolvizApp(TrameApp):
                 opts = [o for o in self.state.endpoint_options if o["value"] != -1]
                 self.state.endpoint_options = [{"title": f"typed: {smiles}", "value": -1}, *opts]
             self._update_map(highlight=[i for i, _ in nbs])
-            self.show_encoded()
+            if self._view_token() == view_when_asked:
+                self.show_encoded()
 
-        self.aux_lane.submit(work, done, self._error)
+        def failed(exc):
+            self._encode_finished()
+            if not isinstance(exc, InterruptedError):
+                self._error(exc)
+
+        self.aux_lane.submit(work, done, failed)
+
+    def _view_token(self) -> tuple:
+        g = self._good
+        return (g.get("view_source"), g.get("item_index"), g.get("endpoint_a"), g.get("endpoint_b"),
+                g.get("interp_t"), g.get("model_index"))
+
+    def _encode_progress(self, pct: float, what: str) -> None:
+        if not self.state.encoding:
+            return
+        with self.state:
+            self.state.encode_progress = round(float(pct), 1)
+            self.state.encode_stage = what
+
+    def _encode_finished(self) -> None:
+        with self.state:
+            self.state.encoding = False
+            self.state.encode_progress = 0
+            self.state.encode_stage = ""
+
+    @controller.set("cancel_encode")
+    def cancel_encode(self, **_):
+        """Drop the running encode: its result is never shown; a conformer being embedded is killed."""
+        self.aux_lane.cancel()
+        self._encode_finished()
 
     @controller.set("show_encoded")
     def show_encoded(self, **_):
@@ -877,34 +924,43 @@ class MolvizApp(TrameApp):
             if self.explorer is not None and self.explorer.bundle is bundle:
                 self.map = m
                 self._map_ready()
+                self.state.flush()          # a lane's callback: nothing else sends the new figure
 
         self.map_lane.submit(lambda _stop: LatentMap.compute(bundle), done, self._error)
 
     def _map_ready(self) -> None:
         m = self.map
         with self.state:
-            self.state.map_color_options = [{"title": COLOR_BY[k], "value": k} for k in m.color_options]
+            self.state.map_color_options = [{"title": COLOR_BY[k], "value": k} for k in m.color_options] + [
+                {"title": "nothing (one colour)" if m.color_options else "nothing: this bundle has no descriptors",
+                 "value": "none"}]
             if self.state.map_color_by not in m.color_options:
-                self.state.map_color_by = m.color_options[0] if m.color_options else "expt"
+                self.state.map_color_by = m.color_options[0] if m.color_options else "none"
             self._good["map_color_by"] = self.state.map_color_by
             self.state.map_source = f"map: {m.source}; {len(m.coords)} items"
         self._update_map()
 
-    @change("map_color_by", "map_pick_mode")
-    def on_map_options(self, map_color_by, map_pick_mode, **_):
-        try:
-            clean_choice(map_pick_mode, "click mode", ("view", "endpoints"))
-            if self.map is not None and map_color_by not in self.map.color_options:
-                raise MolvizError(f"colour by must be one of {', '.join(self.map.color_options)}")
-        except MolvizError as exc:
-            self._refuse("map_color_by" if map_pick_mode in ("view", "endpoints") else "map_pick_mode", exc)
+    @change("map_color_by")
+    def on_map_color(self, map_color_by, **_):
+        options = self.map.color_options if self.map is not None else []
+        if map_color_by == self._good.get("map_color_by"):
             return
-        if (map_color_by, map_pick_mode) == (self._good.get("map_color_by"), self._good.get("map_pick_mode")):
+        if map_color_by not in [*options, "none"]:
+            self._refuse("map_color_by", MolvizError(f"colour by must be one of {', '.join([*options, 'none'])}"))
             return
         self._accept("map_color_by", map_color_by)
-        self._accept("map_pick_mode", map_pick_mode)
-        self._pick_next = "a"
         self._update_map()
+
+    @change("map_pick_mode")
+    def on_map_pick_mode(self, map_pick_mode, **_):
+        # validated on its own: a colour-by the bundle lacks never holds the click mode back
+        try:
+            mode = clean_choice(map_pick_mode, "click mode", ("view", "endpoints"))
+        except MolvizError as exc:
+            self._refuse("map_pick_mode", exc)
+            return
+        self._accept("map_pick_mode", mode)
+        self._pick_next = "a"
 
     @change("map_search")
     def on_map_search(self, map_search, **_):
@@ -970,12 +1026,14 @@ class MolvizApp(TrameApp):
         except MolvizError as exc:
             self._error(exc)
             return
-        if self._good.get("map_pick_mode") == "endpoints":
+        if self.state.map_pick_mode == "endpoints" and self._good.get("map_pick_mode") == "endpoints":
             key = f"endpoint_{self._pick_next}"
             self._pick_next = "b" if self._pick_next == "a" else "a"
             self.state[key] = index
             self.state.flush()
             return
+        if index == self._good.get("item_index") and self._good.get("view_source") != "item":
+            self.state.view_source = "item"             # the item on screen before an interpolation: back to it
         self.state.item_index = index
         self.state.flush()
 
@@ -1034,6 +1092,13 @@ def _adaptive_levels(styles: list[ChannelStyle], req: Request) -> np.ndarray | N
             return None
         levels[c] = float(st.level)
     return levels if np.isfinite(levels).any() else None
+
+
+def _running_loop():
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _clicked_index(event) -> int | None:

@@ -111,6 +111,13 @@ class Lane:
             else:
                 await asyncio.sleep(0.01)
 
+    def cancel(self) -> None:
+        """Drop the pending job and ask the running one to stop (its result is dropped as stale)."""
+        self.generation += 1
+        if self._pending is not None:
+            self.dropped += 1
+        self._pending = None
+
     def close(self) -> None:
         self.generation += 1
         self._pending = None

@@ -38,7 +38,8 @@ def state_defaults() -> dict[str, Any]:
     s["view_source"] = "item"
     s["view_caption"] = ""
     s["resolution_choice"] = "64"
-    s["resolution_custom"] = 96
+    s["resolution_custom"] = 96          # the committed custom resolution (Enter or leaving the field)
+    s["resolution_typed"] = 96           # what the field holds while the user types (never validated)
     s["resolution"] = 64
     s["compare"] = "reconstruction"
     s["psnr_text"] = ""
@@ -79,6 +80,9 @@ def state_defaults() -> dict[str, Any]:
     s["exporting"] = False
     s["export_progress"] = 0
     s["smiles"] = ""
+    s["encoding"] = False                # an encode runs (progress bar and cancel button shown)
+    s["encode_progress"] = 0             # percent, by stage
+    s["encode_stage"] = ""
     s["has_encoded"] = False
     s["neighbours"] = []
     s["placement_text"] = ""

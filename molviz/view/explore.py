@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -420,9 +421,36 @@ class Explorer:
                         box=np.asarray(self.bundle.boxes[i], np.float64), atoms=self.item_atoms(i),
                         item=i, smiles=item.get("smiles"))
 
-    def encode(self, smiles: str, *, label: str | None = None) -> Endpoint:
-        """Encode a SMILES string (already vetted by :func:`molviz.view.limits.clean_smiles`) into an endpoint."""
-        enc = self.engine.encode(smiles, details=True)
+    def encode(self, smiles: str, *, label: str | None = None,
+               progress: Callable[[float, str], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> Endpoint:
+        """Encode a SMILES string (already vetted by :func:`molviz.view.limits.clean_smiles`) into an endpoint.
+
+        Runs in stages, each announced by ``progress(percent, what)``: a 3D conformer (RDKit; minutes
+        for a molecule of hundreds of atoms), then the bundle's encoder on the sampled field (or, for an
+        auto-decoder bundle, a latent fitted with the network frozen). ``should_stop()`` is asked
+        between stages; True raises :class:`InterruptedError` (a stage under way runs to its end).
+        """
+        from molviz.engine import as_structure
+        from molviz.view._conformer import CHILD_FROM_HEAVY_ATOMS, conformer_in_child
+
+        def stage(pct: float, what: str) -> None:
+            if should_stop is not None and should_stop():
+                raise InterruptedError("encoding cancelled")
+            if progress is not None:
+                progress(pct, what)
+
+        spec = self.bundle.spec
+        n_heavy = _heavy_atoms(smiles)
+        stage(5.0, f"3D conformer of {n_heavy} heavy atoms (RDKit)")
+        if n_heavy >= CHILD_FROM_HEAVY_ATOMS:      # minutes for hundreds of atoms: in a child that cancel kills
+            structure = conformer_in_child(smiles, hydrogens=spec.hydrogens, seed=spec.seed, should_stop=should_stop)
+        else:
+            structure = as_structure(smiles, hydrogens=spec.hydrogens, seed=spec.seed)
+        how = "encoder" if self.bundle.encoder is not None else "fitting a latent"
+        stage(50.0, f"{how}: {structure.n_atoms} atoms")
+        enc = self.engine.encode(structure, details=True)
+        stage(95.0, "placing it")
         atoms = Atoms.from_structure(enc.structure) if enc.structure is not None else None
         return Endpoint(label=label or smiles, latent=np.asarray(enc.latent, np.float32).reshape(-1),
                         box=np.asarray(enc.box, np.float64), atoms=atoms, item=None, smiles=smiles)
@@ -449,6 +477,16 @@ class Explorer:
                         extra={"t": t, "latent": z, "adaptive": False})
         vol, adaptive = self.decode_for_view(z, resolution, should_stop=should_stop, levels=levels)
         return View(label=label, volume=vol, grid=grid, atoms=atoms, extra={"t": t, "latent": z, "adaptive": adaptive})
+
+
+def _heavy_atoms(smiles: str) -> int:
+    from rdkit import Chem, RDLogger
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        mol = Chem.MolFromSmiles(smiles)
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return int(mol.GetNumHeavyAtoms()) if mol is not None else 0
 
 
 def blend_atoms(a: Atoms | None, b: Atoms | None, t: float) -> Atoms | None:

@@ -40,27 +40,54 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
         with layout.toolbar.clear():
             v3.VAppBarNavIcon(click="main_drawer = !main_drawer")
             v3.VToolbarTitle("molviz", classes="flex-grow-0 mr-4")
+            # the selectors keep their width (flex: none); only the caption chip shrinks, with an ellipsis
             v3.VSelect(label="model", v_model=("model_index",), items=("model_options",), density="compact",
-                       hide_details=True, style="max-width: 190px;", classes="mr-2", raw_attrs=['data-testid="model"'])
-            v3.VAutocomplete(label="molecule (name or SMILES)", v_model=("item_index",), items=("item_options",),
-                             density="compact", hide_details=True, style="max-width: 320px;", classes="mr-2",
-                             raw_attrs=['data-testid="item"'])
+                       hide_details=True, style="flex: none; width: 170px;", classes="mr-2",
+                       raw_attrs=['data-testid="model"'])
+            with v3.VAutocomplete(label="molecule (name or SMILES)", v_model=("item_index",), items=("item_options",),
+                                  density="compact", hide_details=True, style="flex: none; width: 300px;",
+                                  classes="mr-2", raw_attrs=['data-testid="item"']):
+                # picking the item already chosen (say, after scrubbing an interpolation) shows it again:
+                # the v-model does not change then, so the click itself says "show the item"
+                with v3.Template(v_slot_item="{ props }"):
+                    v3.VListItem(v_bind="props", click="view_source = 'item'")
             v3.VSelect(label="resolution", v_model=("resolution_choice",),
                        items=("resolution_options", list(resolutions)), density="compact",
-                       hide_details=True, style="max-width: 110px;", raw_attrs=['data-testid="resolution"'])
-            v3.VTextField(v_show=("resolution_choice === 'custom'",), v_model_number=("resolution_custom",),
+                       hide_details=True, style="flex: none; width: 120px;", raw_attrs=['data-testid="resolution"'])
+            # typed freely; the server sees the number only when the user commits it (Enter or leaving the field)
+            v3.VTextField(v_show=("resolution_choice === 'custom'",), v_model_number=("resolution_typed",),
                           type="number", label="voxels", density="compact", hide_details=True,
-                          style="max-width: 90px;", classes="ml-1", raw_attrs=['data-testid="resolution-custom"'])
+                          style="flex: none; width: 90px;", classes="ml-1",
+                          keyup_enter="resolution_custom = resolution_typed",
+                          blur="resolution_custom = resolution_typed",
+                          __events=[("keyup_enter", "keyup.enter"), "blur"],
+                          raw_attrs=['data-testid="resolution-custom"'])
+            v3.VBtn("item", prepend_icon="mdi-keyboard-return", v_show=("view_source !== 'item'",), size="small",
+                    variant="tonal", classes="ml-1", click="view_source = 'item'",
+                    title="back to the chosen item", raw_attrs=['data-testid="back-to-item"'])
             v3.VChip("{{ psnr_text }}", v_show=("psnr_text",), classes="ml-2", size="small", color="primary",
-                     variant="tonal", raw_attrs=['data-testid="psnr"'])
-            v3.VChip("{{ view_caption }}", classes="ml-2", size="small", variant="outlined")
+                     variant="tonal", style="flex: none;", raw_attrs=['data-testid="psnr"'])
+            with v3.VChip(classes="ml-2", size="small", variant="outlined", title=("view_caption",),
+                          style="flex: 0 1 auto; min-width: 40px; max-width: 100%; overflow: hidden;",
+                          raw_attrs=['data-testid="caption"']):
+                html.Span("{{ view_caption }}", classes="text-truncate", style="display: block; min-width: 0;")
             v3.VSpacer()
+            with html.Div(v_if=("encoding",), classes="d-flex align-center mr-2", style="flex: none;",
+                          raw_attrs=['data-testid="encode-progress"']):
+                v3.VProgressCircular(model_value=("encode_progress",), size=22, width=3, color="secondary",
+                                     classes="mr-1")
+                html.Div("{{ encode_stage }}", classes="text-caption mr-1 text-truncate", style="max-width: 220px;",
+                         title=("encode_stage",))
+                v3.VBtn(icon="mdi-close-circle", size="x-small", variant="text", click=ctrl.cancel_encode,
+                        title="cancel the encoding", raw_attrs=['data-testid="cancel-encode"'])
             v3.VProgressCircular(v_show=("busy",), indeterminate=True, size=22, width=3, color="primary",
-                                 classes="mr-2", raw_attrs=['data-testid="busy"'])
-            html.Div("{{ busy_text }}", v_show=("busy",), classes="text-caption mr-3")
-            v3.VBtn(icon="mdi-crop-free", click=ctrl.reset_camera, title="reset camera", size="small")
+                                 classes="mr-2", style="flex: none;", raw_attrs=['data-testid="busy"'])
+            html.Div("{{ busy_text }}", v_show=("busy",), classes="text-caption mr-3 text-truncate",
+                     style="flex: 0 1 auto; max-width: 160px;", title=("busy_text",))
+            v3.VBtn(icon="mdi-crop-free", click=ctrl.reset_camera, title="reset camera", size="small",
+                    style="flex: none;")
             v3.VSelect(v_model=("screenshot_scale",), items=("[1, 2, 3, 4]",), density="compact",
-                       hide_details=True, style="max-width: 70px;", label="x", title="supersampling")
+                       hide_details=True, style="flex: none; width: 70px;", label="x", title="supersampling")
             v3.VBtn(icon="mdi-camera", size="small", title="PNG screenshot",
                     click="utils.download('molviz.png', trigger('screenshot_png'), 'image/png')",
                     raw_attrs=['data-testid="screenshot"'])

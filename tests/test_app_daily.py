@@ -1,0 +1,273 @@
+"""The app as a daily tool (issue 20), in a real browser: one ``molviz serve``, one chromium page, tests in order.
+
+Each test clicks and types as a user does (no state pokes to drive the app; state is
+only read to check what happened): a custom resolution typed digit by digit, the way
+back to the item after scrubbing an interpolation, a slow encode with its progress and
+cancel button, the latent map's click modes on a bundle without descriptors, and
+display toggles and camera moves answering while a large decode runs.
+"""
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from app_bundles import SHIPPED, serving
+
+from molviz.app._bench import ARGS, CHROMIUM, free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SHOTS = Path(__file__).resolve().parent.parent / "runs" / "screenshots"
+NMR = SHIPPED.parent / "nmr-2juy"
+
+if not CHROMIUM.exists():
+    pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); `apt-get install chromium`",
+                allow_module_level=True)
+if not (SHIPPED / "bundle.json").is_file() or not (NMR / "bundle.json").is_file():
+    pytest.skip("the shipped bundles (assets/models/freesolv, nmr-2juy) are not here", allow_module_level=True)
+sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    log = tmp_path_factory.mktemp("log") / "serve.log"
+    with serving([str(SHIPPED), "--port", str(port)], log) as proc:
+        yield {"url": f"http://127.0.0.1:{port}/", "proc": proc, "log": log}
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        context = browser.new_context(viewport={"width": 1500, "height": 900})
+        pg = context.new_page()
+        pg.goto(server["url"])
+        deadline = time.time() + 120
+        while time.time() < deadline and (_inked(_view(pg)) < 0.02 or _state(pg, "busy")):
+            pg.wait_for_timeout(250)
+        yield pg
+        browser.close()
+
+
+def _view(page) -> np.ndarray:
+    from PIL import Image
+    png = page.locator("[data-testid=view3d]").screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+
+
+def _inked(img: np.ndarray) -> float:
+    return float(np.mean(np.any(np.abs(img - 255) > 10, axis=-1)))
+
+
+def _differs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean(np.any(np.abs(a - b) > 12, axis=-1))) if a.shape == b.shape else 1.0
+
+
+def _state(page, key):
+    return page.evaluate(f"window.trame.state.get({key!r})")
+
+
+def _wait(page, predicate, *, timeout: float = 60.0, what: str = "") -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        page.wait_for_timeout(150)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _idle(page, timeout: float = 120.0) -> None:
+    page.wait_for_timeout(500)
+    _wait(page, lambda: not _state(page, "busy"), timeout=timeout, what="the view to finish")
+
+
+def _shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name))
+
+
+def _open_panel(page, title: str) -> None:
+    header = page.locator(".v-expansion-panel-title", has_text=title)
+    panel = header.locator("xpath=..")
+    if "v-expansion-panel--active" not in (panel.get_attribute("class") or ""):
+        header.click()
+        page.wait_for_timeout(400)
+
+
+def _pick(page, testid: str, option: str) -> None:
+    """Open the select ``testid`` and click the option whose text starts with ``option``."""
+    page.locator(f"[data-testid={testid}]").click()
+    item = page.locator(".v-overlay--active .v-list-item").filter(
+        has=page.locator(".v-list-item-title", has_text=option)).first
+    item.click()
+    page.wait_for_timeout(300)
+
+
+def _widths(page) -> dict[str, float]:
+    return {k: page.locator(f"[data-testid={k}]").bounding_box()["width"] for k in ("model", "item", "resolution")}
+
+
+def test_a_typed_resolution_is_validated_when_committed(page):
+    """Typing 200 digit by digit decodes nothing until Enter, then 200^3 (issue: "2" refused, 9^3 decoded)."""
+    _idle(page)
+    widths = _widths(page)
+    _pick(page, "resolution", "custom")
+    _idle(page)
+    before = _state(page, "resolution")
+    field = page.locator("[data-testid=resolution-custom] input")
+    field.click()
+    field.press("Control+a")
+    for ch in "200":
+        field.press(ch)
+        page.wait_for_timeout(500)                  # the server would answer a per-keystroke check meanwhile
+        assert not _state(page, "error_show"), _state(page, "error_text")
+        assert _state(page, "resolution") == before, "a keystroke changed the resolution"
+    assert field.input_value() == "200"
+    field.press("Enter")
+    _wait(page, lambda: _state(page, "resolution_shown") == 200, timeout=240, what="the 200^3 picture")
+    assert "200\u00b3" in _state(page, "view_caption")
+    assert not _state(page, "error_show")
+    # the caption is long now; the selectors keep their width and the caption shows in full as a tooltip
+    assert _widths(page) == pytest.approx(widths, abs=1)
+    assert page.locator("[data-testid=caption]").get_attribute("title") == _state(page, "view_caption")
+    _shot(page, "daily-01-typed-200.png")
+    # a value above the server's limit is refused on Enter, and the field shows the last good value again
+    field.click()
+    field.press("Control+a")
+    field.type("999")
+    field.press("Enter")
+    _wait(page, lambda: _state(page, "error_show"), what="the refusal")
+    assert "limit" in _state(page, "error_text")
+    _wait(page, lambda: field.input_value() == "200", what="the field to show 200 again")
+    _pick(page, "resolution", "64")
+    _idle(page)
+
+
+def test_choosing_the_item_again_after_scrubbing_goes_back_to_it(page):
+    _idle(page)
+    item = _state(page, "item_index")
+    _open_panel(page, "Interpolation")
+    track = page.locator("[data-testid=interp-t] .v-slider-track")
+    track.scroll_into_view_if_needed()
+    box = track.bounding_box()
+    page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + box["height"] / 2)
+    _wait(page, lambda: _state(page, "view_source") == "interpolation", what="the interpolation")
+    _idle(page)
+    scrubbed = _view(page)
+    # the same item, picked again in the molecule list
+    page.locator("[data-testid=item]").click()
+    page.locator(".v-overlay--active .v-list-item").filter(
+        has=page.locator(".v-list-item-title", has_text=f"{item}: ")).first.click()
+    _wait(page, lambda: _state(page, "view_source") == "item", what="the item view")
+    _idle(page)
+    assert _state(page, "item_index") == item
+    assert _differs(_view(page), scrubbed) > 0.003
+    assert "t =" not in _state(page, "view_caption")
+    # and the toolbar's "item" button does the same
+    page.mouse.click(box["x"] + 0.8 * box["width"], box["y"] + box["height"] / 2)
+    _wait(page, lambda: _state(page, "view_source") == "interpolation", what="the interpolation")
+    page.locator("[data-testid=back-to-item]").click()
+    _wait(page, lambda: _state(page, "view_source") == "item", what="the item view")
+    _idle(page)
+
+
+def _children(pid: int) -> list[str]:
+    """Command lines of the processes whose parent is ``pid``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                out.append((d / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def test_a_slow_encode_shows_progress_and_can_be_cancelled(page, server):
+    _idle(page)
+    widths = _widths(page)
+    view_before = (_state(page, "view_source"), _state(page, "item_index"))
+    error_before = _state(page, "error_text")
+    _open_panel(page, "Encode a molecule")
+    smiles = page.locator("[data-testid=smiles] input")
+    smiles.scroll_into_view_if_needed()
+    smiles.click()
+    smiles.fill("C" * 200)                            # minutes of RDKit embedding
+    smiles.press("Enter")
+    progress = page.locator("[data-testid=encode-progress]")
+    progress.wait_for(state="visible", timeout=20_000)
+    _wait(page, lambda: "conformer" in (_state(page, "encode_stage") or ""), what="the conformer stage")
+    _wait(page, lambda: any("molviz.view._conformer" in c for c in _children(server["proc"].pid)),
+          what="the conformer's child process")
+    assert _widths(page) == pytest.approx(widths, abs=1)
+    _shot(page, "daily-02-encode-progress.png")
+    page.locator("[data-testid=cancel-encode]").click()
+    progress.wait_for(state="hidden", timeout=10_000)
+    _wait(page, lambda: not any("molviz.view._conformer" in c for c in _children(server["proc"].pid)),
+          timeout=10, what="the child process to be killed")
+    page.wait_for_timeout(1000)
+    assert _state(page, "error_text") == error_before          # no new message: a cancel is no error
+    assert not _state(page, "has_encoded")
+    assert (_state(page, "view_source"), _state(page, "item_index")) == view_before
+
+
+def _map_points(page):
+    return page.locator("[data-testid=latent-map] .scatterlayer .trace").first.locator(".point")
+
+
+def _click_point(page, k: int) -> None:
+    box = _map_points(page).nth(k).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.wait_for_timeout(300)
+    page.mouse.click(x, y)
+    page.wait_for_timeout(800)
+
+
+def _isolated_points(page, n: int, avoid=()) -> list[int]:
+    xy = np.array(page.evaluate("(() => { const d = window.trame.state.get('map_figure').data[0]; "
+                                "return [Array.from(d.x), Array.from(d.y)]; })()"), dtype=float).T
+    xy = (xy - xy.min(0)) / np.maximum(np.ptp(xy, axis=0), 1e-9)
+    dist = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.eye(len(xy)) * 9
+    return [int(k) for k in np.argsort(-dist.min(1)) if k not in avoid][:n]
+
+
+def test_map_click_modes_on_a_bundle_without_descriptors(page):
+    """nmr-2juy has no descriptors: the colour-by list still offers "nothing", and the click mode toggles."""
+    _idle(page)
+    _pick(page, "model", "nmr-2juy")
+    _wait(page, lambda: _state(page, "model_index") is not None and
+          "nmr" in page.locator("[data-testid=model]").inner_text(), what="the NMR model")
+    _wait(page, lambda: _map_points(page).count() >= 4, timeout=240, what="the NMR latent map (UMAP)")
+    _idle(page)
+    opts = _state(page, "map_color_options")
+    assert opts and _state(page, "map_color_by") == "none"
+    page.locator("[data-testid=latent-map] .v-btn", has_text="click: A, B").click()
+    page.wait_for_timeout(500)
+    assert not _state(page, "error_show"), _state(page, "error_text")
+    item = _state(page, "item_index")
+    a, b = _isolated_points(page, 2, avoid=(item, _state(page, "endpoint_a"), _state(page, "endpoint_b")))
+    _click_point(page, a)
+    _wait(page, lambda: _state(page, "endpoint_a") == a, what="endpoint A set by a click")
+    _click_point(page, b)
+    _wait(page, lambda: _state(page, "endpoint_b") == b, what="endpoint B set by a click")
+    assert _state(page, "item_index") == item
+    page.locator("[data-testid=latent-map] .v-btn", has_text="click: show").click()
+    page.wait_for_timeout(500)
+    target = _isolated_points(page, 1, avoid=(item, a, b))[0]
+    _click_point(page, target)
+    _wait(page, lambda: _state(page, "item_index") == target, what="the clicked item shown")
+    assert (_state(page, "endpoint_a"), _state(page, "endpoint_b")) == (a, b)
+    assert not _state(page, "error_show"), _state(page, "error_text")
+    _shot(page, "daily-03-nmr-map-clicks.png")
+    _pick(page, "model", "freesolv")
+    _wait(page, lambda: "freesolv" in page.locator("[data-testid=model]").inner_text(), what="FreeSolv again")
+    _idle(page)
+
