@@ -379,3 +379,16 @@ def test_augmented_smoke_train_and_refusal(freesolv_npz, ega_npz, tmp_path):
     assert summary["step"] == 2 and math.isfinite(summary["train_psnr"])
     with pytest.raises(InputError, match="--augment"):
         train(_quick("6ega", steps=1, augment=True), PreparedData.load(ega_npz), tmp_path / "x", progress=False)
+
+
+def test_library_and_ensemble_are_the_freesolv_and_nmr_recipes():
+    """`molviz train library | ensemble INPUT...` train like the presets; only the molecules differ."""
+    for recipe, preset in (("library", "freesolv"), ("ensemble", "nmr")):
+        a, b = get_preset(recipe).to_dict(), get_preset(preset).to_dict()
+        assert a.pop("preset") == recipe and b.pop("preset") == preset
+        da, db = a.pop("data"), b.pop("data")
+        assert a == b
+        assert da.pop("dataset") == recipe and db.pop("dataset") == preset
+        da.pop("channels"), db.pop("channels")
+        assert da == db
+    assert get_preset("library").data.channels == "elements+density"
