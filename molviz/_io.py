@@ -235,7 +235,7 @@ def read_bounded_bytes(path: str | os.PathLike, *, max_bytes: int, what: str = "
 
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: no such file; check the path (relative paths start at {Path.cwd()})")
+        raise InputError(f"{path}: no such file; check the path (a relative path starts at the folder molviz runs in)")
     if not path.is_file():
         raise InputError(f"{path}: not a file; give the path of a {what} file")
     try:

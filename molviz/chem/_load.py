@@ -63,7 +63,7 @@ def _load_one(source: str | os.PathLike, options: ReadOptions) -> Structure:
         if path.exists():
             return _load_path(path, options)
         raise InputError(f"{source!r}: no such file, and not a SMILES (SMILES have no spaces); "
-                         f"check the path (relative paths start at {Path.cwd()})")
+                         "check the path (a relative path starts at the folder molviz runs in)")
     try:
         return read_smiles(source, options)
     except InputError:
@@ -73,7 +73,7 @@ def _load_one(source: str | os.PathLike, options: ReadOptions) -> Structure:
             return _load_path(path, options)
         if any(c.isspace() for c in source.strip()) or re.fullmatch(r"[^()\[\]=#]*\.[A-Za-z0-9]{1,6}", source):
             raise InputError(f"{source!r}: no such file, and not a SMILES either; check the path "
-                             f"(relative paths start at {Path.cwd()})") from None
+                             "(a relative path starts at the folder molviz runs in)") from None
         raise
 
 

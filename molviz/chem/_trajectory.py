@@ -183,7 +183,7 @@ def read_trajectory(topology: str | os.PathLike, *trajectories: str | os.PathLik
     files = [Path(t).expanduser() for t in trajectories]
     for p in (top, *files):
         if not p.is_file():
-            raise InputError(f"{p}: no such file; check the path (relative paths start at {Path.cwd()})")
+            raise InputError(f"{p}: no such file; check the path (a relative path starts at the folder molviz runs in)")
     if top.stat().st_size > max_bytes:
         raise ResourceLimitError(f"{top}: {top.stat().st_size / 2**20:.0f} MB is more than the limit of "
                                  f"{max_bytes / 2**20:.0f} MB; raise it with --max-file-mb")

@@ -153,6 +153,8 @@ def _fit(args) -> int:
     from molviz.models import load_model, resolve_bundle
     bundle = load_model(resolve_bundle(args.bundle))
     structure = load(args.input, hydrogens=args.hydrogens, conformers=1 if not Path(args.input).exists() else None)
+    for w in getattr(structure, "warnings", ()) or ():
+        print(f"molviz fit: note: {w}", file=sys.stderr)
     res = fit_latent(bundle, structure, conformer=args.conformer, steps=args.steps, lr=args.lr, tol=args.tol,
                      device=args.device)
     path = res.save(args.out)
@@ -180,6 +182,8 @@ def _encode(args) -> int:
         enc = eng.encode(src, details=True, conformer=args.conformer, steps=args.steps,
                          progress=sys.stderr.isatty())
         nn = eng.neighbours(enc.latent, args.k, metric=args.metric)
+        for w in getattr(enc.structure, "warnings", ()) or ():
+            print(f"molviz encode: note: {src}: {w}", file=sys.stderr)
         for w in enc.warnings:
             print(f"molviz encode: warning: {src}: {w}", file=sys.stderr)
         rows.append({"source": src, "name": enc.name, "method": enc.method, "warnings": enc.warnings,

@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from molviz.chem import load
 
     structure = load(*args.inputs)
+    _say_warnings(structure)
     channels = parse_channels(args.channels, structure)
     conf = _conformer_arg(args.conformer, structure.n_conformers)
     if args.spacing is not None:
@@ -90,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
         paths = write_maps(out, field, grid, names)
         print(f"wrote {len(paths)} maps: {', '.join(str(p) for p in paths)}")
     return 0
+
+
+def _say_warnings(structure) -> None:
+    """What the loader had to decide (altloc records dropped, repeated residue numbers, inferred elements)."""
+    import sys
+    for w in getattr(structure, "warnings", ()) or ():
+        print(f"molviz featurize: note: {w}", file=sys.stderr)
 
 
 def _conformer_arg(value: str, n: int) -> int | None:
