@@ -261,3 +261,21 @@ def test_cli_choices_match_the_registries():
     assert set(choices["preset"]) >= set(PRESETS)
     from molviz.models._siren import Modulation
     assert set(choices["modulation"]) == set(Modulation.__args__)
+
+
+def test_headless_render_needs_no_trame(tmp_path):
+    """`molviz render` is the view stage's: it runs with trame unimportable."""
+    import subprocess
+    code = ("import sys\n"
+            "class Block:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name.split('.')[0] in ('trame', 'trame_server', 'trame_client', 'trame_vuetify', 'wslink'):\n"
+            "            raise ImportError('blocked ' + name)\n"
+            "sys.meta_path.insert(0, Block())\n"
+            "from molviz.cli import main\n"
+            f"sys.exit(main(['render', 'freesolv', '--item', '1', '--resolution', '24', '--size', '160x120', "
+            f"'--out', {str(tmp_path / 'shot.png')!r}]))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          cwd=ROOT.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "shot.png").stat().st_size > 1000
