@@ -367,3 +367,28 @@ def test_a_library_of_freesolv_smiles_gives_the_freesolv_preset_tables(tmp_path)
         assert np.array_equal(getattr(a, k), getattr(b, k)), k
     assert [it["name"] for it in b.items] == [r["iupac"] for r in rows]
     assert [it["expt"] for it in b.items] == [r["expt"] for r in rows]
+
+
+def test_a_library_prepared_in_shards_equals_one_preparation(tmp_path, capsys):
+    table = tmp_path / "mols.csv"
+    table.write_text("smiles,y\nCCO,1\nC1CC,2\nCCCl,3\nc1ccccc1,4\nCCN,5\nCCS,6\nbad,7\n")
+    whole = tmp_path / "whole.npz"
+    assert _main("train", "library", str(table), "--prepare-only", str(whole), "--quick") == 0
+    parts = [tmp_path / f"part{k}.npz" for k in range(3)]
+    for k, part in enumerate(parts):
+        assert _main("train", "library", str(table), "--shard", f"{k}/3", "--prepare-only", str(part), "--quick") == 0
+    a = PreparedData.load(whole)
+    b = PreparedData.concat([PreparedData.load(p) for p in parts])
+    assert len({tuple(PreparedData.load(p).meta["channel_names"]) for p in parts}) > 1   # the parts differ
+    for k in ("xyz", "channel", "width", "offsets", "boxes", "divisors", "split"):
+        assert np.array_equal(getattr(a, k), getattr(b, k)), k
+    assert a.meta["channel_names"] == b.meta["channel_names"] and a.items == b.items
+    assert a.meta["inputs"]["n"] == b.meta["inputs"]["n"] == 7
+    assert sorted(r["index"] for r in a.skipped) == sorted(r["index"] for r in b.skipped) == [1, 6]
+    out = tmp_path / "b"
+    capsys.readouterr()
+    assert _main("train", "library", "--data", *map(str, parts), "--out", str(out), "--quick", "--steps", "2") == 0
+    assert "7 input(s), 5 used as items, 2 skipped" in capsys.readouterr().out
+    assert len(_items(out)) == 5 and len(_skipped(out / "skipped.csv")) == 2
+    assert _main("train", "library", "--data", str(parts[1]), str(parts[0]), "--out", str(out), "--quick") == 2
+    assert "in order" in capsys.readouterr().err

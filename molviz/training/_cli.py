@@ -13,7 +13,7 @@ PRESET_NAMES = ("6ega", "freesolv", "nmr", "nmr-ae")
 RECIPE_NAMES = ("library", "ensemble")       # recipes over your own molecules: INPUT... follows
 # data settings that a prepared file of your own molecules carries, taken from it under --data
 RECIPE_DATA = ("channels", "inputs", "smiles_column", "name_column", "max_atoms", "stride", "start", "stop",
-               "select")
+               "select", "shard")
 SIZE_NAMES = ("XS", "S", "M", "L", "XL")
 
 
@@ -49,11 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--stride", type=int, metavar="K", help="ensemble: every K-th frame / model (default 1)")
     g.add_argument("--start", type=int, metavar="I", help="ensemble: first frame (0-based)")
     g.add_argument("--stop", type=int, metavar="J", help="ensemble: stop before frame J")
+    g.add_argument("--shard", metavar="K/N",
+                   help="library, with --prepare-only: prepare only the K-th of N blocks of the inputs (0-based), "
+                        "so N processes or machines share a large library; train from all N files in order with "
+                        "--data part0.npz ... (the same data as one preparation)")
     g.add_argument("--select", metavar="SELECTION",
                    help="ensemble: atoms to keep, in MDAnalysis's selection language ('protein', "
                         "'not resname SOL')")
     p.add_argument("--prepare-only", metavar="NPZ", help="only write the prepared data file and stop")
-    p.add_argument("--data", metavar="NPZ", help="prepared data file (default: prepare now, needs RDKit)")
+    p.add_argument("--data", metavar="NPZ", nargs="+",
+                   help="prepared data file (default: prepare now, needs RDKit); a library's --shard parts, in order")
     p.add_argument("--out", metavar="DIR", help="bundle folder (checkpoints and history.jsonl go there too)")
     p.add_argument("--quick", action="store_true", help="shrink everything for a smoke run")
     p.add_argument("--steps", type=int)
@@ -176,6 +181,9 @@ def _check_inputs(args) -> None:
              and getattr(args, n) is not None]
     if not recipe and flags:
         raise InputError(f"{', '.join(flags)}: only for `molviz train library | ensemble INPUT...`")
+    if args.shard and not args.prepare_only:
+        raise InputError("--shard prepares one part of a library: use it with --prepare-only PART.npz, then train "
+                         "from all parts with --data PART0.npz PART1.npz ...")
 
 
 def _report_inputs(data, cfg, where) -> None:
@@ -228,8 +236,8 @@ def _train(args) -> int:
     if not args.out:
         raise InputError("molviz train needs --out DIR (the bundle folder), or --prepare-only FILE.npz")
     if args.data:
-        data = PreparedData.load(args.data)
-        recipe = RECIPE_DATA if args.preset in RECIPE_NAMES else ()
+        data = PreparedData.concat([PreparedData.load(f) for f in args.data])
+        recipe = tuple(n for n in RECIPE_DATA if n != "shard") if args.preset in RECIPE_NAMES else ()
         for name in ("box", "spacing", "hydrogens", *recipe):   # how the file was prepared, unless overridden
             if getattr(args, name) in (None, []):
                 setattr(cfg.data, name, getattr(data.data_config, name))
@@ -240,7 +248,8 @@ def _train(args) -> int:
     from molviz.training._train import train
     summary = train(cfg, data, args.out, device=args.device, resume=args.resume, init_from=args.init_from,
                     time_limit=args.time_limit, time_budget=args.time_budget,
-                    progress=not args.no_progress, data_path=args.data, command=command)
+                    progress=not args.no_progress, data_path=", ".join(args.data) if args.data else None,
+                    command=command)
     if "bundle" in summary:
         extra = f", held-out {summary['heldout_psnr']:.2f} dB" if "heldout_psnr" in summary else ""
         print(f"{summary['stopped']} at step {summary['step']} in {summary['seconds']:.1f} s on "

@@ -39,6 +39,8 @@ class DataConfig:
     start: int | None = None            # ensemble: frames start:stop (Python slice rules)
     stop: int | None = None
     select: str | None = None           # ensemble: MDAnalysis selection ("protein and not name H*")
+    shard: str | None = None            # library: "K/N" prepares only the K-th of N blocks of the inputs;
+                                        # PreparedData.concat of the N files in order is the whole library
 
 
 @dataclass

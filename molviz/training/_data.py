@@ -139,6 +139,67 @@ class PreparedData:
         if problems:
             raise InputError(f"{bad}: {'; '.join(problems)}; prepare it again with --prepare-only")
 
+    @classmethod
+    def concat(cls, parts: list[PreparedData]) -> PreparedData:
+        """The parts of a library prepared with ``--shard 0/N`` ... ``N-1/N``, in order, as one.
+
+        Element channels are united (in atomic-number order, the order one preparation of the
+        whole library gives) and the held-out split is drawn again over all items, so the result
+        equals preparing every input at once.
+        """
+        if len(parts) == 1:
+            return parts[0]
+        cfgs = [p.data_config for p in parts]
+        shards = [c.shard for c in cfgs]
+        n_parts = len(parts)
+        if shards != [f"{k}/{n_parts}" for k in range(n_parts)]:
+            raise InputError(f"the prepared files are shards {', '.join(str(x) for x in shards)}; give all N parts "
+                             f"of one library in order (--shard 0/N ... N-1/N), here N = {n_parts}")
+        keys = [data_key(c) for c in cfgs]
+        if any(k != keys[0] for k in keys[1:]) or len({(c.resolution, c.heldout, c.seed) for c in cfgs}) > 1:
+            raise InputError("the prepared parts were made with different settings; prepare every shard with the "
+                             "same command, only --shard changing")
+        from molviz.fields import Channel
+        defs: dict[str, dict] = {}
+        for p in parts:
+            for d in p.meta["channels"]:
+                defs.setdefault(d["name"], d)
+        names = [n for n in defs if all(n in p.meta["channel_names"] for p in parts)]
+        if len(names) < len(defs):   # channels some parts lack: only element channels differ between parts
+            if cfgs[0].channels not in ("elements", "elements+density"):
+                raise InputError("the prepared parts have different channels; prepare them again with the same "
+                                 "--channels")
+            chans = {n: Channel.from_dict(d) for n, d in defs.items()}
+            element = [n for n, c in chans.items() if c.elements is not None and len(c.elements) == 1]
+            names = sorted(element, key=lambda n: next(iter(chans[n].elements))) + [n for n in chans if
+                                                                                    n not in element]
+        C = len(names)
+        channel, divisors, offsets, items = [], [], [0], []
+        for p in parts:
+            remap = np.array([names.index(n) for n in p.meta["channel_names"]], np.int64)
+            channel.append(remap[p.channel])
+            div = np.ones((p.n_items, C), np.float32)   # a channel without atoms divides by 1
+            div[:, remap] = p.divisors
+            divisors.append(div)
+            offsets.extend((offsets[-1] + p.offsets[1:]).tolist())
+            items.extend(p.items)
+        first = parts[0].meta
+        infos = [p.meta.get("inputs") or {} for p in parts]
+        data = {**first["data"], "shard": None}
+        meta = {**first, "data": data, "channels": [defs[n] for n in names], "channel_names": names,
+                "items": items,
+                "inputs": {"n": sum(i.get("n", 0) for i in infos), "used": len(items),
+                           "skipped": [r for i in infos for r in i.get("skipped", [])],
+                           "notes": list(dict.fromkeys(x for i in infos for x in i.get("notes", [])))},
+                "provenance": {**first.get("provenance", {}), "shards": n_parts, "prepared_seconds": round(sum(
+                    p.meta.get("provenance", {}).get("prepared_seconds", 0) for p in parts), 1)}}
+        out = cls(xyz=np.concatenate([p.xyz for p in parts]), channel=np.concatenate(channel),
+                  width=np.concatenate([p.width for p in parts]), offsets=np.asarray(offsets, np.int64),
+                  boxes=np.concatenate([p.boxes for p in parts]), divisors=np.concatenate(divisors),
+                  split=held_out(len(items), cfgs[0].heldout, cfgs[0].seed), meta=meta)
+        out._check("the merged shards are not valid")
+        return out
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the npz atomically (temporary file in the same folder, then rename)."""
         return save_npz(path, self.to_arrays())
@@ -252,6 +313,21 @@ def _skip(source: str, index: int | None, reason: object) -> dict:
     return {"source": str(source), "index": index, "reason": text}
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N) with 0 <= K < N.
+
+    >>> parse_shard("1/4")
+    (1, 4)
+    """
+    try:
+        k, n = (int(x) for x in str(text).split("/"))
+    except ValueError:
+        k = n = -1
+    if not 0 <= k < n:
+        raise InputError(f"--shard {text!r}: give K/N with 0 <= K < N, e.g. 0/4 ... 3/4 for four parts")
+    return k, n
+
+
 def _library_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
     """Every molecule of the inputs (SMILES tables, SDF records, structure files) that can be built."""
     from molviz.chem import library_records, record_structure, typed_properties
@@ -262,6 +338,9 @@ def _library_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
     records = library_records(*cfg.inputs, smiles_column=cfg.smiles_column, name_column=cfg.name_column)
     if cfg.max_items:
         records = records[: cfg.max_items]
+    if cfg.shard:
+        k, n = parse_shard(cfg.shard)
+        records = records[k * len(records) // n:(k + 1) * len(records) // n]
     built = []
     for r in _progress(records, total=len(records), desc="molecules (RDKit ETKDG+MMFF)", enabled=progress):
         try:
@@ -363,12 +442,27 @@ def prepare(cfg: DataConfig, *, progress: bool = True) -> PreparedData:
 
     if cfg.dataset not in _SOURCES:
         raise InputError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(_SOURCES)}")
+    if cfg.shard and cfg.dataset != "library":
+        raise InputError("--shard splits a library (molviz train library INPUT...); an ensemble or a preset "
+                         "is prepared whole")
+    if cfg.shard and cfg.box == "shared":
+        raise InputError("--shard needs a box per item: one box shared by all (--box shared) needs every molecule")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)   # many tiny tensors: threads only add contention (10-50x slower on a busy box)
     try:
         return _prepare(cfg, progress)
     finally:
         torch.set_num_threads(threads)
+
+
+def held_out(n: int, fraction: float, seed: int) -> np.ndarray:
+    """The split (N,) int8: ``round(fraction * n)`` items held out (1), drawn with ``seed``."""
+    split = np.zeros(n, np.int8)
+    n_held = int(round(fraction * n))
+    if n_held:
+        perm = np.random.default_rng(seed).permutation(n)
+        split[perm[:n_held]] = 1
+    return split
 
 
 def _usable(entries: list, cfg: DataConfig, skipped: list[dict]) -> list:
@@ -434,11 +528,7 @@ def _prepare(cfg: DataConfig, progress: bool) -> PreparedData:
         divisors.append(item_divisors(x, c, w, C, beta=cfg.beta))
 
     n = len(entries)
-    split = np.zeros(n, np.int8)
-    n_held = int(round(cfg.heldout * n))
-    if n_held:
-        perm = np.random.default_rng(cfg.seed).permutation(n)
-        split[perm[:n_held]] = 1
+    split = held_out(n, cfg.heldout, cfg.seed)
     items = [item for _, _, item in entries]
     meta = {
         "format": FORMAT, "version": VERSION,
