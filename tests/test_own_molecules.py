@@ -392,3 +392,14 @@ def test_a_library_prepared_in_shards_equals_one_preparation(tmp_path, capsys):
     assert len(_items(out)) == 5 and len(_skipped(out / "skipped.csv")) == 2
     assert _main("train", "library", "--data", str(parts[1]), str(parts[0]), "--out", str(out), "--quick") == 2
     assert "in order" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_library_quick(tmp_path, capsys):
+    import argparse
+
+    from molviz.training._bench import run
+    assert run(argparse.Namespace(quick=True, json=str(tmp_path / "b.json"))) == 0
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [r["items"] for r in rows] == [20, 20] and rows[1]["equal_to_one_preparation"]
+    assert "93,000 FreeSolv-sized molecules" in capsys.readouterr().out
