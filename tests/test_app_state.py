@@ -468,3 +468,22 @@ def test_a_level_change_reuses_the_voxels_the_last_adaptive_decode_evaluated(app
     want = isosurface(dense[c], app.current.grid, level=levels[c], mode="absolute")
     assert app.scene.built.triangles[app.explorer.channel_names[c]] == want.n_cells > 0
     _reset(app)
+
+
+def test_display_toggles_switch_the_shown_scene_without_rebuilding_it(app):
+    """Atoms, outline and clip are actor visibility and a GPU clip plane: no decode, no new meshes (issue 20)."""
+    _reset(app)
+    built = app.built
+    actors = app.scene._actors
+    _set(app, show_atoms=False, show_outline=False, clip_axis="x", clip_position=0.3)
+    assert app.built is built                                   # nothing rebuilt
+    assert not actors["L0:atoms"].GetVisibility() and not actors["L0:outline"].GetVisibility()
+    surf = next(a for n, a in actors.items() if ":ch:" in n)
+    assert surf.GetMapper().GetClippingPlanes().GetNumberOfItems() == 1
+    _set(app, show_atoms=True, show_outline=True, clip_axis="none")
+    assert actors["L0:atoms"].GetVisibility() and surf.GetMapper().GetClippingPlanes().GetNumberOfItems() == 0
+    # a later picture keeps the switches
+    _set(app, show_atoms=False)
+    _set(app, item_index=1)
+    assert app.built is not built and not app.scene._actors["L0:atoms"].GetVisibility()
+    _set(app, show_atoms=True)

@@ -63,6 +63,7 @@ from molviz.view.scene import (
     Scene,
     SceneOptions,
     build_scene,
+    displayed,
     png_bytes,
 )
 
@@ -122,9 +123,10 @@ class MolvizApp(TrameApp):
         self.built: BuiltScene | None = None
         self.encoded: Endpoint | None = None
         self.encoded_xy: np.ndarray | None = None
-        self.view_lane = Lane("view")
-        self.map_lane = Lane("map")
-        self.aux_lane = Lane("encode")
+        # workers run below the event loop's priority: camera moves and toggles render first (issue 20)
+        self.view_lane = Lane("view", nice=WORKER_NICE)
+        self.map_lane = Lane("map", nice=WORKER_NICE)
+        self.aux_lane = Lane("encode", nice=WORKER_NICE)
         self.view_lane.on_busy = self._on_busy
         self._refine = Debounce(REFINE_DELAY, self._refine_now)
         self._good: dict[str, Any] = {}           # last accepted value of each validated key
@@ -138,6 +140,7 @@ class MolvizApp(TrameApp):
         self.map_widget = None
         # ---- state defaults, then the page
         self._state_defaults()
+        self.scene.set_display(self._options())
         self._build_ui()
         # ---- first picture: the default model's first item, at the coarse resolution. Either now, before
         # serving (scripts, tests), or (molviz serve) in a worker thread once the server is up, so that the
@@ -459,7 +462,9 @@ class MolvizApp(TrameApp):
         self._good["display"] = now
         self._accept("clip_axis", clip_axis)
         self._accept("clip_position", clip_position)
-        self._request_view(interactive=True, restyle_only=True)
+        # actor visibility and a GPU clip plane on the scene as it is: never queued behind a decode
+        self.scene.set_display(self._options())
+        self._push_view()
 
     @change("view_mode")
     def on_view_mode(self, view_mode, **_):
@@ -630,7 +635,7 @@ class MolvizApp(TrameApp):
             self._submit_view(self._request(int(self.state.resolution)))
 
     def _submit_view(self, req: Request, *, reset_camera: bool = False, initial: bool = False) -> None:
-        ex, styles, options = self.ex, self._styles(), self._options()
+        ex, styles = self.ex, self._styles()
         source = self._source_key(req)
         a = b = None
         if req.source == "interpolation":
@@ -659,7 +664,7 @@ class MolvizApp(TrameApp):
                                 resolution=req.resolution, should_stop=should_stop, levels=levels)
             view.extra["request"] = req
             layers = view_layers(view, ex.channel_names, req.compare)
-            built = build_scene(layers, styles, options)
+            built = build_scene(layers, styles, BUILD_OPTIONS)   # every part: Scene.set_display shows some
             return view, built, time.perf_counter() - t0
 
         def done(result):
@@ -719,7 +724,7 @@ class MolvizApp(TrameApp):
         if self.built is None:
             self._error("nothing to download yet: wait for the first picture")
             return None
-        data = scene_glb(self.built)
+        data = scene_glb(displayed(self.built, self._options()))
         return self.server.protocol.addAttachment(data) if self.server.protocol else data
 
     @trigger("maps_zip")
@@ -1074,6 +1079,9 @@ class MolvizApp(TrameApp):
             self._load_map()
 
 
+WORKER_NICE = 10                    # niceness of the decode threads relative to the event loop
+BUILD_OPTIONS = SceneOptions(show_atoms=True, show_outline=True, clip_axis="none")   # the app's scenes hold
+                                    # every part; atoms, outline and clip are switched on the shown scene
 ADAPTIVE_FROM = 48                  # resolutions from which surfaces are decoded adaptively (CPU bench: 64^3
                                     # FreeSolv 0.10 s adaptive against 0.50 s dense)
 

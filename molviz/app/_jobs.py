@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,12 +37,13 @@ class Job:
 class Lane:
     """One latest-wins queue with its own worker thread."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, nice: int = 0) -> None:
         self.name = name
         self.generation = 0               # bumped by every submit
         self._pending: Job | None = None
         self._task: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"molviz-{name}")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"molviz-{name}",
+                                            initializer=_lower_priority, initargs=(nice,))
         self.dropped = 0                  # superseded before they ran or finished
         self.completed = 0
         self.on_busy: Callable[[bool], None] | None = None
@@ -122,6 +126,17 @@ class Lane:
         self.generation += 1
         self._pending = None
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority(nice: int) -> None:
+    """Run this worker thread (and the threads it starts: torch's OpenMP team, VTK's) ``nice`` steps below
+    the event loop's, so that renders and clicks get the CPU first while it decodes. Linux only: there
+    ``setpriority`` on a thread id changes that thread alone."""
+    if nice and sys.platform == "linux":
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+        except OSError:
+            log.debug("molviz app: could not lower the priority of a worker thread")
 
 
 def _safe(fn, arg) -> None:

@@ -106,6 +106,7 @@ class BuiltScene:
     triangles: dict[str, int] = field(default_factory=dict)              # channel name -> triangles (layer 0)
     levels: dict[str, float] = field(default_factory=dict)               # channel name -> absolute level used
     bounds: tuple[float, ...] | None = None
+    boxes: list[tuple[float, ...]] = field(default_factory=list)        # each layer's box (xmin, xmax, ...)
 
 
 def side_by_side_offset(grid: Grid, gap: float = 0.3) -> tuple[float, float, float]:
@@ -243,6 +244,7 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
         offset = np.asarray(layer.offset, np.float64)
         bounds = _box_bounds(layer.grid, offset)
         all_bounds.append(bounds)
+        out.boxes.append(tuple(float(b) for b in bounds))
         for c, (name, style) in enumerate(zip(layer.names, styles)):
             if not style.visible:
                 continue
@@ -285,12 +287,33 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
         if layer.label:
             top = (0.5 * (bounds[0] + bounds[1]), bounds[3], bounds[5])
             out.labels.append((layer.label, top))
+    # point normals here, in the builder's thread: Scene.show (on the app's event loop) then only wraps
+    for name, (mesh, kwargs) in list(out.actors.items()):
+        if kwargs.get("smooth_shading"):
+            out.actors[name] = (_pv_wrap(_with_point_normals(mesh)), kwargs)
     # frame what there is to see (surfaces and atoms); the box only when it is empty
     content = [mesh.bounds for name, (mesh, _) in out.actors.items() if not name.endswith(":outline")]
     b = np.array(content if content else all_bounds, dtype=np.float64).reshape(-1, 6)
     if len(b):
         out.bounds = (b[:, 0].min(), b[:, 1].max(), b[:, 2].min(), b[:, 3].max(), b[:, 4].min(), b[:, 5].max())
     return out
+
+
+def displayed(built: BuiltScene, options: SceneOptions) -> BuiltScene:
+    """``built`` as :meth:`Scene.set_display` shows it: hidden parts dropped, meshes clipped (for exports
+    of a scene built with every part)."""
+    keep: dict[str, tuple[Any, dict]] = {}
+    for name, (mesh, kwargs) in built.actors.items():
+        layer, _, part = name.partition(":")
+        if (part in ("atoms", "bonds") and not options.show_atoms) or (part == "outline" and not options.show_outline):
+            continue
+        li = int(layer[1:]) if layer[1:].isdigit() else 0
+        if part != "outline" and li < len(built.boxes):
+            mesh = _clip(mesh, options, built.boxes[li])
+        if mesh is not None and mesh.n_points:
+            keep[name] = (mesh, kwargs)
+    return BuiltScene(actors=keep, labels=built.labels, triangles=built.triangles, levels=built.levels,
+                      bounds=built.bounds, boxes=built.boxes)
 
 
 # The keywords of BuiltScene.actors that Scene draws (a small subset of PyVista's ``add_mesh``).
@@ -340,6 +363,7 @@ class Scene:
         self._label_actor = None
         self.built: BuiltScene | None = None
         self._camera_set = False
+        self._display: SceneOptions | None = None    # set_display's switches, kept across show()
 
     @property
     def render_window(self):
@@ -354,15 +378,51 @@ class Scene:
         for actor in actors.values():           # in order: translucent surfaces draw in this order
             self._renderer.AddActor(actor)
         self._actors = actors
+        self.built = built
+        if self._display is not None:
+            self.set_display(self._display)
         if self._label_actor is not None:
             self._renderer.RemoveViewProp(self._label_actor)
             self._label_actor = None
         if built.labels:
             self._label_actor = _label("   |   ".join(t for t, _ in built.labels))
             self._renderer.AddViewProp(self._label_actor)
-        self.built = built
         if reset_camera or (reset_camera is None and not self._camera_set and built.bounds is not None):
             self.reset_camera()
+
+    def set_display(self, options: SceneOptions) -> None:
+        """Atoms, outline and clip plane of the scene on screen, changed without rebuilding any mesh.
+
+        Actor visibility and mapper clipping planes (the GPU clips; the side below the plane is kept, as
+        :func:`build_scene` keeps it), so these switches answer at once even while a decode runs. Build
+        the scene with atoms and outline (and no clip) for them to have something to show; the switches
+        stay in force for every later :meth:`show`.
+        """
+        from vtkmodules.vtkCommonDataModel import vtkPlane
+
+        self._display = options
+        boxes = self.built.boxes if self.built is not None else []
+        for name, actor in self._actors.items():
+            layer, _, part = name.partition(":")
+            if part in ("atoms", "bonds"):
+                actor.SetVisibility(bool(options.show_atoms))
+            elif part == "outline":
+                actor.SetVisibility(bool(options.show_outline))
+                continue
+            mapper = actor.GetMapper()
+            mapper.RemoveAllClippingPlanes()
+            li = int(layer[1:]) if layer[1:].isdigit() else 0
+            if options.clip_axis == "none" or li >= len(boxes):
+                continue
+            axis = "xyz".index(options.clip_axis)
+            lo, hi = boxes[li][2 * axis], boxes[li][2 * axis + 1]
+            origin, normal = [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]
+            origin[axis] = lo + float(np.clip(options.clip_position, 0.0, 1.0)) * (hi - lo)
+            normal[axis] = -1.0                  # VTK keeps the side the normal points to
+            plane = vtkPlane()
+            plane.SetOrigin(origin)
+            plane.SetNormal(normal)
+            mapper.AddClippingPlane(plane)
 
     def reset_camera(self) -> None:
         """Front view tilted a little (side-by-side layers sit along x), fitted to the scene."""
@@ -489,6 +549,11 @@ def _make_actor(mesh, *, color: str | None = None, opacity: float = 1.0, smooth_
     return actor
 
 
+def _pv_wrap(mesh):
+    import pyvista as pv
+    return mesh if isinstance(mesh, pv.PolyData) else pv.wrap(mesh)
+
+
 def _with_point_normals(mesh):
     """``mesh`` with point normals for smooth shading: its own if it has them (tubes do), else computed."""
     from vtkmodules.vtkFiltersCore import vtkPolyDataNormals
@@ -550,5 +615,5 @@ def blank_fraction(image: np.ndarray, background=(255, 255, 255)) -> float:
 
 
 __all__ = ["Atoms", "BuiltScene", "ChannelStyle", "ELEMENT_COLORS", "Layer", "Scene", "SceneOptions",
-           "ball_and_stick", "blank_fraction", "bonds", "build_scene", "channel_color", "channel_element",
+           "ball_and_stick", "blank_fraction", "bonds", "build_scene", "channel_color", "channel_element", "displayed",
            "png_bytes", "side_by_side_offset"]

@@ -125,7 +125,9 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                               raw_attrs=['data-testid="view3d"']):
                     view = vtk_widgets.VtkRemoteLocalView(
                         render_window, namespace="view", mode=("view_mode", "remote"),
-                        interactive_ratio=1, interactive_quality=70, still_quality=95,
+                        # drags render half-size frames: a camera move answers within ~200 ms on a
+                        # loaded 2-core CPU while a decode runs (issue 20); the still frame is full size
+                        interactive_ratio=0.5, interactive_quality=70, still_quality=95,
                     )
                     ctrl.view_update_image = view.update_image
                     ctrl.view_update_geometry = view.update_geometry

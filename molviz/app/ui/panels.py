@@ -80,9 +80,10 @@ class DisplayPanel(html.Div):
                            {"title": "ground truth (Eq. 1)", "value": "truth"},
                            {"title": "side by side", "value": "side_by_side"}]), raw_attrs=['data-testid="compare"'])
             with html.Div(classes="d-flex"):
-                v3.VSwitch(label="atoms", v_model=(atoms,), density="compact", hide_details=True, color="primary")
+                v3.VSwitch(label="atoms", v_model=(atoms,), density="compact", hide_details=True, color="primary",
+                           raw_attrs=['data-testid="display-atoms"'])
                 v3.VSwitch(label="outline", v_model=(outline,), density="compact", hide_details=True,
-                           color="primary")
+                           color="primary", raw_attrs=['data-testid="display-outline"'])
             with html.Div(classes="d-flex align-center"):
                 v3.VSelect(label="clip plane", v_model=(clip_axis,), items=("['none', 'x', 'y', 'z']",),
                            density="compact", hide_details=True, style="max-width: 110px;")
