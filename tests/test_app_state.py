@@ -487,3 +487,18 @@ def test_display_toggles_switch_the_shown_scene_without_rebuilding_it(app):
     _set(app, item_index=1)
     assert app.built is not built and not app.scene._actors["L0:atoms"].GetVisibility()
     _set(app, show_atoms=True)
+
+
+def test_the_psnr_chip_shows_above_64_from_sampled_voxels(app):
+    """Adaptive decodes (from 48 up) keep no dense volume; the chip's PSNR comes from a voxel sample."""
+    _reset(app)
+    _set(app, resolution_choice="128")
+    assert app.current.volume.shape[1:] == (128,) * 3 and app.current.truth is None
+    assert "dB at 128\u00b3 (sampled" in app.state.psnr_text
+    psnr, n = app.current.extra["psnr_sampled"]
+    assert 4000 < n < 70000
+    # the sample estimates the full-grid PSNR
+    dense = app.ex.item_view(0, 128, truth=True).psnr
+    assert abs(psnr - dense) < 0.5
+    _reset(app)
+    assert app.state.psnr_text.startswith("PSNR") and "sampled" not in app.state.psnr_text

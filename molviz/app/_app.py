@@ -132,6 +132,7 @@ class MolvizApp(TrameApp):
         self._good: dict[str, Any] = {}           # last accepted value of each validated key
         self._have: set[tuple] = set()            # (source key, resolution) already decoded once
         self._play_task: asyncio.Task | None = None
+        self._psnr_key: tuple | None = None       # the view the PSNR chip speaks of
         self._pick_next = "a"                     # the next map click in endpoint mode sets A, then B
         self._found: list[int] = []               # items matching the map search
         self._exporting = False
@@ -656,6 +657,8 @@ class MolvizApp(TrameApp):
                 want_truth = req.compare != "reconstruction" or (req.final and req.resolution <= TRUTH_FOR_PSNR)
                 view = ex.item_view(req.item, req.resolution, truth=want_truth, should_stop=should_stop,
                                     levels=levels)
+                if req.final and view.truth is None:       # decoded adaptively: the chip's PSNR from a sample
+                    view.extra["psnr_sampled"] = ex.sampled_psnr(req.item, req.resolution, should_stop=should_stop)
             elif req.source == "encoded":
                 view = ex.latent_view(f"encoded: {encoded.label}", encoded.latent, encoded.box, req.resolution,
                                       atoms=encoded.atoms, should_stop=should_stop, levels=levels)
@@ -695,7 +698,15 @@ class MolvizApp(TrameApp):
         psnr = view.psnr
         shown = {"reconstruction": "reconstruction", "truth": "ground truth",
                  "side_by_side": "side by side"}[req.compare]
-        s.psnr_text = f"PSNR {psnr:.1f} dB at {req.resolution}\u00b3" if psnr is not None else ""
+        sampled = view.extra.get("psnr_sampled")
+        key = self._source_key(req)
+        if psnr is not None:
+            s.psnr_text = f"PSNR {psnr:.1f} dB at {req.resolution}\u00b3"
+        elif sampled is not None:
+            s.psnr_text = f"PSNR {sampled[0]:.1f} dB at {req.resolution}\u00b3 (sampled, {sampled[1]:,} voxels)"
+        elif req.final or key != self._psnr_key:   # a coarse pass of the same view keeps the chip meanwhile
+            s.psnr_text = ""
+        self._psnr_key = key
         how = " adaptive" if view.extra.get("adaptive") else ""
         if view.surfaces is not None:
             how = f" surfaces on {self.ex.engine.device.type.upper()}"
