@@ -44,7 +44,7 @@ def server(tmp_path_factory):
 def page(server):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = browser.new_context(viewport={"width": 1500, "height": 900})
+        context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=True)
         pg = context.new_page()
         pg.goto(server["url"])
         deadline = time.time() + 120
@@ -299,3 +299,52 @@ def test_camera_moves_and_display_toggles_answer_while_a_128_decode_runs(page):
     _shot(page, "daily-04-psnr-128.png")
     _pick(page, "resolution", "64")
     _idle(page)
+
+
+def _export_gif(page, folder: Path, title: str) -> Path:
+    _open_panel(page, "Interpolation")
+    field = page.locator("[data-testid=export-title] input")
+    field.scroll_into_view_if_needed()
+    field.fill(title)
+    page.wait_for_timeout(300)
+    button = page.locator("[data-testid=export]")
+    with page.expect_download(timeout=240_000) as info:
+        button.click()
+    path = folder / f"{title or 'untitled'}.gif"
+    info.value.save_as(path)
+    return path
+
+
+def test_a_movie_carries_its_title_fills_the_frame_and_plays_at_the_rate_asked(page, tmp_path):
+    from PIL import Image
+
+    _idle(page)
+    _open_panel(page, "Interpolation")
+    _pick(page, "export-format", "gif")
+    _pick(page, "export-size", "480p")
+    frames = page.locator("[data-testid=export-frames] input")
+    frames.fill("4")
+    frames.press("Tab")
+    untitled = _export_gif(page, tmp_path, "")
+    titled = _export_gif(page, tmp_path, "Ester to alcohol")
+    first = []
+    for path in (untitled, titled):
+        im = Image.open(path)
+        assert im.n_frames == 4 and im.size == (854, 480)
+        durations = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            durations.append(im.info["duration"])
+        assert sum(durations) == pytest.approx(4 * 1000 / 24, abs=10)     # 24 fps asked: 40, 40, 50, 40 ms
+        im.seek(0)
+        first.append(np.asarray(im.convert("RGB")).astype(np.int16))
+    top_left = (slice(0, 60), slice(0, 400))
+    assert _differs(first[0][top_left], first[1][top_left]) > 0.02, "the title is not in the first frame"
+    # the molecule fills the frame: inked pixels span most of its width or height
+    ink = np.any(np.abs(first[0] - 255) > 10, axis=-1)
+    for _ in range(3):                   # erode: the box outline's thin lines go, surfaces and atoms stay
+        ink[1:-1, 1:-1] &= ink[:-2, 1:-1] & ink[2:, 1:-1] & ink[1:-1, :-2] & ink[1:-1, 2:]
+    ink[-40:, :] = False                                               # the t caption
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    assert max((rows[-1] - rows[0]) / 480, (cols[-1] - cols[0]) / 854) > 0.75
+    Image.fromarray(first[1].astype(np.uint8)).save(SHOTS / "daily-05-movie-title.png")

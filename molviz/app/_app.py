@@ -758,7 +758,7 @@ class MolvizApp(TrameApp):
         return maps_zip(self.ex, view, shown, max_bytes=MAX_MAPS_BYTES)
 
     def _export_config(self, fmt=None, size=None, frames=None, fps=None, orbit=None,
-                       round_trip=None) -> tuple[MovieConfig, str]:
+                       round_trip=None, title=None) -> tuple[MovieConfig, str]:
         """The movie settings the button sent (the page's values at the click), validated."""
         s = self.state
         fmt = clean_choice(s.export_format if fmt is None else fmt, "movie format", ("gif", "mp4"))
@@ -767,9 +767,10 @@ class MolvizApp(TrameApp):
         fps = clean_int(s.export_fps if fps is None else fps, "movie fps", 1, 60)
         orbit = clean_bool(s.export_orbit if orbit is None else orbit)
         round_trip = clean_bool(s.round_trip if round_trip is None else round_trip)
+        title = clean_text(s.export_title if title is None else title, "movie title", self.limits)
         cfg = MovieConfig(frames=frames, fps=fps, size=EXPORT_SIZES[size], mode=self._good.get("interp_mode", "linear"),
                           resolution=min(int(self.state.resolution), 64), round_trip=round_trip,
-                          orbit=60.0 if orbit else 0.0)
+                          orbit=60.0 if orbit else 0.0, title=title[:120])
         return cfg, fmt
 
     @trigger("export_movie")
@@ -779,7 +780,7 @@ class MolvizApp(TrameApp):
             self._error("an export is already running; wait for it to finish")
             return None
         try:
-            cfg, fmt = self._export_config(*settings[:6])
+            cfg, fmt = self._export_config(*settings[:7])
             a, b = self._endpoint("a"), self._endpoint("b")
         except MolvizError as exc:
             self._error(exc)

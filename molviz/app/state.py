@@ -77,6 +77,7 @@ def state_defaults() -> dict[str, Any]:
     s["export_frames"] = 60
     s["export_fps"] = 24
     s["export_orbit"] = False
+    s["export_title"] = ""               # drawn on every frame of the movie, above the endpoints' names
     s["exporting"] = False
     s["export_progress"] = 0
     s["smiles"] = ""

@@ -1,7 +1,11 @@
 """Interpolation movies (GIF, MP4) rendered offscreen: shared by ``molviz animate`` and the app.
 
 MP4 is H.264 in yuv420p (what slide software and browsers play), written by
-imageio-ffmpeg; GIF by Pillow through imageio. Files are written to a temporary
+imageio-ffmpeg; GIF by Pillow through imageio. GIF frame delays are whole
+hundredths of a second, so most rates (24 fps: 4.17 cs) cannot be one constant
+delay; the delays alternate (4, 4, 5, ... cs at 24 fps) so that frame k starts at
+k / fps to the nearest hundredth and the movie plays at the rate asked
+(:func:`gif_durations_ms`). Files are written to a temporary
 name in the target folder and renamed when complete, so a cancelled or failed
 export never leaves a half-written movie under the requested name.
 
@@ -23,7 +27,7 @@ import numpy as np
 
 from molviz._io import publish, temp_file_beside
 from molviz.errors import InputError
-from molviz.view.scene import ChannelStyle, Layer, Scene, SceneOptions, build_scene
+from molviz.view.scene import ChannelStyle, Layer, Scene, SceneOptions, build_scene, content_points
 
 if TYPE_CHECKING:  # pragma: no cover
     from molviz.view.explore import Endpoint, Explorer
@@ -43,6 +47,8 @@ class MovieConfig:
     mode: Literal["linear", "slerp"] = "linear"
     round_trip: bool = False                # A -> B -> A
     orbit: float = 0.0                      # degrees the camera turns over the whole movie
+    title: str = ""                         # drawn at the top of every frame, above the endpoints' names
+    fill: float = 0.85                      # share of the frame's width or height the molecule spans
 
 
 def frame_times(cfg: MovieConfig) -> list[float]:
@@ -61,10 +67,28 @@ def frame_times(cfg: MovieConfig) -> list[float]:
     return [float(t) for t in seq]
 
 
-class MovieWriter:
-    """Append RGB frames, then ``close()`` to move the finished file into place (atomic)."""
+def gif_durations_ms(n_frames: int, fps: float) -> list[int]:
+    """Per-frame GIF delays (ms, whole hundredths of a second) whose running sum keeps frame k at k / fps.
 
-    def __init__(self, path: str | os.PathLike, *, fps: int = 24) -> None:
+    Examples
+    --------
+    >>> gif_durations_ms(6, 24)
+    [40, 40, 50, 40, 40, 40]
+    >>> sum(gif_durations_ms(24, 24))
+    1000
+    """
+    starts = [int(np.floor(100.0 * k / fps + 0.5)) for k in range(int(n_frames) + 1)]   # centiseconds
+    return [10 * max(1, b - a) for a, b in zip(starts, starts[1:])]
+
+
+class MovieWriter:
+    """Append RGB frames, then ``close()`` to move the finished file into place (atomic).
+
+    A GIF plays at ``fps`` on average when ``n_frames`` is given (alternating delays, see
+    :func:`gif_durations_ms`); without it, every delay is the nearest whole hundredth of a second.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, fps: int = 24, n_frames: int | None = None) -> None:
         import imageio.v2 as imageio
 
         self.path = Path(path)
@@ -79,7 +103,8 @@ class MovieWriter:
                                               pixelformat="yuv420p", quality=8, macro_block_size=8,
                                               ffmpeg_log_level="error")
         else:
-            self._writer = imageio.get_writer(self._tmp, format="GIF", mode="I", duration=1000.0 / fps, loop=0)
+            duration = (gif_durations_ms(n_frames, fps) if n_frames else 10 * max(1, round(100.0 / fps)))
+            self._writer = imageio.get_writer(self._tmp, format="GIF", mode="I", duration=duration, loop=0)
 
     def append(self, frame: np.ndarray) -> None:
         self._writer.append_data(np.ascontiguousarray(np.asarray(frame, np.uint8)[..., :3]))
@@ -118,17 +143,27 @@ def render_movie(explorer: Explorer, a: Endpoint, b: Endpoint, out: str | os.Pat
     options = options or SceneOptions()
     times = frame_times(cfg)
     scene = Scene(window_size=cfg.size, background=options.background)
-    writer = MovieWriter(out, fps=cfg.fps)
+    writer = MovieWriter(out, fps=cfg.fps, n_frames=len(times))
+    names = f"{a.label}  to  {b.label}"      # VTK's default font has no arrow
+
+    def frame_scene(t: float):
+        view = explorer.frame(a, b, t, mode=cfg.mode, resolution=cfg.resolution)
+        return build_scene([Layer(view.volume, view.grid, explorer.channel_names, view.atoms)], styles, options)
+
     try:
+        # the camera frames what the whole movie shows: the first and the last picture together
+        ends = [frame_scene(times[0]), frame_scene(1.0 if cfg.round_trip or len(times) == 1 else times[-1])]
+        framed = np.concatenate([content_points(e) for e in ends])
         step = cfg.orbit / max(len(times) - 1, 1)
         for k, t in enumerate(times):
             if should_stop is not None and should_stop():
                 raise InterruptedError("export cancelled")
-            view = explorer.frame(a, b, t, mode=cfg.mode, resolution=cfg.resolution)
-            built = build_scene([Layer(view.volume, view.grid, explorer.channel_names, view.atoms,
-                                       label=f"t = {t:.2f}")], styles, options)
-            scene.show(built, reset_camera=(k == 0))
-            if k and step:
+            built = ends[0] if k == 0 else frame_scene(t)
+            scene.show(built, reset_camera=False)
+            scene.set_captions(title=cfg.title, names=names, note=f"t = {t:.2f}")
+            if k == 0:
+                scene.fit(framed, fill=cfg.fill)
+            elif step:
                 scene.orbit(step)
             writer.append(scene.screenshot())
             if progress is not None:
@@ -143,7 +178,8 @@ def render_movie(explorer: Explorer, a: Endpoint, b: Endpoint, out: str | os.Pat
 
 def write_frames(frames: Iterable[np.ndarray], out: str | os.PathLike, *, fps: int = 24) -> Path:
     """Encode ready frames into ``out`` (.mp4 or .gif), atomically."""
-    writer = MovieWriter(out, fps=fps)
+    frames = list(frames) if str(out).lower().endswith(".gif") else frames   # GIF delays need the count
+    writer = MovieWriter(out, fps=fps, n_frames=len(frames) if isinstance(frames, list) else None)
     try:
         for f in frames:
             writer.append(f)
@@ -153,4 +189,5 @@ def write_frames(frames: Iterable[np.ndarray], out: str | os.PathLike, *, fps: i
     return writer.close()
 
 
-__all__ = ["FORMATS", "MOVIE_SIZES", "MovieConfig", "MovieWriter", "frame_times", "render_movie", "write_frames"]
+__all__ = ["FORMATS", "MOVIE_SIZES", "MovieConfig", "MovieWriter", "frame_times", "gif_durations_ms", "render_movie",
+           "write_frames"]

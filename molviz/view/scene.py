@@ -316,6 +316,19 @@ def displayed(built: BuiltScene, options: SceneOptions) -> BuiltScene:
                       bounds=built.bounds, boxes=built.boxes)
 
 
+def content_points(built: BuiltScene | None, *, limit: int = 50_000) -> np.ndarray:
+    """The points of a built scene's surfaces and atoms (not its outlines), at most ``limit`` of them
+    (evenly thinned): what a camera fit should frame. (P, 3) float64."""
+    if built is None:
+        return np.zeros((0, 3))
+    parts = [np.asarray(mesh.points, np.float64) for name, (mesh, _) in built.actors.items()
+             if not name.endswith(":outline") and mesh.n_points]
+    if not parts:
+        return np.zeros((0, 3))
+    pts = np.concatenate(parts)
+    return pts[:: max(1, len(pts) // limit)]
+
+
 # The keywords of BuiltScene.actors that Scene draws (a small subset of PyVista's ``add_mesh``).
 ACTOR_KEYWORDS = ("color", "opacity", "smooth_shading", "style", "specular", "line_width", "scalars", "rgb",
                   "show_scalar_bar")
@@ -364,6 +377,7 @@ class Scene:
         self.built: BuiltScene | None = None
         self._camera_set = False
         self._display: SceneOptions | None = None    # set_display's switches, kept across show()
+        self._captions: list = []                    # set_captions' text actors
 
     @property
     def render_window(self):
@@ -424,6 +438,62 @@ class Scene:
             plane.SetNormal(normal)
             mapper.AddClippingPlane(plane)
 
+    def set_captions(self, *, title: str = "", names: str = "", note: str = "") -> None:
+        """Text drawn over the picture, sized to the window: ``title`` large at the top left, ``names`` (the
+        endpoints of a movie) below it, ``note`` (t) at the bottom left. Empty strings draw nothing."""
+        from vtkmodules.vtkRenderingCore import vtkTextActor
+
+        for actor in self._captions:
+            self._renderer.RemoveViewProp(actor)
+        self._captions = []
+        h = self._window.GetSize()[1]
+        for text, size, y, bold in ((title, 0.055, 0.97, True), (names, 0.035, 0.97 - (0.075 if title else 0.0),
+                                                                 False), (note, 0.035, 0.03, False)):
+            if not text:
+                continue
+            actor = vtkTextActor()
+            actor.SetInput(str(text))
+            prop = actor.GetTextProperty()
+            prop.SetFontSize(max(10, int(round(size * h))))
+            prop.SetColor(*color_rgb(LABEL_COLOR))
+            prop.SetBold(bold)
+            prop.SetVerticalJustificationToTop() if y > 0.5 else prop.SetVerticalJustificationToBottom()
+            actor.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+            actor.SetPosition(0.025, y)
+            self._renderer.AddViewProp(actor)
+            self._captions.append(actor)
+
+    def fit(self, points: np.ndarray | None = None, *, fill: float = 0.9) -> None:
+        """Point the camera as :meth:`reset_camera` does, then move it so that ``points`` ((P, 3); default:
+        the shown surfaces' and atoms' points) span ``fill`` of the window's width or height, whichever is
+        tighter. VTK's own reset fits a bounding sphere, which leaves a molecule small in a wide frame."""
+        self.reset_camera()
+        pts = content_points(self.built) if points is None else np.asarray(points, np.float64).reshape(-1, 3)
+        if not len(pts):
+            return
+        camera = self._renderer.GetActiveCamera()
+        focal = 0.5 * (pts.min(0) + pts.max(0))
+        forward = np.asarray(camera.GetDirectionOfProjection(), np.float64)
+        up = np.asarray(camera.GetViewUp(), np.float64)
+        up = up - forward * np.dot(up, forward)
+        up /= np.linalg.norm(up)
+        right = np.cross(forward, up)
+        rel = pts - focal
+        x, y = rel @ right, rel @ up
+        focal = focal + right * 0.5 * (x.max() + x.min()) + up * 0.5 * (y.max() + y.min())   # centre the picture
+        rel = pts - focal
+        w, h = self._window.GetSize()
+        tan_h = np.tan(np.radians(camera.GetViewAngle()) / 2.0)      # VTK's view angle is the vertical one
+        tan_w = tan_h * w / max(h, 1)
+        # each point fits when the camera is far enough from the point's own depth (perspective)
+        toward = -(rel @ forward)                                      # > 0: nearer the camera than the focus
+        distance = float(np.max(np.maximum(np.abs(rel @ right) / (fill * tan_w),
+                                           np.abs(rel @ up) / (fill * tan_h)) + toward))
+        camera.SetFocalPoint(*focal)
+        camera.SetPosition(*(focal - forward * distance))
+        self._renderer.ResetCameraClippingRange()
+        self._camera_set = True
+
     def reset_camera(self) -> None:
         """Front view tilted a little (side-by-side layers sit along x), fitted to the scene."""
         camera = self._renderer.GetActiveCamera()
@@ -480,7 +550,7 @@ class Scene:
 
     def close(self) -> None:
         self._renderer.RemoveAllViewProps()
-        self._actors, self._label_actor = {}, None
+        self._actors, self._label_actor, self._captions = {}, None, []
         self._interactor.SetRenderWindow(None)
         self._window.Finalize()
 
@@ -615,5 +685,5 @@ def blank_fraction(image: np.ndarray, background=(255, 255, 255)) -> float:
 
 
 __all__ = ["Atoms", "BuiltScene", "ChannelStyle", "ELEMENT_COLORS", "Layer", "Scene", "SceneOptions",
-           "ball_and_stick", "blank_fraction", "bonds", "build_scene", "channel_color", "channel_element", "displayed",
+           "ball_and_stick", "blank_fraction", "bonds", "build_scene", "channel_color", "channel_element", "content_points", "displayed",
            "png_bytes", "side_by_side_offset"]

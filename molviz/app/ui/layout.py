@@ -107,11 +107,12 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                             t="interp_t", playing="playing", loop="loop", round_trip="round_trip", fps="fps",
                             export_format="export_format", export_size="export_size",
                             export_frames="export_frames", export_fps="export_fps", export_orbit="export_orbit",
+                            export_title="export_title",
                             exporting="exporting", export_progress="export_progress",
                             ctrl_export="utils.download('molviz-interpolation.' + export_format, "
                                         "trigger('export_movie', "
                                         "[export_format, export_size, export_frames, export_fps, export_orbit, "
-                                        "round_trip]), "
+                                        "round_trip, export_title]), "
                                         "export_format === 'gif' ? 'image/gif' : 'video/mp4')")
                 with v3.VExpansionPanel(title="Encode a molecule"):
                     with v3.VExpansionPanelText():

@@ -108,7 +108,7 @@ class InterpolationPanel(html.Div):
 
     def __init__(self, *, a: str, b: str, options: str, mode: str, t: str, playing: str, loop: str,
                  round_trip: str, fps: str, export_format: str, export_size: str, export_frames: str,
-                 export_fps: str, export_orbit: str, exporting: str, export_progress: str,
+                 export_fps: str, export_orbit: str, exporting: str, export_progress: str, export_title: str,
                  ctrl_export: str, **kwargs) -> None:
         super().__init__(**kwargs)
         with self:
@@ -130,18 +130,21 @@ class InterpolationPanel(html.Div):
                 v3.VTextField(label="fps", v_model_number=(fps,), type="number", density="compact",
                               hide_details=True, style="max-width: 70px;")
             html.Div("Export movie", classes="text-subtitle-2 mt-2")
+            v3.VTextField(label="title (optional)", v_model=(export_title,), density="compact", hide_details=True,
+                          classes="mb-1", raw_attrs=['data-testid="export-title"'])
             with html.Div(classes="d-flex flex-wrap"):
                 v3.VSelect(v_model=(export_format,), items=("['gif', 'mp4']",), density="compact",
                            hide_details=True, style="max-width: 90px;", label="format",
                            raw_attrs=['data-testid="export-format"'])
                 v3.VSelect(v_model=(export_size,), items=("export_sizes", ["480p", "720p", "1080p"]),
                            density="compact", hide_details=True, style="max-width: 100px;", label="size",
-                           classes="ml-1")
+                           classes="ml-1", raw_attrs=['data-testid="export-size"'])
                 v3.VTextField(label="frames", v_model_number=(export_frames,), type="number", density="compact",
                               hide_details=True, style="max-width: 80px;", classes="ml-1",
                               raw_attrs=['data-testid="export-frames"'])
                 v3.VTextField(label="fps", v_model_number=(export_fps,), type="number", density="compact",
-                              hide_details=True, style="max-width: 64px;", classes="ml-1")
+                              hide_details=True, style="max-width: 64px;", classes="ml-1",
+                              title="frames per second; a GIF alternates its 1/100 s delays to play at this rate")
             v3.VCheckbox(label="orbit the camera", v_model=(export_orbit,), density="compact", hide_details=True)
             v3.VBtn("export and download", prepend_icon="mdi-movie-open", size="small", color="primary",
                     block=True, disabled=(exporting,), click=ctrl_export, raw_attrs=['data-testid="export"'])
