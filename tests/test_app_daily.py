@@ -348,3 +348,44 @@ def test_a_movie_carries_its_title_fills_the_frame_and_plays_at_the_rate_asked(p
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     assert max((rows[-1] - rows[0]) / 480, (cols[-1] - cols[0]) / 854) > 0.75
     Image.fromarray(first[1].astype(np.uint8)).save(SHOTS / "daily-05-movie-title.png")
+
+
+def _choose(page, testid: str, typed: str, option: str) -> None:
+    """Type into the autocomplete ``testid`` and click the option whose title starts with ``option``."""
+    box = page.locator(f"[data-testid={testid}] input")
+    box.scroll_into_view_if_needed()
+    box.click()
+    box.fill(typed)
+    page.wait_for_timeout(500)
+    page.locator(".v-overlay--active .v-list-item").filter(
+        has=page.locator(".v-list-item-title", has_text=option)).first.click()
+    page.wait_for_timeout(300)
+
+
+def test_an_interpolation_shows_the_channels_of_both_ends_and_its_t_on_the_map(page):
+    """CCl4 -> methanol: Cl (only in A) and O (only in B) both show; the map marks t on the path."""
+    _idle(page)
+    names = _state(page, "channel_names")
+    cl, o = names.index("Cl"), names.index("O")
+    _open_panel(page, "Interpolation")
+    _choose(page, "endpoint-a", "carbon tetra", "413: carbon tetrachloride")
+    _choose(page, "endpoint-b", "methanol", "37: methanol")
+    assert (_state(page, "endpoint_a"), _state(page, "endpoint_b")) == (413, 37)
+    track = page.locator("[data-testid=interp-t] .v-slider-track")
+    box = track.bounding_box()
+    before = _view(page)
+    page.mouse.click(box["x"] + 0.3 * box["width"], box["y"] + box["height"] / 2)
+    _wait(page, lambda: _state(page, "view_source") == "interpolation", what="the interpolation")
+    _idle(page)
+    _wait(page, lambda: _differs(_view(page), before) > 0.01, what="the interpolation's picture")
+    page.wait_for_timeout(1000)
+    green = _view(page)
+    green = (green[..., 1] > 150) & (green[..., 0] < 120) & (green[..., 2] < 120)     # Cl is drawn green
+    assert green.mean() > 0.002, "no Cl surface in the picture"
+    assert _state(page, f"ch{cl}_visible") and _state(page, f"ch{o}_visible")
+    t = _state(page, "interp_t")
+    texts = page.evaluate("window.trame.state.get('map_figure').data.map(d => (d.text || []).join(' '))")
+    assert any(f"t = {t:.2f}" in x for x in texts), texts
+    _shot(page, "daily-06-interpolation-ccl4-methanol.png")
+    page.locator("[data-testid=back-to-item]").click()
+    _idle(page)

@@ -55,7 +55,7 @@ from molviz.view.limits import (
     clean_smiles,
     clean_text,
 )
-from molviz.view.looks import LEVEL_DEFAULTS, default_styles, view_layers
+from molviz.view.looks import LEVEL_DEFAULTS, default_styles, endpoint_styles, view_layers
 from molviz.view.movie import MovieConfig, render_movie
 from molviz.view.scene import (
     BuiltScene,
@@ -133,6 +133,7 @@ class MolvizApp(TrameApp):
         self._have: set[tuple] = set()            # (source key, resolution) already decoded once
         self._play_task: asyncio.Task | None = None
         self._psnr_key: tuple | None = None       # the view the PSNR chip speaks of
+        self._path_cache: tuple | None = None     # (endpoints, mode, ...) -> the path's map positions
         self._pick_next = "a"                     # the next map click in endpoint mode sets A, then B
         self._found: list[int] = []               # items matching the map search
         self._exporting = False
@@ -367,6 +368,8 @@ class MolvizApp(TrameApp):
             return
         if src != self._good.get("view_source"):
             self._accept("view_source", src)
+            if src == "interpolation":
+                self._show_endpoint_channels()
             self._request_view(interactive=True, reset_camera=True)
 
     @change("resolution_choice", "resolution_custom")
@@ -512,6 +515,7 @@ class MolvizApp(TrameApp):
             return
         self._update_map()
         if self._good.get("view_source") == "interpolation":
+            self._show_endpoint_channels()
             self._request_view(interactive=True)
 
     @change("interp_t")
@@ -529,7 +533,23 @@ class MolvizApp(TrameApp):
             with self.state.suppress_change_listeners("view_source"):
                 self.state.view_source = "interpolation"
             self._good["view_source"] = "interpolation"
+            self._show_endpoint_channels()
         self._request_view(interactive=True, reset_camera=reset)
+
+    def _show_endpoint_channels(self) -> None:
+        """Show every channel with atoms in A or B (an interpolation passes through both); hide none."""
+        try:
+            a, b = self._endpoint("a"), self._endpoint("b")
+        except MolvizError:
+            return
+        styles = endpoint_styles(self._styles(), self.ex.channel_names, self.ex.present_channels(a.atoms),
+                                 self.ex.present_channels(b.atoms))
+        for i, st in enumerate(styles[:MAX_CHANNELS]):
+            key = _key("ch", i, "visible")
+            if st.visible and not self._good.get(key):
+                with self.state.suppress_change_listeners(key):
+                    self.state[key] = True
+                self._good[key] = True
 
     def _endpoint(self, which: str) -> Endpoint:
         i = int(self._good[f"endpoint_{which}"])
@@ -713,6 +733,8 @@ class MolvizApp(TrameApp):
         s.view_caption = (f"{view.label} \u00b7 {shown} \u00b7 {req.resolution}\u00b3{how} \u00b7 "
                           f"{seconds * 1000:.0f} ms")
         s.resolution_shown = req.resolution
+        if req.source == "interpolation":
+            self._update_map()                    # the marker of t on the path follows the picture
         for i in range(min(MAX_CHANNELS, view.n_channels)):
             if self._good.get(_key("ch", i, "mode")) == "absolute":
                 self._set_level_range(i, "absolute")
@@ -791,7 +813,9 @@ class MolvizApp(TrameApp):
             self.state.exporting = True
             self.state.export_progress = 0
         loop = asyncio.get_running_loop()
-        styles, options = self._styles(), self._options()
+        styles = endpoint_styles(self._styles(), self.ex.channel_names, self.ex.present_channels(a.atoms),
+                                 self.ex.present_channels(b.atoms))
+        options = self._options()
 
         def progress(k, n):
             loop.call_soon_threadsafe(self._export_progress, 100.0 * k / n)
@@ -1016,13 +1040,25 @@ class MolvizApp(TrameApp):
                 path = np.array(ends)
         extra = (self.encoded_xy, self.encoded.label) if self.encoded is not None and self.encoded_xy is not None \
             else None
+        at = None
+        if path is not None and g.get("view_source") == "interpolation":
+            t = float(g.get("interp_t", 0.0))
+            at = (self.map.along(path, t), f"t = {t:.2f}")
         fig = self.map.figure(g.get("map_color_by", "expt"), selected=int(g.get("item_index", 0)),
                               endpoints=(a if a != -1 else None, b if b != -1 else None), path=path,
-                              extra=extra, highlight=highlight)
+                              extra=extra, highlight=highlight, at=at)
         self.map_widget.update(fig)
 
     def _map_path(self, a, b) -> np.ndarray:
         """Map positions of the interpolation path (each intermediate latent placed like a new molecule)."""
+        key = (a, b, self._good.get("interp_mode"), id(self.encoded), id(self.map))
+        if self._path_cache is not None and self._path_cache[0] == key:
+            return self._path_cache[1]
+        path = self._compute_map_path(a, b)
+        self._path_cache = (key, path)
+        return path
+
+    def _compute_map_path(self, a, b) -> np.ndarray:
         from molviz.engine import interpolate
         ea, eb = self._endpoint("a"), self._endpoint("b")
         zs = interpolate(ea.latent, eb.latent, np.linspace(0, 1, 11), mode=self._good.get("interp_mode", "linear"))

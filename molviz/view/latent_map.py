@@ -122,10 +122,16 @@ class LatentMap:
         return (self.coords[idx] * w[:, None]).sum(0) / w.sum(), "nearest-neighbour placement"
 
     # ------------------------------------------------------------------ drawing
+    @staticmethod
+    def along(path: np.ndarray, t: float) -> np.ndarray:
+        """The point at ``t`` in [0, 1] of a path sampled at evenly spaced t (linear between samples)."""
+        ts = np.linspace(0.0, 1.0, len(path))
+        return np.array([np.interp(float(t), ts, path[:, 0]), np.interp(float(t), ts, path[:, 1])])
+
     def figure(self, color_by: str = "expt", *, selected: int | None = None,
                endpoints: tuple[int | None, int | None] = (None, None),
                path: np.ndarray | None = None, extra: tuple[np.ndarray, str] | None = None,
-               highlight: list[int] | None = None):
+               highlight: list[int] | None = None, at: tuple[np.ndarray, str] | None = None):
         """The plotly figure: one scatter coloured by ``color_by`` with a colour bar, plus overlays."""
         import plotly.graph_objects as go
 
@@ -151,6 +157,11 @@ class LatentMap:
             fig.add_trace(go.Scatter(x=path[:, 0].tolist(), y=path[:, 1].tolist(), mode="lines+markers", name="path",
                                      line=dict(color="#E4572E", width=2), marker=dict(size=4),
                                      hoverinfo="skip", showlegend=False))
+        if at is not None:                      # where the view is on the path: (xy, label such as "t = 0.40")
+            xy, label = at
+            fig.add_trace(go.Scatter(x=[float(xy[0])], y=[float(xy[1])], mode="markers+text", text=[_esc(label)],
+                                     textposition="middle right", hoverinfo="skip", showlegend=False,
+                                     marker=dict(size=11, color="white", line=dict(width=2.5, color="#E4572E"))))
         for i, sym in zip(endpoints, ("A", "B")):
             if i is not None and 0 <= i < n:
                 fig.add_trace(go.Scatter(x=[float(self.coords[i, 0])], y=[float(self.coords[i, 1])],

@@ -9,6 +9,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from molviz.errors import InputError
 from molviz.fields import channel_color
@@ -48,6 +49,14 @@ def default_styles(names: Sequence[str], present: Sequence[bool], *, level: floa
                           mode=mode) for n, p in zip(names, present)]
 
 
+def endpoint_styles(styles: Sequence[ChannelStyle], names: Sequence[str], present_a: Sequence[bool],
+                    present_b: Sequence[bool]) -> list[ChannelStyle]:
+    """``styles`` with every channel shown that an interpolation between A and B needs: the element
+    channels with atoms in either endpoint (CCl4 -> methanol shows Cl as well as O). Never hides one."""
+    want = default_styles(names, [bool(x) or bool(y) for x, y in zip(present_a, present_b)])
+    return [replace(s, visible=s.visible or w.visible) for s, w in zip(styles, want)]
+
+
 def view_layers(view, names: list[str], compare: str) -> list[Layer]:
     """The layers a :class:`molviz.view.explore.View` shows for ``compare`` ("reconstruction",
     "truth" or "side_by_side"; without a truth, the reconstruction)."""
@@ -57,4 +66,6 @@ def view_layers(view, names: list[str], compare: str) -> list[Layer]:
         return [Layer(view.volume, view.grid, names, view.atoms, label="reconstruction (network)"),
                 Layer(view.truth, view.grid, names, view.atoms, label="ground truth (Eq. 1)",
                       offset=side_by_side_offset(view.grid))]
-    return [Layer(view.volume, view.grid, names, view.atoms, surfaces=view.surfaces)]
+    # an interpolation frame carries its t in the picture, so picture and t never disagree
+    label = f"t = {view.extra['t']:.2f}" if "t" in view.extra else ""
+    return [Layer(view.volume, view.grid, names, view.atoms, surfaces=view.surfaces, label=label)]
