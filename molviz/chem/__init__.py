@@ -23,6 +23,7 @@ _EXPORTS = {
                   "infer_element", "parse_element",),
     "_library": ("LibraryRecord", "library_records", "record_structure", "typed_properties",),
     "_load": ("DEFAULT_MAX_ATOMS", "load", "read_freesolv", "rmsd", "superpose",),
+    "_smiles": ("canonical_smiles",),
     "_structure": ("COMPONENTS", "Structure",),
     "_trajectory": ("Trajectory", "needs_mdanalysis", "read_trajectory",),
 }
@@ -38,13 +39,9 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
         infer_element,
         parse_element,
     )
-    from molviz.chem._library import (  # noqa: F401
-        LibraryRecord,
-        library_records,
-        record_structure,
-        typed_properties,
-    )
+    from molviz.chem._library import LibraryRecord, library_records, record_structure, typed_properties  # noqa: F401
     from molviz.chem._load import DEFAULT_MAX_ATOMS, load, read_freesolv, rmsd, superpose  # noqa: F401
+    from molviz.chem._smiles import canonical_smiles  # noqa: F401
     from molviz.chem._structure import COMPONENTS, Structure  # noqa: F401
     from molviz.chem._trajectory import Trajectory, needs_mdanalysis, read_trajectory  # noqa: F401
 

@@ -29,32 +29,12 @@ def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep
     if hasattr(source, "coords") and hasattr(source, "atomic_numbers"):
         return source
     if isinstance(source, (str, os.PathLike)):
-        from molviz.chem import load  # RDKit / gemmi: only here, never at import
+        from molviz.chem import canonical_smiles, load  # RDKit / gemmi: only here, never at import
         text = str(source)
         canonical = canonical_smiles(text) if isinstance(source, str) and not Path(text).exists() else None
         return load(canonical or text, name=name or (text if canonical else None), hydrogens=hydrogens, seed=seed)
     raise InputError(f"cannot encode a {type(source).__name__}: give a SMILES string, a molecule file path "
                      "or a molviz.chem.Structure")
-
-
-def canonical_smiles(text: str) -> str | None:
-    """RDKit's canonical SMILES of ``text``, or None when it is not a SMILES. Encoding and search use
-    it, so two spellings of one molecule get one conformer and land on one point.
-
-    Examples
-    --------
-    >>> canonical_smiles("OCC") == canonical_smiles("C(O)C") == "CCO"
-    True
-    """
-    if not text or any(c.isspace() for c in text.strip()) or len(text) > 10_000:
-        return None
-    from rdkit import Chem, RDLogger
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        mol = Chem.MolFromSmiles(text.strip())
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-    return Chem.MolToSmiles(mol) if mol is not None else None
 
 
 def domain_warnings(bundle, structure, box, latent, *, conformer: int = 0) -> list[str]:

@@ -23,6 +23,7 @@ _EXPORTS = {
     "looks": ("LEVEL_DEFAULTS", "PROPERTY_LEVEL", "default_style", "default_styles", "is_property_channel",
               "view_layers",),
     "movie": ("MovieConfig", "MovieWriter", "frame_times", "render_movie", "write_frames",),
+    "search": ("ItemIndex", "SearchResult",),
     "scene": ("Atoms", "BuiltScene", "ChannelStyle", "Layer", "Scene", "SceneOptions", "build_scene", "color_rgb",
               "png_bytes",),
 }
@@ -52,5 +53,6 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
         color_rgb,
         png_bytes,
     )
+    from molviz.view.search import ItemIndex, SearchResult  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
