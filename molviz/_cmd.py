@@ -47,6 +47,9 @@ def run(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"molviz {command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                  # `molviz results | head`: the reader left; nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except MemoryError:
         print(f"molviz {command}: error: out of memory; lower --resolution, the number of items or the "
               "input size", file=sys.stderr)

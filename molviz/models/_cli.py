@@ -62,7 +62,7 @@ def shape_table(models: Path) -> str:
             f"{pct(at.get('recall'))} / {pct(at.get('precision'))} / {pct(at.get('element_accuracy'))} "
             f"(recall >= {100 * t_recall:.0f}%) | "
             f"{pct(at.get('complete_fraction')) if t_complete else '-'}{f' (>= {100 * t_complete:.0f}%)' if t_complete else ''} | "
-            f"{pct(spur)} (<= {100 * t_spur:.0f}%) | {rec['mean_psnr']:.2f} dB ({rec.get('mean_psnr_gain', float('nan')):.2f} dB) | "
+            f"{'-' if spur is None else f'{100 * spur:.2f}%'} (<= {100 * t_spur:.0f}%) | {rec['mean_psnr']:.2f} dB ({rec.get('mean_psnr_gain', float('nan')):.2f} dB) | "
             f"{cmd} |")
     return "\n".join(lines)
 
