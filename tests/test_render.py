@@ -160,3 +160,26 @@ def test_scene_refuses_keywords_it_does_not_draw():
         assert scene.built is None                  # nothing half-shown
     finally:
         scene.close()
+
+
+def test_surfaces_are_closed_at_the_box_and_face_wafers_are_dropped():
+    """A blob cut by the box gets a cap on the box face (no open rim); a one-voxel overshoot on a face
+    (a flat wafer once closed) is not drawn."""
+    from molviz.fields import Grid
+    from molviz.mesh import isosurface
+    from molviz.view.scene import closed_isosurface
+
+    g = Grid.from_box((-2, -2, -2), (2, 2, 2), 32)
+    x, y, z = np.meshgrid(*g.axes(), indexing="ij")
+    vol = np.exp(-((x - 2) ** 2 + y ** 2 + z ** 2)).astype(np.float32)            # centred on the +x face
+    vol += 0.6 * np.exp(-((x + 2) ** 2) / 0.01) * np.exp(-(y ** 2 + z ** 2) / 0.3)  # a wafer on the -x face
+
+    def rims(mesh):
+        return mesh.extract_feature_edges(boundary_edges=True, feature_edges=False, manifold_edges=False,
+                                          non_manifold_edges=False).n_cells
+
+    plain = isosurface(vol, g, level=0.5, mode="absolute")
+    closed = closed_isosurface(vol, g, 0.5)
+    assert rims(plain) > 0 and rims(closed) == 0
+    assert plain.bounds[0] < -1.9 and closed.bounds[0] > 0.5             # the wafer at x = -2 is gone
+    assert closed.bounds[1] == pytest.approx(2.0, abs=1e-3)             # the cap lies on the face

@@ -185,6 +185,69 @@ def ball_and_stick(atoms: Atoms, *, ball_scale: float = 0.45,
     return balls, sticks
 
 
+def closed_isosurface(volume: np.ndarray, grid: Grid, level: float, *, strays: bool = False) -> pyvista.PolyData:
+    """The isosurface of ``volume`` at the absolute ``level``, closed where it meets the box, without stray
+    fragments on the box faces.
+
+    The volume is padded by one voxel far below the level before marching cubes, so a surface cut by
+    the box gets a cap on the box face (to float precision) instead of an open rim one sees into.
+    Pieces that lie within one voxel of a box face (the network's small overshoots at the border,
+    closed into flat wafers by the padding) are dropped unless ``strays``.
+    """
+    from molviz.fields import Grid
+    from molviz.mesh import isosurface
+
+    vol = np.asarray(volume, np.float32)
+    top = float(vol.max())
+    low = float(level) - 1e4 * max(top - float(level), 1e-3)
+    padded = np.pad(vol, 1, mode="constant", constant_values=low)
+    sp = np.asarray(grid.spacing, np.float64)
+    big = Grid(origin=tuple(np.asarray(grid.origin, np.float64) - sp), spacing=tuple(sp),
+               shape=tuple(int(n) + 2 for n in grid.shape))
+    mesh = isosurface(padded, big, level=float(level), mode="absolute")
+    if strays or mesh.n_points == 0:
+        return mesh
+    return _drop_face_wafers(mesh, grid)
+
+
+def _drop_face_wafers(mesh, grid: Grid):
+    """``mesh`` without the connected pieces that are thinner than 1.5 voxels against a box face."""
+    from vtkmodules.vtkFiltersCore import vtkPolyDataConnectivityFilter
+
+    conn = vtkPolyDataConnectivityFilter()
+    conn.SetInputData(mesh)
+    conn.SetExtractionModeToAllRegions()
+    conn.ColorRegionsOn()
+    conn.Update()
+    n_regions = conn.GetNumberOfExtractedRegions()
+    if n_regions <= 1:
+        return mesh
+    import pyvista as pv
+    from vtkmodules.util.numpy_support import vtk_to_numpy
+
+    out = pv.wrap(conn.GetOutput())
+    region = vtk_to_numpy(out.GetPointData().GetArray("RegionId"))
+    pts = np.asarray(out.points)
+    lo, hi = np.asarray(grid.lo, np.float64), np.asarray(grid.hi, np.float64)
+    thin = 1.5 * np.asarray(grid.spacing, np.float64)
+    keep = []
+    for r in range(n_regions):
+        p = pts[region == r]
+        if not len(p):
+            continue
+        pmin, pmax = p.min(0), p.max(0)
+        at_face = ((pmax - lo) <= thin) | ((hi - pmin) <= thin)       # the whole piece hugs a face
+        if not at_face.any():
+            keep.append(r)
+    if len(keep) == n_regions:
+        return mesh
+    tri = np.asarray(out.faces).reshape(-1, 4)[:, 1:]                    # marching cubes: triangles only
+    cells = np.flatnonzero(np.isin(region[tri[:, 0]], keep))
+    kept = out.extract_cells(cells).extract_surface(algorithm="dataset_surface")
+    kept.clear_data()
+    return kept
+
+
 def layer_part_label(actor_name: str) -> str:
     """The user-facing name of a built scene's actor: ``"L0:ch:C"`` -> ``"C"``, ``"L1:ch:C"`` ->
     ``"truth:C"`` (the second layer of a side-by-side), ``"L0:atoms"`` -> ``"atoms"``."""
@@ -235,7 +298,7 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
     """
     import pyvista as pv
 
-    from molviz.mesh import isosurface, polydata, resolve_level
+    from molviz.mesh import polydata, resolve_level
 
     options = options or SceneOptions()
     out = BuiltScene()
@@ -261,7 +324,7 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
                     if li == 0:
                         out.triangles[name] = 0
                     continue
-                mesh = isosurface(vol, layer.grid, level=level, mode="absolute")
+                mesh = closed_isosurface(vol, layer.grid, level)
             if mesh.n_points and np.any(offset):
                 mesh = mesh.translate(offset, inplace=False)
             mesh = _clip(mesh, options, bounds)
