@@ -276,10 +276,9 @@ def test_molviz_map_colours_a_library_by_its_descriptors(mapped_library):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="molviz/view/latent_map.py offers only its fixed COLOR_BY keys; the numeric "
-                          "properties a library item lists in item['properties'] are not offered yet")
 def test_molviz_map_colours_a_library_by_its_own_numeric_properties(mapped_library):
     assert "pIC50" in mapped_library.color_options
+    assert mapped_library.label("pIC50") == "pIC50" and np.isfinite(mapped_library.values["pIC50"]).any()
 
 
 def test_training_options_work_on_your_own_molecules(tmp_path, repo_root, capsys):

@@ -44,7 +44,7 @@ from molviz.errors import MolvizError
 from molviz.models import bundled_models_dir, default_bundle, find_bundles
 from molviz.view.explore import Endpoint, Explorer, View
 from molviz.view.exports import MAX_MAPS_BYTES, maps_zip, scene_glb
-from molviz.view.latent_map import COLOR_BY, LatentMap, depiction_svg
+from molviz.view.latent_map import LatentMap, depiction_svg
 from molviz.view.limits import (
     Limits,
     clean_bool,
@@ -972,7 +972,7 @@ class MolvizApp(TrameApp):
     def _map_ready(self) -> None:
         m = self.map
         with self.state:
-            self.state.map_color_options = [{"title": COLOR_BY[k], "value": k} for k in m.color_options] + [
+            self.state.map_color_options = [{"title": m.label(k), "value": k} for k in m.color_options] + [
                 {"title": "nothing (one colour)" if m.color_options else "nothing: this bundle has no descriptors",
                  "value": "none"}]
             if self.state.map_color_by not in m.color_options:
@@ -1096,8 +1096,8 @@ class MolvizApp(TrameApp):
             return
         smiles = self.map.smiles[index] or ""
         lines = [f"<b>{_html(self.map.names[index])}</b>", _html(smiles)]
-        for key in COLOR_BY:
-            if key in self.map.values and math.isfinite(self.map.values[key][index]):
+        for key in self.map.color_options:
+            if math.isfinite(self.map.values[key][index]):
                 lines.append(f"{key}: {self.map.values[key][index]:.3g}")
         with self.state:
             self.state.hover_svg = depiction_svg(smiles) if smiles else ""

@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from molviz.models import load_model, update_extras
-    from molviz.view.latent_map import COLOR_BY, LatentMap
+    from molviz.view.latent_map import LatentMap
 
     bundle = load_model(args.bundle)
     m = LatentMap.compute(bundle, n_neighbors=args.n_neighbors, seed=args.seed)
@@ -27,7 +27,7 @@ def _run(args: argparse.Namespace) -> int:
           f"x {lo[0]:.2f}..{hi[0]:.2f}, y {lo[1]:.2f}..{hi[1]:.2f}; colour options: {', '.join(m.color_options)}")
     if args.write:
         descriptors = {k: [None if not np.isfinite(v) else float(v) for v in m.values[k]]
-                       for k in COLOR_BY if k in m.values}
+                       for k in m.color_options}
         update_extras(bundle.path, latent_map={
             "method": f"UMAP (umap-learn, n_neighbors={args.n_neighbors}, seed {args.seed}) of the stored latents",
             "coords": np.round(m.coords, 5).tolist(),

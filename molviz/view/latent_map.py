@@ -51,7 +51,14 @@ class LatentMap:
 
     @property
     def color_options(self) -> list[str]:
-        return [k for k in COLOR_BY if k in self.values and np.isfinite(self.values[k]).any()]
+        """Keys to colour by: the descriptors first, then every numeric property the items carry
+        (the columns of a library's input table), each with a finite value somewhere."""
+        extra = [k for k in self.values if k not in COLOR_BY]
+        return [k for k in (*COLOR_BY, *extra) if k in self.values and np.isfinite(self.values[k]).any()]
+
+    def label(self, key: str) -> str:
+        """The colour bar's title for ``key``."""
+        return COLOR_BY.get(key, key)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -106,6 +113,17 @@ class LatentMap:
                     it.get("descriptors"), dict) else None)) for it in items[:n]], np.float64)
             if np.isfinite(vals).any():
                 self.values[key] = vals
+        # the item's own numeric properties (``train library`` keeps the input table's columns and
+        # lists their names under "properties"), and any shipped with the map
+        extra = {k for it in items[:n] for k in (it.get("properties") or []) if isinstance(k, str)}
+        extra |= {k for k in desc if k not in COLOR_BY}
+        for key in sorted(extra - set(COLOR_BY)):
+            if key in desc and len(desc[key]) == n:
+                vals = np.asarray([_num(v) for v in desc[key]], np.float64)
+            else:
+                vals = np.asarray([_num(it.get(key)) for it in items[:n]], np.float64)
+            if np.isfinite(vals).any():
+                self.values[key] = vals
 
     # ------------------------------------------------------------------ placing
     def place(self, latent: np.ndarray, *, k: int = 5) -> tuple[np.ndarray, str]:
@@ -141,7 +159,7 @@ class LatentMap:
         marker: dict[str, Any] = dict(size=7, line=dict(width=0.5, color="#444"))
         if vals is not None:
             marker.update(color=np.where(np.isfinite(vals), vals, np.nanmean(vals)).tolist(), colorscale="Viridis",
-                          showscale=True, colorbar=dict(title=dict(text=COLOR_BY.get(color_by, color_by),
+                          showscale=True, colorbar=dict(title=dict(text=self.label(color_by),
                                                                    side="right"), thickness=12))
         else:
             marker.update(color="#5B8FD9")
