@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from app_bundles import serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +80,7 @@ def live(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    from test_app_browser import ARGS, CHROMIUM, sync_playwright   # skips without chromium / playwright
+    from test_app_browser import ARGS, CHROMIUM, sync_playwright  # skips without chromium / playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield b
@@ -306,8 +305,8 @@ def test_engine_refuses_a_volume_beyond_memory_and_names_the_largest_that_fits(m
 
 
 def test_app_limits_refuse_resolution_times_channels_beyond_the_budget():
-    from molviz.view.limits import Limits, clean_resolution
     from molviz.errors import ResourceLimitError
+    from molviz.view.limits import Limits, clean_resolution
     lim = Limits(max_resolution=512, max_voxels_bytes=1 << 30)
     with pytest.raises(ResourceLimitError, match="largest that fits is 281"):
         clean_resolution(300, lim, n_channels=12)                 # 12 x 300^3 x 4 B = 1.2 GiB > 1 GiB
@@ -397,8 +396,9 @@ def test_a_failed_bundle_save_leaves_the_old_bundle_intact(tmp_path, monkeypatch
 def test_finished_exports_get_ordinary_file_modes(tmp_path):
     """Temporary files are made 0600 (mkstemp); the finished movie, map and npz follow the umask."""
     import numpy as np
-    from molviz.view.movie import write_frames
+
     from molviz.mesh import save_volume_npz
+    from molviz.view.movie import write_frames
 
     umask = os.umask(0o022)
     try:

@@ -16,11 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from molviz.chem._elements import (
-    AMINO_ACIDS, ATOMIC_NUMBER, ION_RESIDUES, METALS_AND_HALIDES, NUCLEOTIDES, SYMBOLS, WATERS,
-    atomic_number, infer_element,
-)
 from molviz._io import DEFAULT_MAX_FILE_MB, max_file_bytes, read_bounded_text
+from molviz.chem._elements import (
+    AMINO_ACIDS,
+    ATOMIC_NUMBER,
+    ION_RESIDUES,
+    METALS_AND_HALIDES,
+    NUCLEOTIDES,
+    SYMBOLS,
+    WATERS,
+    atomic_number,
+    infer_element,
+)
 from molviz.chem._residues import FOUR_CHARACTER, polymer_component
 from molviz.chem._structure import Structure
 from molviz.errors import InputError, MolvizError, ResourceLimitError

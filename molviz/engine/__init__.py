@@ -42,12 +42,12 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
     from molviz.engine._adaptive import AdaptiveResult, decode_adaptive  # noqa: F401
     from molviz.engine._cache import VolumeCache  # noqa: F401
     from molviz.engine._coords import FULL_BOX, box_axes, check_box, check_shape, flat_coords  # noqa: F401
-    from molviz.engine._engine import Engine  # noqa: F401
     from molviz.engine._encode import as_structure  # noqa: F401
+    from molviz.engine._engine import Engine  # noqa: F401
     from molviz.engine._fit import FitResult, fit_latent, item_target  # noqa: F401
-    from molviz.engine._types import Cancelled, Encoded, EngineStats  # noqa: F401
     from molviz.engine._latent import interpolate, neighbours, path  # noqa: F401
     from molviz.engine._scheduler import DecodeRequest, DecodeResult, LatestWins, Ticket  # noqa: F401
     from molviz.engine._surface import Surface, marching_cubes, prefer_device_surfaces, resolve_levels  # noqa: F401
+    from molviz.engine._types import Cancelled, Encoded, EngineStats  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

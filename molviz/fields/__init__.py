@@ -28,10 +28,52 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
     from molviz.fields._atoms import FoundAtoms, element_atoms, element_channels, find_atoms, local_maxima, match_atoms  # noqa: F401
-    from molviz.fields._channels import COMPONENTS, PRESETS, PROPERTY_COLORS, Channel, channel_color, channel_element, channel_names, channel_rgb, parse_channels  # noqa: F401
-    from molviz.fields._elements import ATOM_WIDTHS, FALLBACKS, RAW_PROPERTIES, WIDTH_SOURCES, element_symbol, parse_element  # noqa: F401
-    from molviz.fields._grid import MAX_RESOLUTION, MIN_RESOLUTION, Grid, axis_centres, blob_margin, check_resolution, fit_grid, rule_grid, spacing_grid  # noqa: F401
+    from molviz.fields._channels import (  # noqa: F401
+        COMPONENTS,
+        PRESETS,
+        PROPERTY_COLORS,
+        Channel,
+        channel_color,
+        channel_element,
+        channel_names,
+        channel_rgb,
+        parse_channels,
+    )
+    from molviz.fields._elements import (  # noqa: F401
+        ATOM_WIDTHS,
+        FALLBACKS,
+        RAW_PROPERTIES,
+        WIDTH_SOURCES,
+        element_symbol,
+        parse_element,
+    )
+    from molviz.fields._grid import (  # noqa: F401
+        MAX_RESOLUTION,
+        MIN_RESOLUTION,
+        Grid,
+        axis_centres,
+        blob_margin,
+        check_resolution,
+        fit_grid,
+        rule_grid,
+        spacing_grid,
+    )
+    from molviz.fields._sampler import (  # noqa: F401
+        DEFAULT_TOL,
+        MAX_ATOM_DENSITY,
+        atom_table,
+        channel_peaks,
+        cutoff_factor,
+        cutoff_radii,
+        dense_field,
+        field_from_table,
+        peaks_from_table,
+        resolve_device,
+        sample_conformers,
+        sample_field,
+        sample_points,
+        tail_bound,
+    )
     from molviz.fields._tables import grid_field, grid_points, item_divisors, normalized_coords, table_field  # noqa: F401
-    from molviz.fields._sampler import DEFAULT_TOL, MAX_ATOM_DENSITY, atom_table, channel_peaks, cutoff_factor, cutoff_radii, dense_field, field_from_table, peaks_from_table, resolve_device, sample_conformers, sample_field, sample_points, tail_bound  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

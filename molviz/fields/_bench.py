@@ -61,7 +61,7 @@ def tiled_6ega(n_atoms: int = 1_000_000, *, seed: int = 0):
     step = xyz.max(0) + 4.0
     copies = -(-n_atoms // one.n_atoms)
     k = int(np.ceil(copies ** (1 / 3)))
-    cells = np.array([(i, j, l) for i in range(k) for j in range(k) for l in range(k)][:copies])
+    cells = np.array([(i, j, m) for i in range(k) for j in range(k) for m in range(k)][:copies])
     rng = np.random.default_rng(seed)
     coords = (xyz[None] + (cells * step)[:, None] + rng.normal(0, 0.05, (copies, *xyz.shape)))
     coords = coords.reshape(-1, 3)[:n_atoms].astype(np.float32)
@@ -110,8 +110,15 @@ def run(args: argparse.Namespace) -> int:
 
     from molviz._assets import asset_path
     from molviz.chem import load
-    from molviz.fields import (atom_table, dense_field, field_from_table, fit_grid,
-                               parse_channels, peaks_from_table, resolve_device)
+    from molviz.fields import (
+        atom_table,
+        dense_field,
+        field_from_table,
+        fit_grid,
+        parse_channels,
+        peaks_from_table,
+        resolve_device,
+    )
 
     quick = bool(getattr(args, "quick", False))
     device = resolve_device(getattr(args, "device", "cpu") or "cpu")
@@ -210,8 +217,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"scale: {scale['atoms']:,} atoms ({scale['atom_rows']:,} atom rows), 64^3, beta "
                   f"{scale['beta']}, normalize='max': {scale['seconds']:.1f} s (cpu {scale['cpu_seconds']:.1f} s), "
                   f"peak RSS {scale['peak_rss_gb']:.2f} GB")
-            for name, ok in ((f"1M atoms at 64^3: <= 120 s", scale["seconds"] <= 120),
-                             (f"1M atoms at 64^3: peak RSS <= 4 GB", scale["peak_rss_gb"] <= 4.0)):
+            for name, ok in (("1M atoms at 64^3: <= 120 s", scale["seconds"] <= 120),
+                             ("1M atoms at 64^3: peak RSS <= 4 GB", scale["peak_rss_gb"] <= 4.0)):
                 targets.append((name, ok))
                 print(f"target {'met ' if ok else 'MISSED'}  {name}")
 

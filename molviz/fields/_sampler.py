@@ -486,7 +486,7 @@ def _atom_bounds(a: torch.Tensor, inv_r2: torch.Tensor, *, beta: float, r_max: f
     low = torch.empty(len(a), dtype=torch.float32, device=a.device)
     high = torch.empty_like(low)
     for k, (s0, n) in enumerate(zip(starts, counts.tolist())):
-        src = torch.cat([torch.arange(f, l, device=a.device) for f, l in zip(first[k], last[k]) if l > f])
+        src = torch.cat([torch.arange(f, e, device=a.device) for f, e in zip(first[k], last[k]) if e > f])
         p, q, ir2 = a_s[s0:s0 + n], a_s[src], ir2_s[src]
         d2 = torch.addmm(a2[src][None], p, q.T, alpha=-2.0).add_(a2[s0:s0 + n, None]).clamp_min_(0.0)
         near = d2 <= reach * reach                                                     # (n, m)

@@ -24,7 +24,18 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
-    from molviz.mesh._export import MESH_FORMATS, VOLUME_FORMATS, atomic_path, export_mesh, export_scene, export_volume, gltf_bytes, safe_name, save_volume_npz, write_maps  # noqa: F401
+    from molviz.mesh._export import (  # noqa: F401
+        MESH_FORMATS,
+        VOLUME_FORMATS,
+        atomic_path,
+        export_mesh,
+        export_scene,
+        export_volume,
+        gltf_bytes,
+        safe_name,
+        save_volume_npz,
+        write_maps,
+    )
     from molviz.mesh._isosurface import BACKENDS, DEFAULT_BACKEND, isosurface, polydata, resolve_level  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -20,8 +20,16 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
     from molviz.models._discover import bundled_models_dir, default_bundle, find_bundles, is_bundle, resolve_bundle  # noqa: F401
     from molviz.models._encoder import Encoder3D, EncoderConfig, LatentTable  # noqa: F401
     from molviz.models._metrics import iou, mse_of, psnr, psnr_gain, psnr_per_channel, spurious_density  # noqa: F401
+    from molviz.models._siren import (  # noqa: F401
+        MODEL_SIZES,
+        LatentToModulation,
+        ModulatedSiren,
+        Sine,
+        SineLayer,
+        SirenConfig,
+        config_for_size,
+    )
     from molviz.models._spec import BundleSpec, read_spec  # noqa: F401
     from molviz.models._truth import ground_truth, has_tables, item_table  # noqa: F401
-    from molviz.models._siren import MODEL_SIZES, LatentToModulation, ModulatedSiren, Sine, SineLayer, SirenConfig, config_for_size  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -22,15 +22,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import load_file as load_np, save_file as save_np
-from safetensors.torch import load_file as load_pt, save_file as save_pt
+from safetensors.numpy import load_file as load_np
+from safetensors.numpy import save_file as save_np
+from safetensors.torch import load_file as load_pt
+from safetensors.torch import save_file as save_pt
 
 from molviz._io import atomic_path, replace_folder, temp_folder_beside
 from molviz.errors import BundleError
 from molviz.models._encoder import Encoder3D, EncoderConfig
 from molviz.models._siren import ModulatedSiren, SirenConfig
-from molviz.models._validate import check_finite, validate_bundle
 from molviz.models._spec import BundleSpec, read_spec
+from molviz.models._validate import check_finite, validate_bundle
 
 FORMAT = "molviz-bundle"
 VERSION = 1
