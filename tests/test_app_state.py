@@ -332,7 +332,7 @@ def test_serve_shows_why_a_broken_first_model_did_not_open(bundle_path, tmp_path
 def test_reconstructions_from_48_up_are_decoded_adaptively_with_the_dense_surfaces(app):
     """Absolute levels, reconstruction only: the surfaces come from an adaptive decode, triangle for
     triangle those of the dense volume (molviz.engine's bound); with truth shown, dense again."""
-    from molviz.mesh import isosurface
+    from molviz.view.scene import closed_isosurface
 
     _reset(app)
     n = len(app.explorer.channel_names)
@@ -350,7 +350,7 @@ def test_reconstructions_from_48_up_are_decoded_adaptively_with_the_dense_surfac
     assert view.extra["adaptive"] and "adaptive" in app.state.view_caption
     for c in shown:
         name = names[c]
-        want = isosurface(dense[c], view.grid, level=built.levels[name], mode="absolute")
+        want = closed_isosurface(dense[c], view.grid, built.levels[name])     # what the scene draws
         assert want.n_cells > 0 and built.triangles[name] == want.n_cells, (
             name, built.levels, float(dense[c].min()), float(dense[c].max()), app.state[f"ch{c}_level"])
     _set(app, view_source="item", compare="truth")
@@ -442,7 +442,7 @@ def test_maps_download_zips_one_ccp4_per_visible_channel(app, monkeypatch):
 def test_a_level_change_reuses_the_voxels_the_last_adaptive_decode_evaluated(app):
     """Dragging a level at 64^3 and up: the next adaptive decode takes the voxels the previous one
     decoded from it, and still draws the dense volume's surface."""
-    from molviz.mesh import isosurface
+    from molviz.view.scene import closed_isosurface
 
     _reset(app)
     n = len(app.explorer.channel_names)
@@ -465,7 +465,7 @@ def test_a_level_change_reuses_the_voxels_the_last_adaptive_decode_evaluated(app
             levels[k] = app.scene.built.levels[app.explorer.channel_names[k]]
     fresh = app.explorer.engine.decode_adaptive(z, resolution=64, levels=levels)
     assert 0 < reused_run < 0.6 * fresh.n_decoded
-    want = isosurface(dense[c], app.current.grid, level=levels[c], mode="absolute")
+    want = closed_isosurface(dense[c], app.current.grid, levels[c])
     assert app.scene.built.triangles[app.explorer.channel_names[c]] == want.n_cells > 0
     _reset(app)
 
