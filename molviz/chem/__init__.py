@@ -19,6 +19,7 @@ from molviz._assets import asset_path  # noqa: F401  (molviz.chem.asset_path: sh
 from molviz._lazy import lazy_exports
 
 _EXPORTS = {
+    "_datasets": ("DATASETS", "LIGAND_SMILES_6EGA", "shipped_structure",),
     "_elements": ("COVALENT_RADII", "ELEMENT_COLORS", "SYMBOLS", "atomic_number", "element_color", "element_symbol",
                   "infer_element", "parse_element",),
     "_library": ("LibraryRecord", "library_records", "record_structure", "typed_properties",),
@@ -29,6 +30,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
+    from molviz.chem._datasets import DATASETS, LIGAND_SMILES_6EGA, shipped_structure  # noqa: F401
     from molviz.chem._elements import (  # noqa: F401
         COVALENT_RADII,
         ELEMENT_COLORS,

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from molviz._io import save_npz
+from molviz.chem._datasets import LIGAND_SMILES_6EGA
 from molviz.errors import InputError, MolvizError
 from molviz.training._config import RECIPES, DataConfig, data_key
 
@@ -284,14 +285,11 @@ def _freesolv_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
     return out
 
 
-LIGAND_SMILES_6EGA = "O=C(Nc1ccc(CN2CCNCC2)c(C(F)(F)F)c1)c1cccc(-c2ccc3nc(NC(=O)C4CC4)sc3n2)c1"
 
 
 def _6ega_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
-    from molviz.chem import load
-    protein = _data_path("6ega", "6ega_protein.pdb")
-    ligand = _data_path("6ega", "6ega_ligand_J8A_withH.sdf")
-    s = load(str(protein), str(ligand), hydrogens=cfg.hydrogens, name="6EGA")
+    from molviz.chem import shipped_structure
+    s = shipped_structure("6ega", hydrogens=cfg.hydrogens)
     item = {"name": "6EGA IRAK4 + J8A", "smiles": LIGAND_SMILES_6EGA,
             "source": "PDB 6EGA (protein: minf data/6ega_protein.pdb; ligand J8A with H)",
             "conformer": 0, **descriptors(LIGAND_SMILES_6EGA)}
@@ -299,9 +297,8 @@ def _6ega_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
 
 
 def _nmr_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
-    from molviz.chem import load, superpose
-    path = _data_path("nmr-2juy", "2juy.pdb")
-    s = superpose(load(str(path), hydrogens=cfg.hydrogens, name="2JUY"))
+    from molviz.chem import shipped_structure
+    s = shipped_structure("nmr", hydrogens=cfg.hydrogens)
     n = s.n_conformers if not cfg.max_items else min(cfg.max_items, s.n_conformers)
     return [(s, i, {"name": f"2JUY model {i + 1}", "smiles": None, "source": "PDB 2JUY (NMR ensemble)",
                     "conformer": i}) for i in range(n)]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from molviz.models import Bundle
 
 InterpolationMode = Literal["linear", "slerp"]
+FIELD_ATOMS_RESOLUTION = 48         # voxels per axis of the dense decode atoms are found in (field_atoms)
 SAMPLED_VOXELS = 32_768             # voxels of a sampled PSNR (Explorer.sampled_psnr)
 
 
@@ -115,6 +116,7 @@ class Explorer:
         self._structures: OrderedDict = OrderedDict()
         self._truths: OrderedDict = OrderedDict()
         self._adaptive: OrderedDict = OrderedDict()
+        self._found: OrderedDict = OrderedDict()      # atoms found in decoded fields (field_atoms)
         self._channels = None
 
     # ------------------------------------------------------------------ opening
@@ -230,8 +232,7 @@ class Explorer:
         return Structure.from_arrays({k[len(prefix):]: self.bundle.arrays[k] for k in keys})
 
     def _reload_structure(self, i: int):
-        from molviz._assets import asset_path
-        from molviz.chem import load, superpose
+        from molviz.chem import load, shipped_structure
 
         item = self.bundle.items[i] if i < len(self.bundle.items) else {}
         data = self.data_config
@@ -239,15 +240,12 @@ class Explorer:
         hydrogens = data.get("hydrogens", "keep")
         seed = int(data.get("seed", 0))
         if dataset == "6ega":
-            return load(str(asset_path("data", "6ega", "6ega_protein.pdb")),
-                        str(asset_path("data", "6ega", "6ega_ligand_J8A_withH.sdf")),
-                        hydrogens=hydrogens, name="6EGA")
+            return shipped_structure("6ega", hydrogens=hydrogens)
         if dataset == "nmr":
             with self._lock:
                 ens = _lru_get(self._structures, "nmr-ensemble")
             if ens is None:
-                ens = superpose(load(str(asset_path("data", "nmr-2juy", "2juy.pdb")), hydrogens=hydrogens,
-                                     name="2JUY"))
+                ens = shipped_structure("nmr", hydrogens=hydrogens)
                 with self._lock:
                     _lru_put(self._structures, "nmr-ensemble", ens, 64)
             return ens.conformer(int(item.get("conformer", i)))
@@ -511,13 +509,44 @@ class Explorer:
         box = (1.0 - t) * a.box + t * b.box
         grid = Grid.from_box(box[0], box[1], int(resolution))
         label = f"{a.label} \u2192 {b.label}   t = {t:.2f}"
-        atoms = blend_atoms(a.atoms, b.atoms, t)
+        atoms, fade = frame_atoms(a.atoms, b.atoms, t)
         if self._device_view(levels):
             surfs = self.surfaces_for_view(z, resolution, box, levels=levels, should_stop=should_stop)
             return View(label=label, volume=None, grid=grid, atoms=atoms, surfaces=surfs,
-                        extra={"t": t, "latent": z, "adaptive": False})
+                        extra={"t": t, "latent": z, "adaptive": False, "more_atoms": fade})
         vol, adaptive = self.decode_for_view(z, resolution, should_stop=should_stop, levels=levels)
-        return View(label=label, volume=vol, grid=grid, atoms=atoms, extra={"t": t, "latent": z, "adaptive": adaptive})
+        return View(label=label, volume=vol, grid=grid, atoms=atoms,
+                    extra={"t": t, "latent": z, "adaptive": adaptive, "more_atoms": fade})
+
+    def field_atoms(self, latent, box, *, resolution: int = FIELD_ATOMS_RESOLUTION, scale=None) -> Atoms:
+        """The atoms a decoded field implies: :func:`molviz.fields.find_atoms` (greedy deconvolution with
+        the bundle's blob shape) on a dense decode of ``latent`` in ``box`` at ``resolution``.
+
+        ``scale``: the channels' divisors ((C,), the item's when known), else each atom is taken to peak
+        at 1. Seconds on a CPU for a small molecule: the app runs it beside the view, not before it.
+        """
+        from molviz.fields import Grid, find_atoms
+
+        z = np.asarray(latent, np.float32)
+        key = (z.tobytes(), np.asarray(box, np.float64).tobytes(), int(resolution),
+               None if scale is None else np.asarray(scale, np.float32).tobytes())
+        with self._lock:
+            hit = _lru_get(self._found, key)
+        if hit is not None:
+            return hit
+        grid = Grid.from_box(np.asarray(box[0]), np.asarray(box[1]), int(resolution))
+        vol = self.engine.decode(z, resolution=int(resolution), box=np.asarray(box, np.float64))[0]
+        found = find_atoms(vol, grid, self.channels, beta=self.beta, scale=scale)
+        atoms = Atoms(np.asarray(found.xyz, np.float32), np.asarray(found.element, np.int64))
+        with self._lock:
+            _lru_put(self._found, key, atoms, 32)
+        return atoms
+
+    def item_scale(self, i: int | None) -> np.ndarray | None:
+        """Item ``i``'s channel divisors (how high one atom peaks in its normalised field), when stored."""
+        if i is None or "divisors" not in self.bundle.arrays:
+            return None
+        return np.asarray(self.bundle.arrays["divisors"][i], np.float32)
 
 
 def _heavy_atoms(smiles: str) -> int:
@@ -530,6 +559,16 @@ def _heavy_atoms(smiles: str) -> int:
     return int(mol.GetNumHeavyAtoms()) if mol is not None else 0
 
 
+def frame_atoms(a: Atoms | None, b: Atoms | None, t: float) -> tuple[Atoms | None, list]:
+    """The atoms of an interpolation frame at ``t``: positions interpolated when both ends have the same
+    atoms; else none moved, and both ends drawn fading into each other (A at opacity 1 - t, B at t), so
+    nothing snaps from one molecule to the other at t = 0.5. Returns (atoms, [(atoms, opacity, tag)])."""
+    if a is not None and b is not None and a.numbers.shape == b.numbers.shape and np.array_equal(a.numbers, b.numbers):
+        return Atoms((1.0 - t) * a.coords + t * b.coords, a.numbers, a.components), []
+    fade = [(x, w, tag) for x, w, tag in ((a, 1.0 - t, "a"), (b, t, "b")) if x is not None]
+    return None, fade
+
+
 def blend_atoms(a: Atoms | None, b: Atoms | None, t: float) -> Atoms | None:
     """Atoms at ``t``: positions interpolated when both ends have the same atoms, else the nearer end's."""
     if a is not None and b is not None and a.numbers.shape == b.numbers.shape and np.array_equal(a.numbers, b.numbers):
@@ -537,4 +576,4 @@ def blend_atoms(a: Atoms | None, b: Atoms | None, t: float) -> Atoms | None:
     return a if t < 0.5 else b
 
 
-__all__ = ["Endpoint", "Explorer", "View", "blend_atoms"]
+__all__ = ["Endpoint", "Explorer", "View", "blend_atoms", "frame_atoms"]
