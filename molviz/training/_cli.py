@@ -53,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="library, with --prepare-only: prepare only the K-th of N blocks of the inputs (0-based), "
                         "so N processes or machines share a large library; train from all N files in order with "
                         "--data part0.npz ... (the same data as one preparation)")
+    g.add_argument("--workers", type=int, metavar="N",
+                   help="library: prepare in parts on N worker processes with a progress bar and ETA; each part "
+                        "is saved as it finishes (DIR/prepared/, or FILE.parts/ beside --prepare-only FILE.npz) "
+                        "and a rerun resumes from the parts already there")
+    g.add_argument("--parts", type=int, metavar="P", help="library, with --workers: how many parts (default 8 x N)")
     g.add_argument("--select", metavar="SELECTION",
                    help="ensemble: atoms to keep, in MDAnalysis's selection language ('protein', "
                         "'not resname SOL')")
@@ -181,6 +186,10 @@ def _check_inputs(args) -> None:
              and getattr(args, n) is not None]
     if not recipe and flags:
         raise InputError(f"{', '.join(flags)}: only for `molviz train library | ensemble INPUT...`")
+    if (args.workers or args.parts) and args.preset != "library":
+        raise InputError("--workers/--parts prepare a library in parts: `molviz train library INPUT... --workers 2`")
+    if args.workers is not None and not 1 <= args.workers <= 256 or args.parts is not None and args.parts < 1:
+        raise InputError("--workers: give 1 to 256 processes; --parts: at least 1")
     if args.shard and not args.prepare_only:
         raise InputError("--shard prepares one part of a library: use it with --prepare-only PART.npz, then train "
                          "from all parts with --data PART0.npz PART1.npz ...")
@@ -201,9 +210,16 @@ def _report_inputs(data, cfg, where) -> None:
 
 def _prepare(cfg, args, skipped_csv):
     """prepare(), and when nothing at all could be used, the reasons in ``skipped_csv`` too."""
+    from pathlib import Path
+
     from molviz.errors import InputError
-    from molviz.training._data import prepare, write_skipped
+    from molviz.training._data import prepare, prepare_in_parts, write_skipped
     try:
+        if args.workers:
+            folder = (Path(args.out) / "prepared" if args.out and not args.prepare_only
+                      else Path(args.prepare_only).with_suffix(".parts"))
+            return prepare_in_parts(cfg.data, folder, workers=args.workers, parts=args.parts,
+                                    progress=not args.no_progress)
         return prepare(cfg.data, progress=not args.no_progress)
     except InputError as exc:
         rows = getattr(exc, "skipped", None)

@@ -543,3 +543,92 @@ def _prepare(cfg: DataConfig, progress: bool) -> PreparedData:
         offsets=np.asarray(offsets, np.int64), boxes=np.stack(boxes).astype(np.float32),
         divisors=np.stack(divisors).astype(np.float32), split=split, meta=meta,
     )
+
+
+# ----------------------------------------------------------------------------- parallel, resumable preparation
+
+def _prepare_part(data: dict, shard: str, path: str) -> tuple[str | None, list[dict]]:
+    """One part of a library, prepared in a worker process and saved to ``path`` (atomically); a part
+    with no usable input returns None and its skipped rows (an exception's attributes do not cross
+    processes)."""
+    cfg = DataConfig(**{**data, "shard": shard})
+    try:
+        prepare(cfg, progress=False).save(path)
+    except InputError as exc:
+        if getattr(exc, "skipped", None):
+            return None, list(exc.skipped)       # type: ignore[attr-defined]
+        raise
+    return path, []
+
+
+def prepare_in_parts(cfg: DataConfig, folder: str | os.PathLike, *, workers: int = 2, parts: int | None = None,
+                     progress: bool = True) -> PreparedData:
+    """Prepare a library in ``parts`` shards on ``workers`` processes, with a progress bar and ETA.
+
+    Each part is saved as ``folder/part-K-of-N.npz`` the moment it is done, so a rerun of the same
+    command (same settings and ``parts``) reuses the parts already there and prepares only the rest:
+    an interrupted preparation of a large library resumes where it stopped. Memory grows with the
+    atom tables only: no grid is held. The parts are merged by :meth:`PreparedData.concat`, which
+    equals one preparation of every input.
+
+    Examples
+    --------
+    >>> prepare_in_parts(cfg, "runs/muv/prepared", workers=2)   # doctest: +SKIP
+    """
+    import concurrent.futures as cf
+    import multiprocessing
+
+    from molviz._progress import tqdm
+    if cfg.dataset != "library":
+        raise InputError("--workers prepares a library in parts (molviz train library INPUT...); an ensemble or a "
+                         "preset is prepared whole")
+    workers = max(1, int(workers))
+    n = int(parts) if parts else 8 * workers
+    if not 1 <= n <= 100_000:
+        raise InputError(f"--parts {parts}: give 1 to 100000 parts")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {**dataclasses.asdict(cfg), "shard": None}
+    paths = [folder / f"part-{k}-of-{n}.npz" for k in range(n)]
+    done: dict[int, PreparedData] = {}
+    for k, path in enumerate(paths):           # resume: a part already there, made with these settings
+        if path.is_file():
+            try:
+                part = PreparedData.load(path)
+            except InputError:
+                continue
+            if {**dataclasses.asdict(part.data_config), "shard": None} == settings:
+                done[k] = part
+    todo = [k for k in range(n) if k not in done]
+    lost: list[dict] = []                      # skipped rows of parts with nothing usable
+    bar = tqdm(total=n, initial=len(done), desc=f"prepare ({workers} worker(s))", unit="part", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_prepare_part, settings, f"{k}/{n}", str(paths[k])): k for k in todo}
+            for fut in cf.as_completed(futures):
+                k = futures[fut]
+                path, skipped = fut.result()
+                done[k] = PreparedData.load(path) if path else None
+                lost.extend(skipped)
+                bar.update(1)
+    finally:
+        bar.close()
+    usable = [done[k] for k in range(n) if done.get(k) is not None]
+    if not usable:
+        error = InputError(f"no input of the library could be used (parts in {folder})")
+        error.skipped = lost                   # type: ignore[attr-defined]
+        raise error
+    if len(usable) < n:      # renumber the shards of the usable parts so concat sees a complete set
+        usable = [_as_shard(p, f"{i}/{len(usable)}") for i, p in enumerate(usable)]
+    out = PreparedData.concat(usable)
+    if lost:
+        info = out.meta.setdefault("inputs", {})
+        info["skipped"] = list(info.get("skipped", [])) + lost
+        info["n"] = int(info.get("n", 0)) + len(lost)
+    return out
+
+
+def _as_shard(part: PreparedData, shard: str) -> PreparedData:
+    meta = {**part.meta, "data": {**part.meta["data"], "shard": shard}}
+    return dataclasses.replace(part, meta=meta)
