@@ -389,3 +389,22 @@ def test_an_interpolation_shows_the_channels_of_both_ends_and_its_t_on_the_map(p
     _shot(page, "daily-06-interpolation-ccl4-methanol.png")
     page.locator("[data-testid=back-to-item]").click()
     _idle(page)
+
+
+def test_atoms_found_in_the_decoded_field_are_drawn_beside_the_true_ones(page):
+    """Display "atoms: both" on carbon tetrachloride: the atoms deconvolved from its decoded field are
+    matched to the true ones and drawn (extra ones magenta); the caption counts them."""
+    _idle(page)
+    _choose(page, "item", "carbon tetra", "413: carbon tetrachloride")
+    _wait(page, lambda: _state(page, "item_index") == 413, what="CCl4")
+    _idle(page)
+    before = _view(page)
+    _open_panel(page, "Display")
+    _pick(page, "display-atoms-source", "both")
+    _wait(page, lambda: "matched" in (_state(page, "atoms_text") or ""), timeout=120, what="the field's atoms")
+    text = _state(page, "atoms_text")
+    assert "5 matched" in text and "0 missed" in text, text
+    _wait(page, lambda: _differs(_view(page), before) > 0.002, what="the found atoms in the picture")
+    _shot(page, "daily-07-field-atoms.png")
+    _pick(page, "display-atoms-source", "true")
+    _wait(page, lambda: not _state(page, "atoms_text"), what="the caption to clear")

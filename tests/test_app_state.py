@@ -502,3 +502,19 @@ def test_the_psnr_chip_shows_above_64_from_sampled_voxels(app):
     assert abs(psnr - dense) < 0.5
     _reset(app)
     assert app.state.psnr_text.startswith("PSNR") and "sampled" not in app.state.psnr_text
+
+
+def test_interpolation_atoms_fade_and_field_atoms_join_the_picture(app):
+    """Different molecules at the ends: both atom sets drawn, A at 1 - t and B at t (no snap at 0.5)."""
+    from molviz.view.explore import frame_atoms
+
+    a, b = app.ex.item_endpoint(0), app.ex.item_endpoint(2)
+    for t in (0.49, 0.51):
+        atoms, fade = frame_atoms(a.atoms, b.atoms, t)
+        assert atoms is None and [(tag, round(w, 2)) for _, w, tag in fade] == [("a", round(1 - t, 2)),
+                                                                                 ("b", round(t, 2))]
+    _reset(app)
+    _set(app, endpoint_a=0, endpoint_b=2, interp_t=0.5)
+    names = set(app.scene._actors)
+    assert {"L0:atoms:a", "L0:atoms:b"} <= names and "L0:atoms" not in names
+    _reset(app)        # atoms found in the field: tests/test_app_daily.py (the untrained test bundle's field is noise)

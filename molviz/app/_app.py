@@ -127,6 +127,7 @@ class MolvizApp(TrameApp):
         self.view_lane = Lane("view", nice=WORKER_NICE)
         self.map_lane = Lane("map", nice=WORKER_NICE)
         self.aux_lane = Lane("encode", nice=WORKER_NICE)
+        self.atoms_lane = Lane("atoms", nice=WORKER_NICE)   # atoms found in a decoded field (seconds)
         self.view_lane.on_busy = self._on_busy
         self._refine = Debounce(REFINE_DELAY, self._refine_now)
         self._good: dict[str, Any] = {}           # last accepted value of each validated key
@@ -231,6 +232,7 @@ class MolvizApp(TrameApp):
         try:
             explorer = Explorer.open(path)
         except MolvizError as exc:
+            log.warning("model %s refused: %s", path, exc)     # molviz serve prints this line too
             if initial:
                 raise
             self._refuse("model_index", exc)
@@ -448,13 +450,23 @@ class MolvizApp(TrameApp):
             return value
         raise MolvizError(f"unknown channel field {field!r}")
 
-    @change("show_atoms", "show_outline", "clip_axis", "clip_position")
-    def on_display(self, show_atoms, show_outline, clip_axis, clip_position, **_):
+    @change("show_atoms", "show_outline", "clip_axis", "clip_position", "atoms_source")
+    def on_display(self, show_atoms, show_outline, clip_axis, clip_position, atoms_source, **_):
         try:
             clean_choice(clip_axis, "clip plane", ("none", "x", "y", "z"))
         except MolvizError as exc:
             self._refuse("clip_axis", exc)
             return
+        try:
+            clean_choice(atoms_source, "atoms", ("true", "field", "both"))
+        except MolvizError as exc:
+            self._refuse("atoms_source", exc)
+            return
+        if atoms_source != self._good.get("atoms_source"):
+            self._accept("atoms_source", atoms_source)
+            self.scene.set_display(self._options())
+            self._push_view()
+            self._find_field_atoms()
         try:
             clean_float(clip_position, "clip position", 0.0, 1.0)
         except MolvizError as exc:
@@ -625,7 +637,29 @@ class MolvizApp(TrameApp):
         s = self.state
         return SceneOptions(show_atoms=bool(s.show_atoms), show_outline=bool(s.show_outline),
                             clip_axis=self._good.get("clip_axis", "none"),
-                            clip_position=float(self._good.get("clip_position", 0.5)))
+                            clip_position=float(self._good.get("clip_position", 0.5)),
+                            atoms=self._good.get("atoms_source", "true"))
+
+    def _find_field_atoms(self) -> None:
+        """Atoms implied by the decoded field of the view on screen (display option "from field" or
+        "both"), found in their own lane and added to the picture when they arrive (seconds later)."""
+        mode, view = self._good.get("atoms_source", "true"), self.current
+        if mode == "true" or view is None or self.explorer is None:
+            self.state.atoms_text = ""
+            self.atoms_lane.cancel()
+            return
+        ex = self.ex
+        self.state.atoms_text = "finding atoms in the decoded field\u2026"
+
+        def done(result):
+            parts, text = result
+            if self.current is view:
+                self.scene.add_actors(parts, replace=":field")
+                self._push_view()
+                with self.state:
+                    self.state.atoms_text = text
+
+        self.atoms_lane.submit(lambda _stop: ex.view_field_atoms(view, true_too=mode == "both"), done, self._error)
 
     def _request_view(self, *, interactive: bool, reset_camera: bool = False, restyle_only: bool = False,
                       initial: bool = False) -> None:
@@ -709,6 +743,8 @@ class MolvizApp(TrameApp):
             if self._refine_after_coarse:
                 self._refine_after_coarse = False
                 self._refine.trigger()
+            if req.final:
+                self._find_field_atoms()
             self.state.flush()
 
         self.view_lane.submit(work, done, self._error)
@@ -878,7 +914,9 @@ class MolvizApp(TrameApp):
             labels = ex.item_labels()
             with self.state:
                 self.state.has_encoded = True
-                self.state.placement_text = f"{smiles}: placed on the map by {how}"
+                caution = "; ".join(getattr(enc, "warnings", []) or [])
+                self.state.placement_text = (f"{smiles}: placed on the map by {how}"
+                                             + (f". Outside the training set: {caution}" if caution else ""))
                 self.state.neighbours = [{"index": i, "title": f"{i}: {labels[i]}",
                                           "subtitle": f"latent distance {d:.3f}"} for i, d in nbs]
                 opts = [o for o in self.state.endpoint_options if o["value"] != -1]

@@ -47,6 +47,8 @@ def state_defaults() -> dict[str, Any]:
     s["busy_text"] = ""
     s["show_atoms"] = True
     s["show_outline"] = True
+    s["atoms_source"] = "true"           # true | field (found in the decoded field) | both
+    s["atoms_text"] = ""                 # what was found in the field
     s["clip_axis"] = "none"
     s["clip_position"] = 0.5
     s["view_mode"] = "remote"
@@ -104,6 +106,7 @@ def state_defaults() -> dict[str, Any]:
 
 # keys whose last good value is kept, so a refused client value is put back
 REMEMBERED = ("model_index", "item_index", "resolution_choice", "resolution_custom", "compare", "clip_axis",
+              "atoms_source",
               "clip_position", "endpoint_a", "endpoint_b", "interp_mode", "interp_t", "fps", "export_format",
               "export_size", "export_frames", "export_fps", "map_color_by", "map_pick_mode", "view_source",
               "view_mode", "screenshot_scale")

@@ -47,6 +47,7 @@ class Endpoint:
     atoms: Atoms | None = None
     item: int | None = None             # index in the bundle, None for an encoded molecule
     smiles: str | None = None
+    warnings: list[str] = field(default_factory=list)   # where an encoded input lies outside the training set
 
 
 @dataclass
@@ -492,7 +493,8 @@ class Explorer:
         stage(95.0, "placing it")
         atoms = Atoms.from_structure(enc.structure) if enc.structure is not None else None
         return Endpoint(label=label or smiles, latent=np.asarray(enc.latent, np.float32).reshape(-1),
-                        box=np.asarray(enc.box, np.float64), atoms=atoms, item=None, smiles=smiles)
+                        box=np.asarray(enc.box, np.float64), atoms=atoms, item=None, smiles=smiles,
+                        warnings=list(getattr(enc, "warnings", []) or []))
 
     def neighbours(self, latent: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
         """The ``k`` stored items nearest to ``latent`` (L2 in latent space), nearest first."""
@@ -516,14 +518,17 @@ class Explorer:
                         extra={"t": t, "latent": z, "adaptive": False, "more_atoms": fade})
         vol, adaptive = self.decode_for_view(z, resolution, should_stop=should_stop, levels=levels)
         return View(label=label, volume=vol, grid=grid, atoms=atoms,
-                    extra={"t": t, "latent": z, "adaptive": adaptive, "more_atoms": fade})
+                    extra={"t": t, "latent": z, "adaptive": adaptive, "more_atoms": fade,
+                           "scales": (self.item_scale(a.item), self.item_scale(b.item))})
 
-    def field_atoms(self, latent, box, *, resolution: int = FIELD_ATOMS_RESOLUTION, scale=None) -> Atoms:
+    def field_atoms(self, latent, box, *, resolution: int = FIELD_ATOMS_RESOLUTION, scale=None,
+                    max_atoms: int = 300) -> Atoms:
         """The atoms a decoded field implies: :func:`molviz.fields.find_atoms` (greedy deconvolution with
         the bundle's blob shape) on a dense decode of ``latent`` in ``box`` at ``resolution``.
 
         ``scale``: the channels' divisors ((C,), the item's when known), else each atom is taken to peak
         at 1. Seconds on a CPU for a small molecule: the app runs it beside the view, not before it.
+        ``max_atoms`` per channel bounds the time a noisy (untrained) field can take.
         """
         from molviz.fields import Grid, find_atoms
 
@@ -535,12 +540,57 @@ class Explorer:
         if hit is not None:
             return hit
         grid = Grid.from_box(np.asarray(box[0]), np.asarray(box[1]), int(resolution))
-        vol = self.engine.decode(z, resolution=int(resolution), box=np.asarray(box, np.float64))[0]
-        found = find_atoms(vol, grid, self.channels, beta=self.beta, scale=scale)
+        vol = self.engine.decode(z, resolution=int(resolution))[0]              # the latent's whole box
+        found = find_atoms(vol, grid, self.channels, beta=self.beta, scale=scale, max_atoms=max_atoms)
         atoms = Atoms(np.asarray(found.xyz, np.float32), np.asarray(found.element, np.int64))
         with self._lock:
             _lru_put(self._found, key, atoms, 32)
         return atoms
+
+    def view_field_atoms(self, view: View, *, true_too: bool, tolerance: float = 0.5) -> tuple[dict, str]:
+        """The atoms ``view``'s decoded field implies, as scene actors, and a line saying what was found.
+
+        With ``true_too`` and a view that has true atoms, each found atom is matched to a true atom of
+        its element within ``tolerance`` angstrom: matched ones are drawn in their element's colour,
+        extra ones (no true atom there) magenta, and the line counts matched, extra and missed.
+        """
+        from molviz.view.scene import atom_actors
+
+        t = view.extra.get("t")
+        z = view.extra.get("latent")
+        if z is None and view.item is not None:
+            z = self.latent(view.item)
+        if z is None:
+            raise InputError("this view has no latent to find atoms in")
+        box = np.stack([np.asarray(view.grid.lo, np.float64), np.asarray(view.grid.hi, np.float64)])
+        scale = self.item_scale(view.item)
+        ends = view.extra.get("scales")
+        if scale is None and t is not None and ends is not None and all(e is not None for e in ends):
+            scale = (1.0 - t) * ends[0] + t * ends[1]                   # between two stored items
+        found = self.field_atoms(z, box, scale=scale)
+        truth = view.atoms if true_too else None
+        opacity = 0.55 if true_too else 1.0
+        if truth is None or not len(found.numbers):
+            parts = atom_actors(found, "L0", ":field", opacity=opacity) if len(found.numbers) else {}
+            return parts, f"atoms from the field: {len(found.numbers)} found"
+        d = np.linalg.norm(found.coords[:, None, :] - truth.coords[None, :, :], axis=-1)       # (F, T)
+        d[found.numbers[:, None] != truth.numbers[None, :]] = np.inf
+        matched = np.zeros(len(found.numbers), bool)
+        used = np.zeros(len(truth.numbers), bool)
+        for k in np.argsort(d, axis=None):
+            f, tr = np.unravel_index(k, d.shape)
+            if not np.isfinite(d[f, tr]) or d[f, tr] > tolerance:
+                break
+            if not matched[f] and not used[tr]:
+                matched[f] = used[tr] = True
+        parts = {}
+        if matched.any():
+            parts.update(atom_actors(_subset(found, matched), "L0", ":field", opacity=opacity))
+        if (~matched).any():
+            parts.update(atom_actors(_subset(found, ~matched), "L0", ":field:extra", opacity=opacity,
+                                     rgb=(255, 0, 255)))
+        return parts, (f"atoms from the field: {int(matched.sum())} matched, {int((~matched).sum())} extra "
+                       f"(magenta), {int((~used).sum())} missed of {len(truth.numbers)}")
 
     def item_scale(self, i: int | None) -> np.ndarray | None:
         """Item ``i``'s channel divisors (how high one atom peaks in its normalised field), when stored."""
@@ -557,6 +607,10 @@ def _heavy_atoms(smiles: str) -> int:
     finally:
         RDLogger.EnableLog("rdApp.*")
     return int(mol.GetNumHeavyAtoms()) if mol is not None else 0
+
+
+def _subset(atoms: Atoms, mask: np.ndarray) -> Atoms:
+    return Atoms(atoms.coords[mask], atoms.numbers[mask], None if atoms.components is None else atoms.components[mask])
 
 
 def frame_atoms(a: Atoms | None, b: Atoms | None, t: float) -> tuple[Atoms | None, list]:

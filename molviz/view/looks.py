@@ -68,4 +68,5 @@ def view_layers(view, names: list[str], compare: str) -> list[Layer]:
                       offset=side_by_side_offset(view.grid))]
     # an interpolation frame carries its t in the picture, so picture and t never disagree
     label = f"t = {view.extra['t']:.2f}" if "t" in view.extra else ""
-    return [Layer(view.volume, view.grid, names, view.atoms, surfaces=view.surfaces, label=label)]
+    return [Layer(view.volume, view.grid, names, view.atoms, surfaces=view.surfaces, label=label,
+                  more_atoms=view.extra.get("more_atoms", ()))]

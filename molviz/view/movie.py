@@ -148,7 +148,8 @@ def render_movie(explorer: Explorer, a: Endpoint, b: Endpoint, out: str | os.Pat
 
     def frame_scene(t: float):
         view = explorer.frame(a, b, t, mode=cfg.mode, resolution=cfg.resolution)
-        return build_scene([Layer(view.volume, view.grid, explorer.channel_names, view.atoms)], styles, options)
+        return build_scene([Layer(view.volume, view.grid, explorer.channel_names, view.atoms,
+                                  more_atoms=view.extra.get("more_atoms", ()))], styles, options)
 
     try:
         # the camera frames what the whole movie shows: the first and the last picture together

@@ -83,6 +83,9 @@ class Layer:
     # Per channel, surfaces already extracted at the styles' absolute levels (molviz.engine.Surface,
     # from the engine's device); used instead of the volume, which may then be None.
     surfaces: Sequence | None = None
+    # More atoms drawn beside ``atoms``: (atoms, opacity, tag), e.g. the two ends of an interpolation
+    # fading into each other ("a", "b"), or atoms found in the decoded field ("field")
+    more_atoms: Sequence[tuple[Atoms, float, str]] = ()
 
 
 @dataclass
@@ -94,6 +97,7 @@ class SceneOptions:
     clip_axis: Literal["none", "x", "y", "z"] = "none"
     clip_position: float = 0.5              # fraction of the box along clip_axis; keeps the lower side
     ball_scale: float = 0.45                # atom ball radius = this x covalent radius... (x2 for H)
+    atoms: Literal["true", "field", "both"] = "true"   # which atoms show: stored/typed, found in the field, both
     background: str = "white"
 
 
@@ -248,6 +252,29 @@ def _drop_face_wafers(mesh, grid: Grid):
     return kept
 
 
+def atom_actors(atoms: Atoms, layer: str = "L0", suffix: str = "", *, opacity: float = 1.0,
+                options: SceneOptions | None = None, bounds=None, offset=(0.0, 0.0, 0.0),
+                rgb: tuple[int, int, int] | None = None) -> dict[str, tuple[Any, dict]]:
+    """Balls and sticks of ``atoms`` as :attr:`BuiltScene.actors` entries ``{layer}:atoms{suffix}`` and
+    ``{layer}:bonds{suffix}``; ``rgb`` paints every ball one colour (found atoms without a true match)."""
+    options = options or SceneOptions()
+    balls, sticks = ball_and_stick(atoms, ball_scale=options.ball_scale, offset=offset)
+    out: dict[str, tuple[Any, dict]] = {}
+    if bounds is not None:
+        balls = _clip(balls, options, bounds)
+    if balls is not None and balls.n_points:
+        if rgb is not None:
+            balls["rgb"] = np.tile(np.asarray(rgb, np.uint8), (balls.n_points, 1))
+        out[f"{layer}:atoms{suffix}"] = (balls, dict(scalars="rgb", rgb=True, smooth_shading=True, specular=0.4,
+                                                     show_scalar_bar=False, opacity=float(opacity)))
+    if sticks is not None:
+        sticks = _clip(sticks, options, bounds) if bounds is not None else sticks
+        if sticks.n_points:
+            out[f"{layer}:bonds{suffix}"] = (sticks, dict(color="#B4B4B4", smooth_shading=True,
+                                                          opacity=float(opacity)))
+    return out
+
+
 def layer_part_label(actor_name: str) -> str:
     """The user-facing name of a built scene's actor: ``"L0:ch:C"`` -> ``"C"``, ``"L1:ch:C"`` ->
     ``"truth:C"`` (the second layer of a side-by-side), ``"L0:atoms"`` -> ``"atoms"``."""
@@ -335,16 +362,13 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
             kwargs = dict(color=style.color, opacity=float(style.opacity), smooth_shading=True,
                           style=style.representation, specular=0.3, line_width=1)
             out.actors[f"L{li}:ch:{name}"] = (mesh, kwargs)
-        if options.show_atoms and layer.atoms is not None and len(layer.atoms.coords):
-            balls, sticks = ball_and_stick(layer.atoms, ball_scale=options.ball_scale, offset=offset)
-            balls = _clip(balls, options, bounds)
-            if balls is not None and balls.n_points:
-                out.actors[f"L{li}:atoms"] = (balls, dict(scalars="rgb", rgb=True, smooth_shading=True,
-                                                          specular=0.4, show_scalar_bar=False))
-            if sticks is not None:
-                sticks = _clip(sticks, options, bounds)
-                if sticks.n_points:
-                    out.actors[f"L{li}:bonds"] = (sticks, dict(color="#B4B4B4", smooth_shading=True))
+        sets = [(layer.atoms, 1.0, "")] if layer.atoms is not None else []
+        for atoms, opacity, tag in [*sets, *layer.more_atoms]:
+            if not options.show_atoms or atoms is None or not len(atoms.coords) or opacity < 0.02:
+                continue
+            suffix = f":{tag}" if tag else ""
+            out.actors.update(atom_actors(atoms, f"L{li}", suffix, opacity=opacity, options=options, bounds=bounds,
+                                          offset=offset))
         if options.show_outline:
             out.actors[f"L{li}:outline"] = (pv.Box(bounds=bounds).outline(), dict(color="#606060", line_width=1))
         if layer.label:
@@ -368,7 +392,9 @@ def displayed(built: BuiltScene, options: SceneOptions) -> BuiltScene:
     keep: dict[str, tuple[Any, dict]] = {}
     for name, (mesh, kwargs) in built.actors.items():
         layer, _, part = name.partition(":")
-        if (part in ("atoms", "bonds") and not options.show_atoms) or (part == "outline" and not options.show_outline):
+        kind, _, tag = part.partition(":")
+        shown_atoms = options.show_atoms and options.atoms in ("field" if tag.startswith("field") else "true", "both")
+        if (kind in ("atoms", "bonds") and not shown_atoms) or (part == "outline" and not options.show_outline):
             continue
         li = int(layer[1:]) if layer[1:].isdigit() else 0
         if part != "outline" and li < len(built.boxes):
@@ -481,8 +507,10 @@ class Scene:
         boxes = self.built.boxes if self.built is not None else []
         for name, actor in self._actors.items():
             layer, _, part = name.partition(":")
-            if part in ("atoms", "bonds"):
-                actor.SetVisibility(bool(options.show_atoms))
+            kind, _, tag = part.partition(":")
+            if kind in ("atoms", "bonds"):
+                which = "field" if tag.startswith("field") else "true"
+                actor.SetVisibility(bool(options.show_atoms) and options.atoms in (which, "both"))
             elif part == "outline":
                 actor.SetVisibility(bool(options.show_outline))
                 continue
@@ -500,6 +528,26 @@ class Scene:
             plane.SetOrigin(origin)
             plane.SetNormal(normal)
             mapper.AddClippingPlane(plane)
+
+    def add_actors(self, parts: dict[str, tuple[Any, dict]], *, replace: str | None = None) -> None:
+        """Add (or replace) actors of the shown scene, e.g. atoms found in its field once they are known;
+        :meth:`set_display`'s switches apply to them. ``replace``: first remove the actors whose name
+        contains this text."""
+        if replace:
+            for name in [n for n in self._actors if replace in n]:
+                self._renderer.RemoveActor(self._actors.pop(name))
+                if self.built is not None:
+                    self.built.actors.pop(name, None)
+        for name, (mesh, kwargs) in parts.items():
+            if name in self._actors:
+                self._renderer.RemoveActor(self._actors[name])
+            actor = _actor(name, mesh, kwargs)
+            self._renderer.AddActor(actor)
+            self._actors[name] = actor
+            if self.built is not None:
+                self.built.actors[name] = (mesh, kwargs)
+        if self._display is not None:
+            self.set_display(self._display)
 
     def set_captions(self, *, title: str = "", names: str = "", note: str = "") -> None:
         """Text drawn over the picture, sized to the window: ``title`` large at the top left, ``names`` (the
@@ -748,5 +796,6 @@ def blank_fraction(image: np.ndarray, background=(255, 255, 255)) -> float:
 
 
 __all__ = ["Atoms", "BuiltScene", "ChannelStyle", "ELEMENT_COLORS", "Layer", "Scene", "SceneOptions",
-           "ball_and_stick", "blank_fraction", "bonds", "build_scene", "channel_color", "channel_element", "content_points", "displayed",
+           "ball_and_stick", "blank_fraction", "bonds", "atom_actors", "build_scene", "channel_color", "channel_element", "content_points",
+           "displayed",
            "png_bytes", "side_by_side_offset"]

@@ -71,7 +71,8 @@ class DisplayPanel(html.Div):
     """Atoms, outline, clip plane, ground truth vs reconstruction, rendering mode, mesh and map downloads."""
 
     def __init__(self, *, atoms: str, outline: str, clip_axis: str, clip_position: str, compare: str,
-                 view_mode: str, **kwargs) -> None:
+                 view_mode: str, atoms_source: str = "atoms_source", atoms_text: str = "atoms_text",
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         with self:
             v3.VSelect(label="show", v_model=(compare,), density="compact", hide_details=True, classes="mb-2",
@@ -84,6 +85,14 @@ class DisplayPanel(html.Div):
                            raw_attrs=['data-testid="display-atoms"'])
                 v3.VSwitch(label="outline", v_model=(outline,), density="compact", hide_details=True,
                            color="primary", raw_attrs=['data-testid="display-outline"'])
+            v3.VSelect(label="atoms", v_model=(atoms_source,), density="compact", hide_details=True, classes="mb-1",
+                       items=("atoms_source_options", [
+                           {"title": "true (stored or typed; an interpolation fades A into B)", "value": "true"},
+                           {"title": "from the decoded field (found by deconvolution)", "value": "field"},
+                           {"title": "both (found ones: magenta where no true atom is)", "value": "both"}]),
+                       raw_attrs=['data-testid="display-atoms-source"'])
+            html.Div(f"{{{{ {atoms_text} }}}}", v_show=(atoms_text,), classes="text-caption mb-1",
+                     raw_attrs=['data-testid="atoms-text"'])
             with html.Div(classes="d-flex align-center"):
                 v3.VSelect(label="clip plane", v_model=(clip_axis,), items=("['none', 'x', 'y', 'z']",),
                            density="compact", hide_details=True, style="max-width: 110px;")
