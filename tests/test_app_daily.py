@@ -408,3 +408,22 @@ def test_atoms_found_in_the_decoded_field_are_drawn_beside_the_true_ones(page):
     _shot(page, "daily-07-field-atoms.png")
     _pick(page, "display-atoms-source", "true")
     _wait(page, lambda: not _state(page, "atoms_text"), what="the caption to clear")
+
+
+def test_camera_presets_and_a_decode_can_be_stopped(page):
+    _idle(page)
+    shown = _state(page, "resolution_shown")
+    before = _view(page)
+    page.locator("[data-testid=camera-presets]").click()
+    page.locator("[data-testid=camera-top]").click()
+    _wait(page, lambda: _differs(_view(page), before) > 0.01, what="the top view")
+    _shot(page, "daily-08-camera-top.png")
+    # a 256^3 decode, stopped from the toolbar: the spinner goes at once and the picture stays
+    _pick(page, "resolution", "256")
+    _wait(page, lambda: _state(page, "busy"), what="the decode to start")
+    page.locator("[data-testid=cancel-view]").click()
+    _wait(page, lambda: not _state(page, "busy"), timeout=2, what="the spinner to go")
+    page.wait_for_timeout(3000)
+    assert _state(page, "resolution_shown") in (shown, 32)      # the old picture (or the coarse pass), not 256
+    _pick(page, "resolution", "64")
+    _idle(page)

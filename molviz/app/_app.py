@@ -505,6 +505,26 @@ class MolvizApp(TrameApp):
     def reset_camera(self, **_):
         self._push_view(reset_camera=True)
 
+    @controller.set("camera_preset")
+    def camera_preset(self, name=None, *_, **__):
+        try:
+            preset = clean_choice(name, "camera", ("front", "side", "top", "fit"))
+        except MolvizError as exc:
+            self._error(exc)
+            return
+        self.scene.camera_preset(preset)
+        self._push_view()
+        if self.view is not None and self.state.view_mode == "local":
+            self.view.push_camera()
+
+    @controller.set("cancel_view")
+    def cancel_view(self, **_):
+        """Stop the decode under way and the refinement waiting: the picture stays as it is."""
+        self._refine.cancel()
+        self._refine_pending = self._refine_after_coarse = False
+        self.view_lane.cancel()
+        self._on_busy(False)
+
     # ------------------------------------------------------------------ interpolation
     @change("endpoint_a", "endpoint_b", "interp_mode")
     def on_endpoints(self, endpoint_a, endpoint_b, interp_mode, **_):

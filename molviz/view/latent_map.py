@@ -205,7 +205,9 @@ class LatentMap:
                                                  line=dict(width=1, color="black"))))
         fig.update_layout(margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", paper_bgcolor="white",
                           xaxis=dict(showticklabels=False, title="UMAP 1", zeroline=False, showgrid=False),
-                          yaxis=dict(showticklabels=False, title="UMAP 2", zeroline=False, showgrid=False),
+                          # equal aspect: distances on the map read the same across and up
+                          yaxis=dict(showticklabels=False, title="UMAP 2", zeroline=False, showgrid=False,
+                                     scaleanchor="x", scaleratio=1),
                           hovermode="closest", dragmode="pan", uirevision="latent-map")
         return fig
 

@@ -574,11 +574,16 @@ class Scene:
             self._renderer.AddViewProp(actor)
             self._captions.append(actor)
 
-    def fit(self, points: np.ndarray | None = None, *, fill: float = 0.9) -> None:
+    def fit(self, points: np.ndarray | None = None, *, fill: float = 0.9, direction=None, up=None) -> None:
         """Point the camera as :meth:`reset_camera` does, then move it so that ``points`` ((P, 3); default:
         the shown surfaces' and atoms' points) span ``fill`` of the window's width or height, whichever is
         tighter. VTK's own reset fits a bounding sphere, which leaves a molecule small in a wide frame."""
         self.reset_camera()
+        if direction is not None:                      # look along this direction instead of the default
+            camera = self._renderer.GetActiveCamera()
+            camera.SetFocalPoint(0.0, 0.0, 0.0)
+            camera.SetPosition(*(-np.asarray(direction, np.float64) / np.linalg.norm(direction)))
+            camera.SetViewUp(*(up if up is not None else (0.0, 1.0, 0.0)))
         pts = content_points(self.built) if points is None else np.asarray(points, np.float64).reshape(-1, 3)
         if not len(pts):
             return
@@ -604,6 +609,21 @@ class Scene:
         camera.SetPosition(*(focal - forward * distance))
         self._renderer.ResetCameraClippingRange()
         self._camera_set = True
+
+    def camera_preset(self, name: str) -> None:
+        """``"front"`` (along -z), ``"side"`` (along -x), ``"top"`` (down -y), each fitted to the content;
+        ``"fit"`` keeps the direction and fits (:meth:`fit`)."""
+        directions = {"front": ((0.0, 0.0, 1.0), (0.0, 1.0, 0.0)), "side": ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)),
+                      "top": ((0.0, 1.0, 0.0), (0.0, 0.0, -1.0))}
+        if name not in (*directions, "fit"):
+            raise ValueError(f"camera preset {name!r}: give one of front, side, top, fit")
+        camera = self._renderer.GetActiveCamera()
+        if name == "fit":
+            position, focal, up = camera.GetPosition(), camera.GetFocalPoint(), camera.GetViewUp()
+        else:
+            (dx, dy, dz), up = directions[name]
+            focal, position = (0.0, 0.0, 0.0), (dx, dy, dz)
+        self.fit(fill=0.85, direction=(np.asarray(focal) - np.asarray(position)), up=up)
 
     def reset_camera(self) -> None:
         """Front view tilted a little (side-by-side layers sit along x), fitted to the scene."""

@@ -82,10 +82,21 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                         title="cancel the encoding", raw_attrs=['data-testid="cancel-encode"'])
             v3.VProgressCircular(v_show=("busy",), indeterminate=True, size=22, width=3, color="primary",
                                  classes="mr-2", style="flex: none;", raw_attrs=['data-testid="busy"'])
-            html.Div("{{ busy_text }}", v_show=("busy",), classes="text-caption mr-3 text-truncate",
+            html.Div("{{ busy_text }}", v_show=("busy",), classes="text-caption mr-1 text-truncate",
                      style="flex: 0 1 auto; max-width: 160px;", title=("busy_text",))
+            v3.VBtn(icon="mdi-close-circle", v_show=("busy",), size="x-small", variant="text", classes="mr-2",
+                    click=ctrl.cancel_view, title="stop this decode (the picture stays as it is)",
+                    style="flex: none;", raw_attrs=['data-testid="cancel-view"'])
             v3.VBtn(icon="mdi-crop-free", click=ctrl.reset_camera, title="reset camera", size="small",
                     style="flex: none;")
+            with v3.VMenu(location="bottom"):
+                with v3.Template(v_slot_activator="{ props }"):
+                    v3.VBtn(icon="mdi-axis-arrow", v_bind="props", size="small", style="flex: none;",
+                            title="camera: front, side, top, fit", raw_attrs=['data-testid="camera-presets"'])
+                with v3.VList(density="compact"):
+                    for preset in ("front", "side", "top", "fit"):
+                        v3.VListItem(title=preset, click=(ctrl.camera_preset, f"['{preset}']"),
+                                     raw_attrs=[f'data-testid="camera-{preset}"'])
             v3.VSelect(v_model=("screenshot_scale",), items=("[1, 2, 3, 4]",), density="compact",
                        hide_details=True, style="flex: none; width: 70px;", label="x", title="supersampling")
             v3.VBtn(icon="mdi-camera", size="small", title="PNG screenshot",
