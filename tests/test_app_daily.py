@@ -427,3 +427,16 @@ def test_camera_presets_and_a_decode_can_be_stopped(page):
     assert _state(page, "resolution_shown") in (shown, 32)      # the old picture (or the coarse pass), not 256
     _pick(page, "resolution", "64")
     _idle(page)
+
+
+def test_map_search_by_name_molecule_or_substructure_says_how_many(page):
+    box = page.locator("[data-testid=map-search] input")
+    found = page.locator("[data-testid=map-found]")
+    for typed, want in (("ClC(Cl)(Cl)Cl", "1 match (same molecule)"), ("[Br]", "matches (substructure)"),
+                        ("xyzzy", "no match")):
+        box.fill("")
+        box.type(typed, delay=20)
+        _wait(page, lambda: want in found.inner_text(), what=f"{want!r} for {typed!r}")
+    assert _state(page, "map_found") == 0
+    _shot(page, "daily-09-map-search.png")
+    box.fill("")

@@ -1073,8 +1073,11 @@ class MolvizApp(TrameApp):
             self._refuse("map_search", exc)
             return
         self._accept("map_search", map_search or "")
-        self._found = self.ex.search(text, limit=200) if text else []
+        self._found, how = self.ex.find(text, limit=200) if text else ([], "")
         self.state.map_found = len(self._found)
+        self.state.map_found_text = ("" if not text else "no match" if not self._found else
+                                     f"{len(self._found)}{'+' if len(self._found) >= 200 else ''} "
+                                     f"match{'es' if len(self._found) != 1 else ''} ({how})")
         self._update_map()
 
     def _update_map(self, highlight: list[int] | None = None) -> None:

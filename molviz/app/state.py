@@ -94,6 +94,7 @@ def state_defaults() -> dict[str, Any]:
     s["map_pick_mode"] = "view"
     s["map_search"] = ""
     s["map_found"] = 0
+    s["map_found_text"] = ""             # "3 matches (substructure)", "no match"
     s["map_source"] = ""
     s["hover_svg"] = ""
     s["hover_text"] = ""

@@ -201,7 +201,10 @@ class LatentMapPanel(html.Div):
             with html.Div(classes="d-flex align-center px-2"):
                 v3.VTextField(v_model=(search,), label="find on the map (name or SMILES)", density="compact",
                               hide_details=True, clearable=True, prepend_inner_icon="mdi-magnify",
-                              raw_attrs=['data-testid="map-search"'])
+                              raw_attrs=['data-testid="map-search"'],
+                              title="a name, an id, a SMILES (the same molecule) or a SMILES/SMARTS substructure")
+                html.Div("{{ map_found_text }}", v_show=("map_found_text",), classes="text-caption ml-2",
+                         style="white-space: nowrap;", raw_attrs=['data-testid="map-found"'])
             html.Div(f"{{{{ {source} }}}}", classes="text-caption px-2")
             with html.Div(style="position: relative; height: calc(100% - 150px);"):
                 # plotly.js loads once `load` turns true (after the first 3D picture): see molviz.app.ui.lazy
