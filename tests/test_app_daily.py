@@ -440,3 +440,24 @@ def test_map_search_by_name_molecule_or_substructure_says_how_many(page):
     assert _state(page, "map_found") == 0
     _shot(page, "daily-09-map-search.png")
     box.fill("")
+
+
+def test_png_at_a_chosen_size_with_a_transparent_background(page, tmp_path):
+    from PIL import Image
+
+    _idle(page)
+    page.locator("[data-testid=png-options]").click()
+    _pick(page, "png-size", "1200x900")
+    page.locator("[data-testid=png-transparent] input").check()
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(300)
+    with page.expect_download(timeout=60_000) as info:
+        page.locator("[data-testid=screenshot]").click()
+    path = tmp_path / "picture.png"
+    info.value.save_as(path)
+    img = Image.open(path)
+    assert img.size == (1200, 900) and img.mode == "RGBA"
+    alpha = np.asarray(img)[..., 3]
+    assert alpha[0, 0] == 0 and alpha[-1, -1] == 0                   # the background is transparent
+    assert (alpha == 255).mean() > 0.01                               # the molecule is not
+    img.save(SHOTS / "daily-10-transparent.png")

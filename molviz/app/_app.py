@@ -32,6 +32,7 @@ from molviz.app.state import (
     LEVEL_RANGES,
     LOCAL_MAX_POINTS,
     MAX_CHANNELS,
+    PICTURE_SIZES,
     REFINE_DELAY,
     REMEMBERED,
     RESOLUTIONS,
@@ -174,7 +175,8 @@ class MolvizApp(TrameApp):
     def _build_ui(self) -> None:
         from molviz.app.ui.layout import build_layout
         page = build_layout(self.server, render_window=self.scene.render_window, max_channels=MAX_CHANNELS,
-                            resolutions=RESOLUTIONS, on_map_click=self.on_map_click, on_map_hover=self.on_map_hover)
+                            resolutions=RESOLUTIONS, on_map_click=self.on_map_click, on_map_hover=self.on_map_hover,
+                            picture_sizes=list(PICTURE_SIZES))
         self.ui, self.view, self.map_widget = page.layout, page.view, page.figure
 
     # ================================================================== helpers
@@ -803,7 +805,15 @@ class MolvizApp(TrameApp):
         except MolvizError as exc:
             self._error(exc)
             return None
-        data = png_bytes(self.scene.screenshot(scale=scale))
+        try:
+            size = clean_choice(self.state.screenshot_size, "picture size", tuple(PICTURE_SIZES))
+        except MolvizError as exc:
+            self._error(exc)
+            return None
+        image = self.scene.picture(size=PICTURE_SIZES[size], scale=scale,
+                                   transparent=clean_bool(self.state.screenshot_transparent))
+        self._push_view()                         # the window is back to the view's size
+        data = png_bytes(image)
         return self.server.protocol.addAttachment(data) if self.server.protocol else data
 
     @trigger("surfaces_glb")

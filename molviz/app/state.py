@@ -14,6 +14,8 @@ LOCAL_MAX_POINTS = 3_000_000       # mesh points the browser is asked to draw it
 TRUTH_FOR_PSNR = 64                # below this the truth is sampled even when not shown, for the PSNR chip
 EXPORT_SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 RESOLUTIONS = ["32", "64", "128", "256", "custom"]
+PICTURE_SIZES = {"view": None, "1920x1080": (1920, 1080), "3840x2160": (3840, 2160), "2000x2000": (2000, 2000),
+                 "1200x900": (1200, 900)}      # PNG sizes (pixels); "view": the view's size times the supersampling
 _EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}}}
 CHANNEL_FIELDS = ("visible", "level", "mode", "color", "opacity", "repr")
 LEVEL_RANGES = {"fraction": (0.01, 1.0, 0.01), "percent": (0.1, 50.0, 0.1)}   # min, max, step
@@ -53,6 +55,8 @@ def state_defaults() -> dict[str, Any]:
     s["clip_position"] = 0.5
     s["view_mode"] = "remote"
     s["screenshot_scale"] = 2
+    s["screenshot_size"] = "view"
+    s["screenshot_transparent"] = False
     s["n_channels"] = 0
     s["channel_names"] = []
     for i in range(MAX_CHANNELS):
@@ -110,4 +114,4 @@ REMEMBERED = ("model_index", "item_index", "resolution_choice", "resolution_cust
               "atoms_source",
               "clip_position", "endpoint_a", "endpoint_b", "interp_mode", "interp_t", "fps", "export_format",
               "export_size", "export_frames", "export_fps", "map_color_by", "map_pick_mode", "view_source",
-              "view_mode", "screenshot_scale")
+              "view_mode", "screenshot_scale", "screenshot_size")

@@ -679,6 +679,37 @@ class Scene:
         rgb = vtk_to_numpy(image.GetPointData().GetScalars()).reshape(h, w, 3)
         return np.ascontiguousarray(rgb[::-1])  # VTK's rows run bottom-up
 
+    def picture(self, *, size: tuple[int, int] | None = None, scale: int = 1,
+                transparent: bool = False) -> np.ndarray:
+        """A picture of ``size`` (width, height) pixels (default: the window's times ``scale``) with the
+        same framing, as (H, W, 3) uint8, or (H, W, 4) with a transparent background.
+
+        Transparency by two renders, on white and on black: a pixel's alpha is what the background
+        changes in it, so translucent surfaces keep their translucency (no alpha bit planes needed).
+        """
+        w0, h0 = self._window.GetSize()
+        if size is not None:
+            # the window takes the asked size for this picture (VTK keeps the vertical view angle: a wider
+            # picture shows more at the sides); a picture wider than 4096 renders in 2 x 2 tiles
+            scale = 2 if max(size) > 4096 else 1
+            self._window.SetSize(int(size[0]) // scale, int(size[1]) // scale)
+        try:
+            if not transparent:
+                img = self.screenshot(scale=scale)
+            else:
+                bg = self._renderer.GetBackground()
+                self._renderer.SetBackground(1.0, 1.0, 1.0)
+                white = self.screenshot(scale=scale).astype(np.float32)
+                self._renderer.SetBackground(0.0, 0.0, 0.0)
+                black = self.screenshot(scale=scale).astype(np.float32)
+                self._renderer.SetBackground(*bg)
+                alpha = np.clip(1.0 - (white - black).max(axis=-1) / 255.0, 0.0, 1.0)      # (H, W)
+                rgb = np.where(alpha[..., None] > 0, black / np.maximum(alpha[..., None], 1e-6), 0.0)
+                img = np.concatenate([np.clip(rgb, 0, 255), 255.0 * alpha[..., None]], -1).round().astype(np.uint8)
+        finally:
+            self._window.SetSize(w0, h0)
+        return img
+
     def close(self) -> None:
         self._renderer.RemoveAllViewProps()
         self._actors, self._label_actor, self._captions = {}, None, []
@@ -799,7 +830,7 @@ def color_rgb(color: str) -> tuple[float, float, float]:
 
 
 def png_bytes(image: np.ndarray) -> bytes:
-    """Encode an (H, W, 3) uint8 image as PNG bytes."""
+    """Encode an (H, W, 3) uint8 image (or (H, W, 4) with alpha) as PNG bytes."""
     import io
 
     from PIL import Image

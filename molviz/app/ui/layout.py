@@ -30,7 +30,8 @@ class Page:
 
 
 def build_layout(server, *, render_window, max_channels: int, resolutions: Sequence[str],
-                 on_map_click: Callable, on_map_hover: Callable) -> Page:
+                 on_map_click: Callable, on_map_hover: Callable,
+                 picture_sizes: Sequence[str] = ("view",)) -> Page:
     """Compose the panels into the page. Binds only state keys and controller names (``server.controller``:
     reset_camera, encode_smiles, ...), so it needs no app object; returns the widgets the app drives."""
     ctrl = server.controller
@@ -99,6 +100,16 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                                      raw_attrs=[f'data-testid="camera-{preset}"'])
             v3.VSelect(v_model=("screenshot_scale",), items=("[1, 2, 3, 4]",), density="compact",
                        hide_details=True, style="flex: none; width: 70px;", label="x", title="supersampling")
+            with v3.VMenu(location="bottom", close_on_content_click=False):
+                with v3.Template(v_slot_activator="{ props }"):
+                    v3.VBtn(icon="mdi-image-size-select-large", v_bind="props", size="small", style="flex: none;",
+                            title="PNG size and background", raw_attrs=['data-testid="png-options"'])
+                with v3.VCard(classes="pa-2", style="width: 220px;"):
+                    v3.VSelect(label="PNG size (pixels)", v_model=("screenshot_size",),
+                               items=("picture_sizes", list(picture_sizes)), density="compact", hide_details=True,
+                               raw_attrs=['data-testid="png-size"'])
+                    v3.VCheckbox(label="transparent background", v_model=("screenshot_transparent",),
+                                 density="compact", hide_details=True, raw_attrs=['data-testid="png-transparent"'])
             v3.VBtn(icon="mdi-camera", size="small", title="PNG screenshot",
                     click="utils.download('molviz.png', trigger('screenshot_png'), 'image/png')",
                     raw_attrs=['data-testid="screenshot"'])
