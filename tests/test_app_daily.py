@@ -461,3 +461,28 @@ def test_png_at_a_chosen_size_with_a_transparent_background(page, tmp_path):
     assert alpha[0, 0] == 0 and alpha[-1, -1] == 0                   # the background is transparent
     assert (alpha == 255).mean() > 0.01                               # the molecule is not
     img.save(SHOTS / "daily-10-transparent.png")
+
+
+def test_levels_are_typed_as_numbers_and_in_sigma(page):
+    _idle(page)
+    c = _state(page, "channel_names").index("C")
+    _open_panel(page, "Channels")
+    typed = page.locator(f"[data-testid=ch{c}_level-typed] input")
+    typed.scroll_into_view_if_needed()
+    before = _view(page)
+    typed.fill("0.35")
+    assert _state(page, f"ch{c}_level") != 0.35                     # nothing sent while typing
+    typed.press("Enter")
+    _wait(page, lambda: _state(page, f"ch{c}_level") == 0.35, what="the typed level")
+    _idle(page)
+    _wait(page, lambda: _differs(_view(page), before) > 0.003, what="the new surface")
+    _pick(page, f"ch{c}_mode", "\u03c3 above the mean")
+    _wait(page, lambda: _state(page, f"ch{c}_mode") == "sigma", what="sigma mode")
+    typed.fill("2")
+    typed.press("Enter")
+    _wait(page, lambda: _state(page, f"ch{c}_level") == 2, what="2 sigma")
+    _idle(page)
+    assert not _state(page, "error_show"), _state(page, "error_text")
+    _shot(page, "daily-11-level-sigma.png")
+    _pick(page, f"ch{c}_mode", "absolute")
+    _idle(page)

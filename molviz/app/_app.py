@@ -436,7 +436,7 @@ class MolvizApp(TrameApp):
         if field == "visible":
             return clean_bool(value)
         if field == "mode":
-            return clean_choice(value, name, ("absolute", "fraction", "percent"))
+            return clean_choice(value, name, ("absolute", "fraction", "percent", "sigma"))
         if field == "level":
             mode = self._good.get(_key("ch", i, "mode"), "fraction")
             lo, hi = (0.0, 1e6) if mode == "absolute" else LEVEL_RANGES[mode][:2]

@@ -18,7 +18,8 @@ PICTURE_SIZES = {"view": None, "1920x1080": (1920, 1080), "3840x2160": (3840, 21
                  "1200x900": (1200, 900)}      # PNG sizes (pixels); "view": the view's size times the supersampling
 _EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}}}
 CHANNEL_FIELDS = ("visible", "level", "mode", "color", "opacity", "repr")
-LEVEL_RANGES = {"fraction": (0.01, 1.0, 0.01), "percent": (0.1, 50.0, 0.1)}   # min, max, step
+LEVEL_RANGES = {"fraction": (0.01, 1.0, 0.01), "percent": (0.1, 50.0, 0.1),
+                "sigma": (0.0, 10.0, 0.1)}   # min, max, step
 # Fields are normalised to [0, 1] (Eq. 1, divided by each channel's maximum), so one absolute level
 # means the same on the reconstruction and on the ground truth (defaults: molviz.view.looks).
 

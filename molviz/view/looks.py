@@ -17,7 +17,7 @@ from molviz.view.scene import ChannelStyle, Layer, side_by_side_offset
 
 # The default isosurface level of each level mode. Trained fields lie in [0, 1] and every atom
 # peaks near 1, so 0.2 absolute draws each atom's blob; fraction and percent are per channel.
-LEVEL_DEFAULTS = {"absolute": 0.2, "fraction": 0.5, "percent": 2.0}
+LEVEL_DEFAULTS = {"absolute": 0.2, "fraction": 0.5, "percent": 2.0, "sigma": 3.0}
 PROPERTY_LEVEL = 0.3                # absolute default of density-like channels (wider, translucent)
 PROPERTY_TOKENS = ("density", "electronegativity")
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from molviz.chem import Structure
     from molviz.fields import Grid
 
-LevelMode = Literal["absolute", "fraction", "percent"]
+LevelMode = Literal["absolute", "fraction", "percent", "sigma"]
 
 # Element colours and radii: molviz.chem's periodic table; channel colours: molviz.fields.
 DEFAULT_ELEMENT_COLOR = UNKNOWN_ELEMENT_COLOR
@@ -49,7 +49,8 @@ class ChannelStyle:
 
     visible: bool = True
     level: float = 0.5                          # interpreted by ``mode``
-    mode: LevelMode = "fraction"                # absolute value, fraction of max, or percent enclosed
+    mode: LevelMode = "fraction"                # absolute value, fraction of max, percent enclosed, or
+                                                # standard deviations above the channel's mean ("sigma")
     color: str = "#909090"
     opacity: float = 1.0
     representation: Literal["surface", "wireframe"] = "surface"
@@ -342,7 +343,8 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
                 level, mesh = layer.surfaces[c].level, polydata(layer.surfaces[c])
             else:
                 vol = layer.volume[c]
-                level = resolve_level(vol, style.level, style.mode)
+                level = (float(vol.mean() + style.level * vol.std()) if style.mode == "sigma"
+                         else resolve_level(vol, style.level, style.mode))
                 mesh = None
             if li == 0:
                 out.levels[name] = float(level)

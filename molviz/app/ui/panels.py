@@ -14,6 +14,7 @@ LEVEL_MODES = [
     {"title": "fraction of max", "value": "fraction"},
     {"title": "% voxels enclosed", "value": "percent"},
     {"title": "absolute", "value": "absolute"},
+    {"title": "\u03c3 above the mean", "value": "sigma"},
 ]
 
 
@@ -44,9 +45,18 @@ class ChannelCard(v3.VCard):
                 v3.VSlider(v_model=(f"{p}level",), min=(f"{p}level_min",), max=(f"{p}level_max",),
                            step=(f"{p}level_step",), density="compact", hide_details=True,
                            thumb_label=True, classes="flex-grow-1", raw_attrs=[f'data-testid="{p}level"'],
-                           label="level")
+                           title="level")
+                # the level typed as a number: sent when committed (Enter or leaving the field), as the slider's
+                v3.VTextField(model_value=(f"{p}level",), type="number", density="compact", hide_details=True,
+                              variant="plain", style="flex: none; width: 58px;", classes="ml-1",
+                              step=(f"{p}level_step",), title="type a level, then Enter",
+                              keyup_enter=f"{p}level = Number($event.target.value)",
+                              blur=f"{p}level = Number($event.target.value)",
+                              __events=[("keyup_enter", "keyup.enter"), "blur"],
+                              raw_attrs=[f'data-testid="{p}level-typed"'])
                 v3.VSelect(v_model=(f"{p}mode",), items=("level_modes", LEVEL_MODES), density="compact",
-                           hide_details=True, variant="plain", style="max-width: 130px;", classes="ml-2")
+                           hide_details=True, variant="plain", style="flex: none; width: 104px;", classes="ml-1",
+                           raw_attrs=[f'data-testid="{p}mode"'])
             with html.Div(classes="d-flex align-center", v_if=(f"{p}visible",)):
                 v3.VSlider(v_model=(f"{p}opacity",), min=0.05, max=1.0, step=0.05, density="compact",
                            hide_details=True, label="opacity", classes="flex-grow-1")
