@@ -486,3 +486,25 @@ def test_levels_are_typed_as_numbers_and_in_sigma(page):
     _shot(page, "daily-11-level-sigma.png")
     _pick(page, f"ch{c}_mode", "absolute")
     _idle(page)
+
+
+def test_neighbours_of_any_item_and_the_help(page):
+    _idle(page)
+    item = _state(page, "item_index")
+    _open_panel(page, "Encode a molecule")
+    button = page.locator("[data-testid=item-neighbours]")
+    button.scroll_into_view_if_needed()
+    button.click()
+    rows = page.locator("[data-testid=neighbours] .v-list-item")
+    _wait(page, lambda: rows.count() == 5, what="five neighbours")
+    assert all(n["index"] != item for n in _state(page, "neighbours"))
+    first = _state(page, "neighbours")[0]["index"]
+    rows.first.click()
+    _wait(page, lambda: _state(page, "item_index") == first, what="the neighbour shown")
+    page.locator("[data-testid=help]").click()
+    dialog = page.locator("[data-testid=help-dialog]")
+    dialog.wait_for(state="visible", timeout=5000)
+    assert "Resolution" in dialog.inner_text()
+    _shot(page, "daily-12-help.png")
+    dialog.locator(".v-btn", has_text="close").click()
+    dialog.wait_for(state="hidden", timeout=5000)

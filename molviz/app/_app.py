@@ -944,6 +944,7 @@ class MolvizApp(TrameApp):
             labels = ex.item_labels()
             with self.state:
                 self.state.has_encoded = True
+                self.state.neighbours_title = f"nearest to {smiles} in latent space"
                 caution = "; ".join(getattr(enc, "warnings", []) or [])
                 self.state.placement_text = (f"{smiles}: placed on the map by {how}"
                                              + (f". Outside the training set: {caution}" if caution else ""))
@@ -985,6 +986,21 @@ class MolvizApp(TrameApp):
         """Drop the running encode: its result is never shown; a conformer being embedded is killed."""
         self.aux_lane.cancel()
         self._encode_finished()
+
+    @controller.set("item_neighbours")
+    def item_neighbours(self, **_):
+        """The stored items nearest (latent L2) to the item on screen, listed and ringed on the map."""
+        if self.explorer is None:
+            return
+        i = int(self._good.get("item_index", 0))
+        nbs = [(j, d) for j, d in self.ex.neighbours(self.ex.latent(i), 6) if j != i][:5]
+        labels = self.ex.item_labels()
+        with self.state:
+            self.state.neighbours_title = f"nearest to {labels[i]} in latent space"
+            self.state.neighbours = [{"index": j, "title": f"{j}: {labels[j]}",
+                                      "subtitle": f"latent distance {d:.3f}"} for j, d in nbs]
+        self._update_map(highlight=[j for j, _ in nbs])
+        self.state.flush()
 
     @controller.set("show_encoded")
     def show_encoded(self, **_):

@@ -93,6 +93,8 @@ def state_defaults() -> dict[str, Any]:
     s["encode_stage"] = ""
     s["has_encoded"] = False
     s["neighbours"] = []
+    s["neighbours_title"] = ""
+    s["help_show"] = False
     s["placement_text"] = ""
     s["map_color_by"] = "expt"
     s["map_color_options"] = []

@@ -19,6 +19,21 @@ from molviz.app.ui.panels import (
     LatentMapPanel,
 )
 
+HELP = (
+    "Pick a model and a molecule in the toolbar (type a name or a SMILES). The 3D view shows each channel's "
+    "isosurface; drag to turn it, scroll to zoom; the axis button gives front, side, top and fit.",
+    "Resolution: 32 to 256 voxels per axis, or 'custom' (type a number, then Enter). A coarse picture comes first; "
+    "the refined one follows (the spinner; the cross stops it). The PSNR chip compares with the ground truth "
+    "(from a voxel sample above 64^3).",
+    "Channels: tick to show, drag or type a level (absolute, fraction of max, % voxels enclosed, or sigma above "
+    "the mean), colour and opacity. Display: atoms (true, found in the decoded field, or both), outline, clip plane.",
+    "Interpolation: choose A and B (or click the map in 'click: A, B' mode), move t or play; export a GIF or MP4 "
+    "with a title. 'item' in the toolbar goes back to the molecule.",
+    "Latent map: each point is a molecule; hover for its drawing, click to show it; search by name, by SMILES "
+    "(the same molecule) or by a substructure (SMILES or SMARTS).",
+    "Encode a molecule: type a SMILES, Enter: it is encoded, placed on the map, and its nearest items listed.",
+)
+
 
 @dataclass
 class Page:
@@ -110,6 +125,8 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                                raw_attrs=['data-testid="png-size"'])
                     v3.VCheckbox(label="transparent background", v_model=("screenshot_transparent",),
                                  density="compact", hide_details=True, raw_attrs=['data-testid="png-transparent"'])
+            v3.VBtn(icon="mdi-help-circle-outline", size="small", title="how to use molviz", click="help_show = true",
+                    style="flex: none;", raw_attrs=['data-testid="help"'])
             v3.VBtn(icon="mdi-camera", size="small", title="PNG screenshot",
                     click="utils.download('molviz.png', trigger('screenshot_png'), 'image/png')",
                     raw_attrs=['data-testid="screenshot"'])
@@ -141,6 +158,7 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                         EncodePanel(smiles="smiles", neighbours="neighbours", placement="placement_text",
                                     ctrl_encode=ctrl.encode_smiles, ctrl_use_a=ctrl.encoded_as_a,
                                     ctrl_use_b=ctrl.encoded_as_b, ctrl_view=ctrl.show_encoded,
+                                    ctrl_item_neighbours=ctrl.item_neighbours,
                                     has_encoded="has_encoded")
         with layout.content:
             with html.Div(style="display: flex; height: calc(100vh - 64px); width: 100%;"):
@@ -162,6 +180,14 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                                    pick_mode="map_pick_mode", source="map_source", hover_svg="hover_svg",
                                    hover_text="hover_text", search="map_search", load="map_load",
                                    style="height: 100%;")
+            with v3.VDialog(v_model=("help_show", False), max_width=620):
+                with v3.VCard(title="molviz: how to use it", raw_attrs=['data-testid="help-dialog"']):
+                    with v3.VCardText():
+                        for line in HELP:
+                            html.Div(line, classes="mb-2")
+                    with v3.VCardActions():
+                        v3.VSpacer()
+                        v3.VBtn("close", click="help_show = false")
             v3.VSnackbar("{{ error_text }}", v_model=("error_show",), timeout=8000, color="error",
                          location="top", multi_line=True, raw_attrs=['data-testid="error"'])
     server.state.trame__title = "molviz"

@@ -175,7 +175,8 @@ class EncodePanel(html.Div):
     """Type a SMILES, encode it on the fly, see where it lands and its nearest neighbours."""
 
     def __init__(self, *, smiles: str, neighbours: str, placement: str, ctrl_encode: str,
-                 ctrl_use_a: str, ctrl_use_b: str, ctrl_view: str, has_encoded: str, **kwargs) -> None:
+                 ctrl_use_a: str, ctrl_use_b: str, ctrl_view: str, has_encoded: str, ctrl_item_neighbours=None,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         with self:
             v3.VTextField(label="SMILES (e.g. c1ccccc1O)", v_model=(smiles,), density="compact",
@@ -183,8 +184,12 @@ class EncodePanel(html.Div):
                           click_append_inner=ctrl_encode, keyup_enter=ctrl_encode, raw_attrs=['data-testid="smiles"'],
                           __events=[("keyup_enter", "keyup.enter"), ("click_append_inner", "click:appendInner")])
             html.Div(f"{{{{ {placement} }}}}", classes="text-caption mt-1", v_show=(has_encoded,))
-            with v3.VList(density="compact", v_show=(has_encoded,), classes="py-0"):
-                v3.VListSubheader("nearest items in latent space")
+            v3.VBtn("neighbours of the item on screen", size="small", variant="tonal", classes="mt-1",
+                    prepend_icon="mdi-vector-circle", click=ctrl_item_neighbours,
+                    raw_attrs=['data-testid="item-neighbours"'])
+            with v3.VList(density="compact", v_show=(f"{neighbours}.length",), classes="py-0",
+                          raw_attrs=['data-testid="neighbours"']):
+                v3.VListSubheader("{{ neighbours_title || 'nearest items in latent space' }}")
                 v3.VListItem(v_for=f"nb in {neighbours}", key="nb.index", title=("nb.title",),
                              subtitle=("nb.subtitle",), click="item_index = nb.index; view_source = 'item'",
                              density="compact")
