@@ -158,6 +158,7 @@ def test_choosing_the_item_again_after_scrubbing_goes_back_to_it(page):
     page.mouse.click(box["x"] + 0.5 * box["width"], box["y"] + box["height"] / 2)
     _wait(page, lambda: _state(page, "view_source") == "interpolation", what="the interpolation")
     _idle(page)
+    page.wait_for_timeout(1000)                       # the refined picture arrives after the spinner goes
     scrubbed = _view(page)
     # the same item, picked again in the molecule list
     page.locator("[data-testid=item]").click()
@@ -166,7 +167,7 @@ def test_choosing_the_item_again_after_scrubbing_goes_back_to_it(page):
     _wait(page, lambda: _state(page, "view_source") == "item", what="the item view")
     _idle(page)
     assert _state(page, "item_index") == item
-    assert _differs(_view(page), scrubbed) > 0.003
+    _wait(page, lambda: _differs(_view(page), scrubbed) > 0.003, timeout=30, what="the item's picture")
     assert "t =" not in _state(page, "view_caption")
     # and the toolbar's "item" button does the same
     page.mouse.click(box["x"] + 0.8 * box["width"], box["y"] + box["height"] / 2)
