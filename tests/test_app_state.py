@@ -518,3 +518,17 @@ def test_interpolation_atoms_fade_and_field_atoms_join_the_picture(app):
     names = set(app.scene._actors)
     assert {"L0:atoms:a", "L0:atoms:b"} <= names and "L0:atoms" not in names
     _reset(app)        # atoms found in the field: tests/test_app_daily.py (the untrained test bundle's field is noise)
+
+
+def test_colour_and_opacity_change_the_actors_on_screen_without_a_rebuild(app):
+    _reset(app)
+    ch = next(i for i in range(app.state.n_channels) if app.state[f"ch{i}_visible"])
+    name = app.state.channel_names[ch]
+    built = app.built
+    _set(app, **{f"ch{ch}_color": "#123456", f"ch{ch}_opacity": 0.4})
+    assert app.built is built                                    # nothing rebuilt
+    prop = app.scene._actors[f"L0:ch:{name}"].GetProperty()
+    assert prop.GetOpacity() == pytest.approx(0.4)
+    assert np.allclose(prop.GetColor(), (0x12 / 255, 0x34 / 255, 0x56 / 255), atol=1e-3)
+    assert built.actors[f"L0:ch:{name}"][1]["color"] == "#123456"   # exports follow
+    _set(app, **{f"ch{ch}_color": "#909090", f"ch{ch}_opacity": 0.9})

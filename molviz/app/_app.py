@@ -428,8 +428,25 @@ class MolvizApp(TrameApp):
                     self.state[_key("ch", i, "level")] = level
                 self._good[_key("ch", i, "level")] = level
             self._accept(key, value)
+        if changed and self._restyle_on_screen(changed):
+            return
         if changed:
             self._request_view(interactive=True, restyle_only=True)
+
+    def _restyle_on_screen(self, changed: list[str]) -> bool:
+        """Colour, opacity and wireframe change the actors on screen at once (no lane, no decode to wait
+        for); True when that was all there was to do."""
+        if any(k[k.index("_") + 1:] not in ("color", "opacity", "repr") for k in changed) or self.built is None:
+            return False
+        names = self.ex.channel_names
+        for key in changed:
+            i, field = int(key[2:key.index("_")]), key[key.index("_") + 1:]
+            value = self._good[key]
+            if not self.scene.restyle_channel(names[i], **{{"color": "color", "opacity": "opacity",
+                                                            "repr": "representation"}[field]: value}):
+                return False                       # not on screen (hidden, or no surface): rebuild
+        self._push_view()
+        return True
 
     def _clean_channel_value(self, i: int, field: str, value):
         name = f"channel {i} {field}"
@@ -753,6 +770,10 @@ class MolvizApp(TrameApp):
             self._have.add((source, req.resolution))
             self.current, self.built = view, built
             self.scene.show(built, reset_camera=reset_camera or None)
+            for name, st in zip(ex.channel_names, self._styles()):   # colours changed while it decoded
+                if st.visible:
+                    self.scene.restyle_channel(name, color=st.color, opacity=st.opacity,
+                                               representation=st.representation)
             self._push_view(reset_camera=reset_camera)
             self._after_view(view, req, seconds)
             if self.first_picture_s is None:

@@ -20,7 +20,7 @@ Rows (seconds after the launch command started)
 
 Interaction rows (milliseconds, the last launch only): a 128^3 decode is started
 by choosing that resolution in the toolbar, and while it runs the benchmark drags
-the camera, toggles the outline and the atoms, and moves the clip plane, each
+the camera, toggles the outline and the atoms, and moves a channel's opacity, each
 timed from the browser's input to the next picture the 3D view receives
 (``answer_ms``: a MutationObserver on the remote view's image, in page time).
 Target: <= 200 ms each (``TARGET_MS``), with the decode still running.
@@ -117,18 +117,28 @@ def interaction_latencies(page, *, resolution: str = "128", timeout: float = 240
     while _state(page, "busy") and time.perf_counter() < deadline:      # start from a settled view
         page.wait_for_timeout(200)
     _open_panel(page, "Display")
+    _open_panel(page, "Channels")
     view = page.locator("[data-testid=view3d]").bounding_box()
     page.locator("[data-testid=resolution]").click()
     page.locator(".v-overlay--active .v-list-item", has_text=resolution).first.click()
     while not _state(page, "busy_text").startswith(f"decoding {resolution}") and time.perf_counter() < deadline:
         page.wait_for_timeout(50)
     page.wait_for_timeout(300)
+    ch = next(i for i in range(_state(page, "n_channels")) if _state(page, f"ch{i}_visible"))
+    track = page.locator(f"[data-testid=ch{ch}_opacity] .v-slider-track")
+
+    def opacity(frac: float):
+        track.scroll_into_view_if_needed()
+        box = track.bounding_box()
+        page.mouse.click(box["x"] + frac * box["width"], box["y"] + box["height"] / 2)
+
     switch = page.locator("[data-testid=display-outline] input")
     atoms = page.locator("[data-testid=display-atoms] input")
     steps = [("camera drag 1", lambda: _drag(page, view, 60)),
              ("outline off", switch.click), ("camera drag 2", lambda: _drag(page, view, -60)),
              ("outline on", switch.click), ("atoms off", atoms.click),
-             ("camera drag 3", lambda: _drag(page, view, 40)), ("atoms on", atoms.click)]
+             ("camera drag 3", lambda: _drag(page, view, 40)), ("atoms on", atoms.click),
+             ("opacity 0.4", lambda: opacity(0.37)), ("opacity 0.65", lambda: opacity(0.63))]
     for name, action in steps:
         ms = answer_ms(page, action)
         out[name] = {"ms": ms, "decoding": bool(_state(page, "busy")) and

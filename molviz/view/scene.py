@@ -531,6 +531,30 @@ class Scene:
             plane.SetNormal(normal)
             mapper.AddClippingPlane(plane)
 
+    def restyle_channel(self, name: str, *, color: str | None = None, opacity: float | None = None,
+                        representation: str | None = None) -> bool:
+        """Colour, opacity or surface/wireframe of channel ``name``'s surfaces (every layer) on the shown
+        scene, without rebuilding them; the built scene's keywords follow (exports). False when the
+        channel has no surface on screen."""
+        hit = False
+        for actor_name, actor in self._actors.items():
+            if actor_name.partition(":")[2] != f"ch:{name}":
+                continue
+            prop = actor.GetProperty()
+            kwargs = self.built.actors[actor_name][1] if self.built is not None and actor_name in self.built.actors \
+                else {}
+            if color is not None:
+                prop.SetColor(*color_rgb(color))
+                kwargs["color"] = color
+            if opacity is not None:
+                prop.SetOpacity(float(opacity))
+                kwargs["opacity"] = float(opacity)
+            if representation is not None:
+                prop.SetRepresentationToWireframe() if representation == "wireframe" else prop.SetRepresentationToSurface()
+                kwargs["style"] = representation
+            hit = True
+        return hit
+
     def add_actors(self, parts: dict[str, tuple[Any, dict]], *, replace: str | None = None) -> None:
         """Add (or replace) actors of the shown scene, e.g. atoms found in its field once they are known;
         :meth:`set_display`'s switches apply to them. ``replace``: first remove the actors whose name

@@ -59,7 +59,8 @@ class ChannelCard(v3.VCard):
                            raw_attrs=[f'data-testid="{p}mode"'])
             with html.Div(classes="d-flex align-center", v_if=(f"{p}visible",)):
                 v3.VSlider(v_model=(f"{p}opacity",), min=0.05, max=1.0, step=0.05, density="compact",
-                           hide_details=True, label="opacity", classes="flex-grow-1")
+                           hide_details=True, label="opacity", classes="flex-grow-1",
+                           raw_attrs=[f'data-testid="{p}opacity"'])
                 v3.VSelect(v_model=(f"{p}repr",), items=("['surface', 'wireframe']",), density="compact",
                            hide_details=True, variant="plain", style="max-width: 130px;", classes="ml-2")
 
