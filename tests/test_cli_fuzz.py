@@ -101,9 +101,10 @@ def test_prepared_data_edits(tiny, tmp_path_factory, capsys, data):
     if kind == "drop":
         arrays.pop(key)
     elif kind == "empty":
-        arrays[key] = arrays[key][:0]
+        arrays[key] = np.atleast_1d(arrays[key])[:0]
     elif kind == "nan":
-        arrays[key] = np.full(arrays[key].shape, np.nan) if arrays[key].dtype.kind == "f" else arrays[key][::-1]
+        arrays[key] = np.full(arrays[key].shape, np.nan) if arrays[key].dtype.kind == "f" else \
+            np.atleast_1d(arrays[key])[::-1]
     elif kind == "flat":
         arrays[key] = arrays[key].reshape(-1)
     elif kind == "string":

@@ -20,11 +20,15 @@ from molviz.engine._types import Encoded
 from molviz.errors import InputError
 
 
-def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep", seed: int = 0):
+def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep", seed: int = 0,
+                 spellings: dict[str, str] | None = None):
     """A :class:`molviz.chem.Structure` from a Structure, a path or a SMILES string.
 
     ``hydrogens`` and ``seed`` should be the bundle's (its training data config), so a
-    SMILES gets the same conformer as in training.
+    SMILES gets the same conformer as in training. A SMILES is canonicalised first, so two
+    spellings of one molecule get one conformer; where ``spellings`` (canonical SMILES -> the
+    spelling a training item was made from, :func:`stored_spellings`) knows the molecule, that
+    spelling is used, so a training molecule typed any way reproduces its training conformer.
     """
     if hasattr(source, "coords") and hasattr(source, "atomic_numbers"):
         return source
@@ -32,9 +36,26 @@ def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep
         from molviz.chem import canonical_smiles, load  # RDKit / gemmi: only here, never at import
         text = str(source)
         canonical = canonical_smiles(text) if isinstance(source, str) and not Path(text).exists() else None
+        if canonical is not None and spellings:
+            canonical = spellings.get(canonical, canonical)
         return load(canonical or text, name=name or (text if canonical else None), hydrogens=hydrogens, seed=seed)
     raise InputError(f"cannot encode a {type(source).__name__}: give a SMILES string, a molecule file path "
                      "or a molviz.chem.Structure")
+
+
+def stored_spellings(bundle) -> dict[str, str]:
+    """Canonical SMILES -> the SMILES a bundle's item was prepared from (computed once per bundle)."""
+    cached = getattr(bundle, "_spellings", None)
+    if cached is None:
+        from molviz.chem import canonical_smiles
+        cached = {}
+        for item in bundle.items:
+            smi = item.get("smiles")
+            canon = canonical_smiles(str(smi)) if smi else None
+            if canon is not None:
+                cached.setdefault(canon, str(smi))
+        bundle._spellings = cached
+    return cached
 
 
 def domain_warnings(bundle, structure, box, latent, *, conformer: int = 0) -> list[str]:
@@ -125,7 +146,8 @@ def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progre
     """
     spec = engine.bundle.spec
     spec.require_sampling(engine.bundle.name, "encode new inputs")
-    structure = as_structure(source, hydrogens=spec.hydrogens, seed=spec.seed)
+    structure = as_structure(source, hydrogens=spec.hydrogens, seed=spec.seed,
+                             spellings=stored_spellings(engine.bundle))
     if not 0 <= conformer < structure.n_conformers:
         raise InputError(f"conformer {conformer} does not exist: {structure.name!r} has "
                          f"{structure.n_conformers} conformer(s)")

@@ -507,7 +507,9 @@ class Explorer:
         auto-decoder bundle, a latent fitted with the network frozen). ``should_stop()`` is asked
         between stages; True raises :class:`InterruptedError` (a stage under way runs to its end).
         """
+        from molviz.chem import canonical_smiles
         from molviz.engine import as_structure
+        from molviz.engine._encode import stored_spellings
         from molviz.view._conformer import CHILD_FROM_HEAVY_ATOMS, conformer_in_child
 
         def stage(pct: float, what: str) -> None:
@@ -519,10 +521,13 @@ class Explorer:
         spec = self.bundle.spec
         n_heavy = _heavy_atoms(smiles)
         stage(5.0, f"3D conformer of {n_heavy} heavy atoms (RDKit)")
+        spellings = stored_spellings(self.bundle)
         if n_heavy >= CHILD_FROM_HEAVY_ATOMS:      # minutes for hundreds of atoms: in a child that cancel kills
-            structure = conformer_in_child(smiles, hydrogens=spec.hydrogens, seed=spec.seed, should_stop=should_stop)
+            canon = canonical_smiles(smiles) or smiles        # one spelling per molecule, as the engine does
+            structure = conformer_in_child(spellings.get(canon, canon), hydrogens=spec.hydrogens, seed=spec.seed,
+                                           should_stop=should_stop)
         else:
-            structure = as_structure(smiles, hydrogens=spec.hydrogens, seed=spec.seed)
+            structure = as_structure(smiles, hydrogens=spec.hydrogens, seed=spec.seed, spellings=spellings)
         how = "encoder" if self.bundle.encoder is not None else "fitting a latent"
         stage(50.0, f"{how}: {structure.n_atoms} atoms")
         enc = self.engine.encode(structure, details=True)
