@@ -1120,11 +1120,11 @@ class MolvizApp(TrameApp):
             self._refuse("map_search", exc)
             return
         self._accept("map_search", map_search or "")
-        self._found, how = self.ex.find(text, limit=200) if text else ([], "")
-        self.state.map_found = len(self._found)
-        self.state.map_found_text = ("" if not text else "no match" if not self._found else
-                                     f"{len(self._found)}{'+' if len(self._found) >= 200 else ''} "
-                                     f"match{'es' if len(self._found) != 1 else ''} ({how})")
+        self._found, how, total = self.ex.find(text, limit=200) if text else ([], "", 0)
+        self.state.map_found = total
+        self.state.map_found_text = ("" if not text else "no match" if not total else
+                                     f"{total} match{'es' if total != 1 else ''} ({how})"
+                                     + (f", {len(self._found)} ringed" if total > len(self._found) else ""))
         self._update_map()
 
     def _update_map(self, highlight: list[int] | None = None) -> None:

@@ -195,41 +195,16 @@ class Explorer:
         raise InputError(f"no item named {text!r} in bundle {self.name!r} (give an index 0..{n - 1}, "
                          f"a name, an id or a SMILES){hint}")
 
-    def find(self, text: str, *, limit: int = 200) -> tuple[list[int], str]:
-        """Items matching ``text`` and how they matched: a name, id or SMILES fragment (:meth:`search`),
-        else the same molecule (canonical SMILES), else a substructure (``text`` as SMILES or SMARTS,
-        e.g. ``C(=O)O`` or ``[Cl]``). Returns (items, "name" | "same molecule" | "substructure" | "")."""
-        hits = self.search(text, limit=limit)
-        if hits:
-            return hits, "name"
-        mol, pattern = _parse_query(text)
-        if mol is None and pattern is None:
-            return [], ""
-        mols = self._item_mols()
-        if mol is not None and mol.GetNumAtoms():
-            from rdkit import Chem
-            canon = Chem.MolToSmiles(mol)
-            same = [i for i, (m, c) in enumerate(mols) if m is not None and c == canon]
-            if same:
-                return same[:limit], "same molecule"
-        query = pattern if pattern is not None else mol
-        sub = [i for i, (m, _) in enumerate(mols) if m is not None and m.HasSubstructMatch(query)]
-        return sub[:limit], "substructure" if sub else ""
-
-    def _item_mols(self) -> list:
-        """Each item's RDKit molecule and canonical SMILES (None, "" without a SMILES), made once."""
-        if getattr(self, "_mols", None) is None:
-            from rdkit import Chem, RDLogger
-            RDLogger.DisableLog("rdApp.*")
-            try:
-                mols = []
-                for item in self.bundle.items:
-                    m = Chem.MolFromSmiles(str(item.get("smiles") or "")) if item.get("smiles") else None
-                    mols.append((m, Chem.MolToSmiles(m) if m is not None else ""))
-            finally:
-                RDLogger.EnableLog("rdApp.*")
-            self._mols = mols
-        return self._mols
+    def find(self, text: str, *, limit: int = 200) -> tuple[list[int], str, int]:
+        """Items matching ``text`` read as a molecule (canonical SMILES), a substructure (SMILES or
+        SMARTS) or a name (:class:`molviz.view.search.ItemIndex`, built once per bundle): up to ``limit``
+        indices, how they matched ("same molecule", "substructure", "name" or ""), and how many did."""
+        if getattr(self, "_index", None) is None:
+            from molviz.view.search import ItemIndex
+            self._index = ItemIndex(self.bundle.items)
+        res = self._index.search(text, limit=limit)
+        how = {"molecule": "same molecule", "substructure": "substructure", "name": "name"}.get(res.kind, "")
+        return res.indices, how, res.total
 
     def search(self, text: str, *, limit: int = 50) -> list[int]:
         """Items whose name, id or SMILES contains ``text`` (case-insensitive), best first."""
@@ -638,16 +613,6 @@ class Explorer:
         if i is None or "divisors" not in self.bundle.arrays:
             return None
         return np.asarray(self.bundle.arrays["divisors"][i], np.float32)
-
-
-def _parse_query(text: str):
-    """``text`` as a molecule (SMILES, or None) and as a pattern (SMARTS, or None)."""
-    from rdkit import Chem, RDLogger
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        return Chem.MolFromSmiles(text), Chem.MolFromSmarts(text)
-    finally:
-        RDLogger.EnableLog("rdApp.*")
 
 
 def _heavy_atoms(smiles: str) -> int:
