@@ -94,3 +94,40 @@ def serving(args: list[str], log: Path, *, env: dict | None = None, timeout: flo
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+# ----------------------------------------------------------------------------- a page in chromium
+SHOTS = ROOT / "runs" / "screenshots"          # where browser tests leave screenshots to look at
+
+
+def view_pixels(page) -> np.ndarray:
+    """The 3D view's pixels as shown in the page: (H, W, 3) int16."""
+    import io
+
+    from PIL import Image
+    png = page.locator("[data-testid=view3d]").screenshot()
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
+
+
+def inked(img: np.ndarray) -> float:
+    """Share of pixels that are not the white background."""
+    return float(np.mean(np.any(np.abs(img - 255) > 10, axis=-1)))
+
+
+def page_state(page, key):
+    """A trame state value as the page has it (read only; tests drive the app by clicks)."""
+    return page.evaluate(f"window.trame.state.get({key!r})")
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name))
+
+
+def open_panel(page, title: str) -> None:
+    """Open the drawer's expansion panel ``title`` unless it is open."""
+    header = page.locator(".v-expansion-panel-title", has_text=title)
+    panel = header.locator("xpath=..")
+    if "v-expansion-panel--active" not in (panel.get_attribute("class") or ""):
+        header.click()
+        page.wait_for_timeout(400)

@@ -6,19 +6,21 @@ share one server and one page and run in file order, like a user's session.
 """
 from __future__ import annotations
 
-import io
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 from app_bundles import bundle_for_tests, serving
+from app_bundles import inked as _inked
+from app_bundles import open_panel as _open_panel
+from app_bundles import page_state as _state
+from app_bundles import shot as _shot
+from app_bundles import view_pixels as _view
 
 from molviz.app._bench import ARGS, CHROMIUM, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = Path(__file__).resolve().parent.parent / "runs" / "screenshots"
 
 if not CHROMIUM.exists():
     pytest.skip("Debian's chromium is not installed (/usr/bin/chromium); `apt-get install chromium` "
@@ -47,17 +49,6 @@ def page(server):
         browser.close()
 
 
-def _view(page) -> np.ndarray:
-    from PIL import Image
-    png = page.locator("[data-testid=view3d]").screenshot()
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
-
-
-def _inked(img: np.ndarray) -> float:
-    """Share of pixels that are not the white background."""
-    return float(np.mean(np.any(np.abs(img - 255) > 10, axis=-1)))
-
-
 def _wait_for_change(page, before: np.ndarray, *, timeout: float = 60.0, min_diff: float = 0.003) -> np.ndarray:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -67,23 +58,6 @@ def _wait_for_change(page, before: np.ndarray, *, timeout: float = 60.0, min_dif
             page.wait_for_timeout(1500)               # let the refined picture arrive too
             return _view(page)
     pytest.fail("the 3D view did not change")
-
-
-def _state(page, key):
-    return page.evaluate(f"window.trame.state.get({key!r})")
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name))
-
-
-def _open_panel(page, title: str) -> None:
-    header = page.locator(".v-expansion-panel-title", has_text=title)
-    panel = header.locator("xpath=..")
-    if "v-expansion-panel--active" not in (panel.get_attribute("class") or ""):
-        header.click()
-        page.wait_for_timeout(400)
 
 
 def _download(page, testid: str, folder, *, timeout_ms: int = 120_000):

@@ -8,20 +8,23 @@ display toggles and camera moves answering while a large decode runs.
 """
 from __future__ import annotations
 
-import io
 import os
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_bundles import SHIPPED, serving
+from app_bundles import SHIPPED, SHOTS, serving
+from app_bundles import inked as _inked
+from app_bundles import open_panel as _open_panel
+from app_bundles import page_state as _state
+from app_bundles import shot as _shot
+from app_bundles import view_pixels as _view
 
 from molviz.app._bench import ARGS, CHROMIUM, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SHOTS = Path(__file__).resolve().parent.parent / "runs" / "screenshots"
 NMR = SHIPPED.parent / "nmr-2juy"
 
 if not CHROMIUM.exists():
@@ -54,22 +57,8 @@ def page(server):
         browser.close()
 
 
-def _view(page) -> np.ndarray:
-    from PIL import Image
-    png = page.locator("[data-testid=view3d]").screenshot()
-    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(np.int16)
-
-
-def _inked(img: np.ndarray) -> float:
-    return float(np.mean(np.any(np.abs(img - 255) > 10, axis=-1)))
-
-
 def _differs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.any(np.abs(a - b) > 12, axis=-1))) if a.shape == b.shape else 1.0
-
-
-def _state(page, key):
-    return page.evaluate(f"window.trame.state.get({key!r})")
 
 
 def _wait(page, predicate, *, timeout: float = 60.0, what: str = "") -> None:
@@ -84,19 +73,6 @@ def _wait(page, predicate, *, timeout: float = 60.0, what: str = "") -> None:
 def _idle(page, timeout: float = 120.0) -> None:
     page.wait_for_timeout(500)
     _wait(page, lambda: not _state(page, "busy"), timeout=timeout, what="the view to finish")
-
-
-def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / name))
-
-
-def _open_panel(page, title: str) -> None:
-    header = page.locator(".v-expansion-panel-title", has_text=title)
-    panel = header.locator("xpath=..")
-    if "v-expansion-panel--active" not in (panel.get_attribute("class") or ""):
-        header.click()
-        page.wait_for_timeout(400)
 
 
 def _pick(page, testid: str, option: str) -> None:

@@ -100,7 +100,8 @@ def _connected(page, timeout: float = 8.0) -> bool:
 
 @pytest.fixture(scope="module")
 def page(live, browser):
-    from test_app_browser import _inked, _view
+    from app_bundles import inked as _inked
+    from app_bundles import view_pixels as _view
     context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=True)
     pg = context.new_page()
     pg.goto(live["url"] + f"?secret={KEY}")
@@ -201,14 +202,16 @@ def _clear_error(page) -> None:
 
 
 def _open_panel(page, title: str) -> None:
-    from test_app_browser import _open_panel as open_panel
+    from app_bundles import open_panel
     open_panel(page, title)
 
 
 @pytest.mark.browser
 @pytest.mark.slow
 def test_hostile_client_state_is_refused_and_the_view_stays(live, page):
-    from test_app_browser import _inked, _state, _view
+    from app_bundles import inked as _inked
+    from app_bundles import page_state as _state
+    from app_bundles import view_pixels as _view
 
     page.evaluate("window.trame.state.set('resolution_choice', 'custom')")
     page.evaluate("window.trame.state.set('resolution_custom', 48)")
