@@ -284,30 +284,19 @@ def record_structure(record: LibraryRecord, *, hydrogens: Literal["keep", "remov
 
 def _check_smiles(smiles: str) -> None:
     """RDKit's reason a table's SMILES does not parse (read_smiles would also suggest a file path)."""
-    from rdkit import Chem
+    from molviz.chem._readers import parse_smiles
 
-    from molviz.chem._readers import _rdkit_reason
-
-    with rdkit_messages() as log:
-        try:
-            mol = Chem.MolFromSmiles(smiles)
-        except Exception:  # noqa: BLE001
-            mol = None
+    mol, reason = parse_smiles(smiles)
     if mol is None:
-        raise InputError(f"SMILES {smiles!r}: not a valid SMILES ({_rdkit_reason(log) or 'RDKit could not parse it'})")
+        raise InputError(f"SMILES {smiles!r}: not a valid SMILES ({reason})")
 
 
 def _finish(s: Structure, hydrogens: str, limit: int, name: str) -> Structure:
-    """What :func:`molviz.chem.load` does after reading: hydrogens removed, the atom limit, the name."""
-    from molviz.errors import ResourceLimitError
+    """What :func:`molviz.chem.load` does after reading (:func:`molviz.chem._load.finish_structure`), named."""
+    from molviz.chem._load import finish_structure
 
-    if hydrogens == "remove":
-        s = s.select(s.atomic_numbers != 1)
-        if s.n_atoms == 0:
-            raise InputError(f"{name}: only hydrogens; nothing is left with hydrogens='remove'")
-    if s.n_atoms > limit:
-        raise ResourceLimitError(f"{name}: {s.n_atoms:,} atoms is more than the limit of {limit:,} "
-                                 "(raise it with --max-atoms)")
+    s = finish_structure(s, name, hydrogens=hydrogens, limit=limit,
+                         too_many=f"atoms is more than the limit of {limit:,} (raise it with --max-atoms)")
     return s._replace(name=name)
 
 

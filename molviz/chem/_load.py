@@ -176,6 +176,14 @@ def load(
         k = int(np.argmax(bad))
         raise InputError(f"{name}: atom {k + 1} ({structure.atom_names[k]}) has no known element "
                          f"(atomic number {structure.atomic_numbers[k]}); fix it in the source")
+    return finish_structure(structure, name, hydrogens=hydrogens, limit=limit,
+                            too_many=f"atoms in all is more than the limit of {limit:,}; load fewer sources or "
+                                     "raise max_atoms")
+
+
+def finish_structure(structure: Structure, name: str, *, hydrogens: str, limit: int, too_many: str) -> Structure:
+    """What every reader's result goes through: hydrogens removed when asked, the atom limit
+    (``too_many`` finishes the refusal after the count), the name."""
     if hydrogens == "remove":
         structure = structure.select(structure.atomic_numbers != 1)
         if structure.n_atoms == 0:
@@ -183,8 +191,7 @@ def load(
     if structure.n_atoms > limit:
         from molviz.errors import ResourceLimitError
 
-        raise ResourceLimitError(f"{name}: {structure.n_atoms:,} atoms in all is more than the limit of "
-                                 f"{limit:,}; load fewer sources or raise max_atoms")
+        raise ResourceLimitError(f"{name}: {structure.n_atoms:,} {too_many}")
     return structure
 
 
