@@ -597,19 +597,26 @@ def read_rdkit(path: Path, fmt: str, options: ReadOptions) -> Structure:
     )
 
 
+def parse_smiles(text: str):
+    """``(mol, None)`` for a SMILES RDKit parses, else ``(None, RDKit's reason)``; RDKit's log is caught."""
+    from rdkit import Chem
+
+    with rdkit_messages() as log:
+        try:
+            mol = Chem.MolFromSmiles(text)
+        except Exception:  # noqa: BLE001
+            mol = None
+    return (mol, None) if mol is not None else (None, _rdkit_reason(log) or "RDKit could not parse it")
+
+
 def read_smiles(smiles: str, options: ReadOptions) -> Structure:
     """Embed a SMILES in 3D: AddHs, ETKDGv3 (seeded), MMFF94 (else UFF, else ETKDG only)."""
     from rdkit import Chem
     from rdkit.Chem import AllChem, rdDistGeom
 
     text = smiles.strip()
-    with rdkit_messages() as log:
-        try:
-            mol = Chem.MolFromSmiles(text)
-        except Exception:  # noqa: BLE001
-            mol = None
+    mol, reason = parse_smiles(text)
     if mol is None:
-        reason = _rdkit_reason(log) or "RDKit could not parse it"
         raise InputError(f"SMILES {text!r}: not a valid SMILES and not an existing file ({reason}); "
                          "check the SMILES, or the path and its extension (.pdb .cif .sdf .mol .mol2 .xyz)")
     if mol.GetNumAtoms() == 0:
@@ -652,7 +659,10 @@ def read_smiles(smiles: str, options: ReadOptions) -> Structure:
     _check_coords(coords, f"SMILES {text!r}")
     z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
     with rdkit_messages():
-        canonical = Chem.MolToSmiles(Chem.RemoveHs(mol))
+        try:
+            canonical = Chem.MolToSmiles(Chem.RemoveHs(mol))
+        except Exception:  # noqa: BLE001 - RemoveHs re-sanitises, which some parsed SMILES fail ('c#1ccccc1')
+            canonical = Chem.MolToSmiles(parse_smiles(text)[0])
     return Structure(
         coords=coords,
         atomic_numbers=z,
