@@ -393,6 +393,29 @@ def test_a_library_prepared_in_shards_equals_one_preparation(tmp_path, capsys):
     assert "in order" in capsys.readouterr().err
 
 
+def test_library_geometry_etkdg_skips_the_force_field_and_is_recorded(tmp_path):
+    """--geometry etkdg: the same atoms and seed, ETKDGv3 coordinates without MMFF94; the prepared file
+    says so, so it is not taken for an MMFF preparation (and the default stays MMFF)."""
+    from molviz.chem._library import LibraryRecord
+    from molviz.training import get_preset
+
+    rec = LibraryRecord("t", 0, "smiles", smiles="CC(=O)Nc1ccc(O)cc1")
+    mmff, etkdg = record_structure(rec), record_structure(rec, geometry="etkdg")
+    assert np.array_equal(mmff.atomic_numbers, etkdg.atomic_numbers) and mmff.smiles == etkdg.smiles
+    assert not np.allclose(mmff.coords, etkdg.coords)
+    assert any("MMFF94" in w for w in mmff.warnings) and any("ETKDGv3 only" in w for w in etkdg.warnings)
+    with pytest.raises(InputError, match="'mmff'"):
+        record_structure(rec, geometry="uff")
+    table = tmp_path / "m.csv"
+    table.write_text("smiles\nCCO\nc1ccccc1O\n")
+    out = tmp_path / "e.npz"
+    assert _main("train", "library", str(table), "--geometry", "etkdg", "--prepare-only", str(out), "--quick") == 0
+    data = PreparedData.load(out)
+    assert data.data_config.geometry == "etkdg" and get_preset("library").data.geometry == "mmff"
+    with pytest.raises(InputError, match="geometry"):
+        data.check_matches(get_preset("library").data)
+
+
 @pytest.mark.slow
 def test_bench_library_quick(tmp_path, capsys):
     import argparse

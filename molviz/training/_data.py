@@ -339,9 +339,11 @@ def _library_structures(cfg: DataConfig, progress: bool, skipped: list[dict]):
         k, n = parse_shard(cfg.shard)
         records = records[k * len(records) // n:(k + 1) * len(records) // n]
     built = []
-    for r in _progress(records, total=len(records), desc="molecules (RDKit ETKDG+MMFF)", enabled=progress):
+    how = "RDKit ETKDG" if cfg.geometry == "etkdg" else "RDKit ETKDG+MMFF"
+    for r in _progress(records, total=len(records), desc=f"molecules ({how})", enabled=progress):
         try:
-            s = record_structure(r, hydrogens=cfg.hydrogens, seed=cfg.seed, max_atoms=cfg.max_atoms)
+            s = record_structure(r, hydrogens=cfg.hydrogens, seed=cfg.seed, max_atoms=cfg.max_atoms,
+                                 geometry=cfg.geometry)
         except Exception as exc:  # noqa: BLE001 - one unusable input never stops the library
             skipped.append(_skip(r.source, r.index, exc if isinstance(exc, MolvizError)
                                  else f"{type(exc).__name__}: {exc}"))
