@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from molviz.errors import InputError
 from molviz.fields import channel_color
-from molviz.view.scene import ChannelStyle, Layer, side_by_side_offset
+from molviz.view.scene import ChannelStyle, Layer
 
 # The default isosurface level of each level mode. Trained fields lie in [0, 1] and every atom
 # peaks near 1, so 0.2 absolute draws each atom's blob; fraction and percent are per channel.
@@ -58,14 +58,15 @@ def endpoint_styles(styles: Sequence[ChannelStyle], names: Sequence[str], presen
 
 
 def view_layers(view, names: list[str], compare: str) -> list[Layer]:
-    """The layers a :class:`molviz.view.explore.View` shows for ``compare`` ("reconstruction",
-    "truth" or "side_by_side"; without a truth, the reconstruction)."""
+    """The layers a :class:`molviz.view.explore.View` shows for ``compare``: "reconstruction", "truth"
+    (without a truth, the reconstruction) or "side_by_side" (:func:`molviz.view.compare.compare_layers`:
+    decoded and truth in two linked viewports; a view without a truth of its own is compared with
+    ``view.extra["nearest"]``, the nearest stored item's)."""
     if compare == "truth" and view.truth is not None:
         return [Layer(view.truth, view.grid, names, view.atoms)]
-    if compare == "side_by_side" and view.truth is not None:
-        return [Layer(view.volume, view.grid, names, view.atoms, label="reconstruction (network)"),
-                Layer(view.truth, view.grid, names, view.atoms, label="ground truth (Eq. 1)",
-                      offset=side_by_side_offset(view.grid))]
+    if compare == "side_by_side":          # two linked viewports; the truth, the nearest item's, or none
+        from molviz.view.compare import compare_layers
+        return compare_layers(view, names)
     # an interpolation frame carries its t in the picture, so picture and t never disagree
     label = f"t = {view.extra['t']:.2f}" if "t" in view.extra else ""
     return [Layer(view.volume, view.grid, names, view.atoms, surfaces=view.surfaces, label=label,

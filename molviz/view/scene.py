@@ -80,7 +80,8 @@ class Layer:
     names: Sequence[str]
     atoms: Atoms | None = None
     label: str = ""
-    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)   # side by side: shift along x
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)   # shift in the scene (a second layer has its own
+                                                            # viewport, so it needs none)
     # Per channel, surfaces already extracted at the styles' absolute levels (molviz.engine.Surface,
     # from the engine's device); used instead of the volume, which may then be None.
     surfaces: Sequence | None = None
@@ -112,6 +113,9 @@ class BuiltScene:
     levels: dict[str, float] = field(default_factory=dict)               # channel name -> absolute level used
     bounds: tuple[float, ...] | None = None
     boxes: list[tuple[float, ...]] = field(default_factory=list)        # each layer's box (xmin, xmax, ...)
+    # each layer's label, in layer order ("" for none): two layers are drawn as two linked viewports
+    # (left, right; one camera), each with its label in the corner
+    layer_labels: list[str] = field(default_factory=list)
 
 
 def side_by_side_offset(grid: Grid, gap: float = 0.3) -> tuple[float, float, float]:
@@ -336,8 +340,9 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
         bounds = _box_bounds(layer.grid, offset)
         all_bounds.append(bounds)
         out.boxes.append(tuple(float(b) for b in bounds))
+        out.layer_labels.append(layer.label)
         for c, (name, style) in enumerate(zip(layer.names, styles)):
-            if not style.visible:
+            if not style.visible or (layer.volume is None and layer.surfaces is None):   # a label-only layer
                 continue
             if layer.surfaces is not None:
                 level, mesh = layer.surfaces[c].level, polydata(layer.surfaces[c])
@@ -371,7 +376,7 @@ def build_scene(layers: Sequence[Layer], styles: Sequence[ChannelStyle],
             suffix = f":{tag}" if tag else ""
             out.actors.update(atom_actors(atoms, f"L{li}", suffix, opacity=opacity, options=options, bounds=bounds,
                                           offset=offset))
-        if options.show_outline:
+        if options.show_outline and (layer.volume is not None or layer.surfaces is not None or sets):
             out.actors[f"L{li}:outline"] = (pv.Box(bounds=bounds).outline(), dict(color="#606060", line_width=1))
         if layer.label:
             top = (0.5 * (bounds[0] + bounds[1]), bounds[3], bounds[5])
@@ -404,7 +409,7 @@ def displayed(built: BuiltScene, options: SceneOptions) -> BuiltScene:
         if mesh is not None and mesh.n_points:
             keep[name] = (mesh, kwargs)
     return BuiltScene(actors=keep, labels=built.labels, triangles=built.triangles, levels=built.levels,
-                      bounds=built.bounds, boxes=built.boxes)
+                      bounds=built.bounds, boxes=built.boxes, layer_labels=built.layer_labels)
 
 
 def content_points(built: BuiltScene | None, *, limit: int = 50_000) -> np.ndarray:
@@ -422,7 +427,7 @@ def content_points(built: BuiltScene | None, *, limit: int = 50_000) -> np.ndarr
 
 # The keywords of BuiltScene.actors that Scene draws (a small subset of PyVista's ``add_mesh``).
 ACTOR_KEYWORDS = ("color", "opacity", "smooth_shading", "style", "specular", "line_width", "scalars", "rgb",
-                  "show_scalar_bar")
+                  "show_scalar_bar", "lighting")
 SPECULAR_POWER = 100.0      # PyVista's default
 LABEL_FONT_SIZE = 11
 LABEL_COLOR = "#333333"
@@ -458,9 +463,20 @@ class Scene:
         self._window.SetMultiSamples(4)             # FXAA is unsupported on EGL; SSAA costs 4x
         self._window.SetSize(*map(int, window_size))
         self._window.AddRenderer(self._renderer)
+        # the right one of two linked viewports (a side-by-side comparison): its own props, the left's camera
+        self._right = vtkRenderer()
+        self._right.SetBackground(*color_rgb(background))
+        self._right.AutomaticLightCreationOff()
+        vtkLightKit().AddLightsToRenderer(self._right)
+        self._right.SetActiveCamera(self._renderer.GetActiveCamera())
+        self._right.AddViewProp(_divider())
+        self._split = False
         # trame's remote view turns the camera through the interactor; a generic one needs no display
         self._interactor = vtkGenericRenderWindowInteractor()
-        self._interactor.SetInteractorStyle(vtkInteractorStyleTrackballCamera())
+        style = vtkInteractorStyleTrackballCamera()
+        # a drag in one viewport fits the shared camera's depth range to that viewport's props; both count
+        style.AddObserver("InteractionEvent", lambda *_: self._reset_clipping())
+        self._interactor.SetInteractorStyle(style)
         self._interactor.LightFollowCameraOff()
         self._interactor.SetRenderWindow(self._window)
         self._actors: dict[str, Any] = {}
@@ -469,6 +485,46 @@ class Scene:
         self._camera_set = False
         self._display: SceneOptions | None = None    # set_display's switches, kept across show()
         self._captions: list = []                    # set_captions' text actors
+        self._corner_labels: list = []               # each viewport's label (two linked viewports)
+        self._slice_bar = None                       # set_slice's value bar
+
+    @property
+    def split(self) -> bool:
+        """True while the window shows two linked viewports (the built scene has two layers)."""
+        return self._split
+
+    def _set_split(self, split: bool) -> None:
+        """One viewport, or two side by side (left: layer 0, right: layer 1) that share one camera, so a
+        turn moves both and neither copy hides behind the other."""
+        if split == self._split:
+            return
+        self._split = split
+        if split:
+            self._renderer.SetViewport(0.0, 0.0, 0.5, 1.0)
+            self._right.SetViewport(0.5, 0.0, 1.0, 1.0)
+            self._window.AddRenderer(self._right)
+        else:
+            self._window.RemoveRenderer(self._right)
+            self._renderer.SetViewport(0.0, 0.0, 1.0, 1.0)
+
+    def _renderer_of(self, name: str):
+        """The renderer that draws the actor ``name``: layer 1 ("L1:...") on the right when split."""
+        return self._right if self._split and name.startswith("L1:") else self._renderer
+
+    def _remove(self, actor) -> None:
+        self._renderer.RemoveViewProp(actor)
+        self._right.RemoveViewProp(actor)
+
+    def _reset_clipping(self) -> None:
+        """The shared camera's near and far planes around what both viewports show."""
+        if not self._split:
+            self._renderer.ResetCameraClippingRange()
+            return
+        b = np.array([r.ComputeVisiblePropBounds() for r in (self._renderer, self._right)], np.float64)
+        b = b[b[:, 0] <= b[:, 1]]                       # an empty renderer reports inverted bounds
+        if len(b):
+            self._renderer.ResetCameraClippingRange(b[:, 0].min(), b[:, 1].max(), b[:, 2].min(), b[:, 3].max(),
+                                                    b[:, 4].min(), b[:, 5].max())
 
     @property
     def render_window(self):
@@ -479,17 +535,24 @@ class Scene:
         """Replace the scene's actors by ``built``'s (names no longer there are removed)."""
         actors = {name: _actor(name, mesh, kwargs) for name, (mesh, kwargs) in built.actors.items()}
         for actor in self._actors.values():
-            self._renderer.RemoveActor(actor)
-        for actor in actors.values():           # in order: translucent surfaces draw in this order
-            self._renderer.AddActor(actor)
+            self._remove(actor)
+        self._set_split(len(built.layer_labels) > 1)
+        for name, actor in actors.items():      # in order: translucent surfaces draw in this order
+            self._renderer_of(name).AddActor(actor)
         self._actors = actors
         self.built = built
         if self._display is not None:
             self.set_display(self._display)
-        if self._label_actor is not None:
-            self._renderer.RemoveViewProp(self._label_actor)
-            self._label_actor = None
-        if built.labels:
+        for actor in [self._label_actor, *self._corner_labels]:
+            if actor is not None:
+                self._remove(actor)
+        self._label_actor, self._corner_labels = None, []
+        if self._split:                         # each viewport says what it shows, in its top-left corner
+            for renderer, text in zip((self._renderer, self._right), built.layer_labels):
+                if text:
+                    self._corner_labels.append(_corner_text(text, self._window.GetSize()[1]))
+                    renderer.AddViewProp(self._corner_labels[-1])
+        elif built.labels:
             self._label_actor = _label("   |   ".join(t for t, _ in built.labels))
             self._renderer.AddViewProp(self._label_actor)
         if reset_camera or (reset_camera is None and not self._camera_set and built.bounds is not None):
@@ -561,19 +624,31 @@ class Scene:
         contains this text."""
         if replace:
             for name in [n for n in self._actors if replace in n]:
-                self._renderer.RemoveActor(self._actors.pop(name))
+                self._remove(self._actors.pop(name))
                 if self.built is not None:
                     self.built.actors.pop(name, None)
         for name, (mesh, kwargs) in parts.items():
             if name in self._actors:
-                self._renderer.RemoveActor(self._actors[name])
+                self._remove(self._actors[name])
             actor = _actor(name, mesh, kwargs)
-            self._renderer.AddActor(actor)
+            self._renderer_of(name).AddActor(actor)
             self._actors[name] = actor
             if self.built is not None:
                 self.built.actors[name] = (mesh, kwargs)
         if self._display is not None:
             self.set_display(self._display)
+
+    def set_slice(self, parts: dict[str, tuple[Any, dict]], bar=None) -> None:
+        """Show the slice planes ``parts`` (:func:`molviz.view.slices.slice_parts`, actor names
+        ``L{layer}:slice``) in place of any shown before, and ``bar`` (a 2D prop, the colour map's value
+        bar) at the right edge of the view; ``{}`` and None take them away. :meth:`show` drops the
+        planes with the rest of the old scene; the bar stays until the next call."""
+        self.add_actors(parts, replace=":slice")
+        if self._slice_bar is not None:
+            self._remove(self._slice_bar)
+        self._slice_bar = bar
+        if bar is not None:
+            (self._right if self._split else self._renderer).AddViewProp(bar)
 
     def set_captions(self, *, title: str = "", names: str = "", note: str = "") -> None:
         """Text drawn over the picture, sized to the window: ``title`` large at the top left, ``names`` (the
@@ -624,7 +699,7 @@ class Scene:
         x, y = rel @ right, rel @ up
         focal = focal + right * 0.5 * (x.max() + x.min()) + up * 0.5 * (y.max() + y.min())   # centre the picture
         rel = pts - focal
-        w, h = self._window.GetSize()
+        w, h = self._renderer.GetSize()                  # the (left) viewport's pixels
         tan_h = np.tan(np.radians(camera.GetViewAngle()) / 2.0)      # VTK's view angle is the vertical one
         tan_w = tan_h * w / max(h, 1)
         # each point fits when the camera is far enough from the point's own depth (perspective)
@@ -633,7 +708,7 @@ class Scene:
                                            np.abs(rel @ up) / (fill * tan_h)) + toward))
         camera.SetFocalPoint(*focal)
         camera.SetPosition(*(focal - forward * distance))
-        self._renderer.ResetCameraClippingRange()
+        self._reset_clipping()
         self._camera_set = True
 
     def camera_preset(self, name: str) -> None:
@@ -661,16 +736,16 @@ class Scene:
             self._renderer.ResetCamera(*self.built.bounds)
         else:
             self._renderer.ResetCamera()
-        self._renderer.ResetCameraClippingRange()
-        w, h = self._window.GetSize()
-        # VTK fits the vertical view angle: a narrow window needs more room sideways
+        self._reset_clipping()
+        w, h = self._renderer.GetSize()
+        # VTK fits the vertical view angle: a narrow window (or viewport) needs more room sideways
         camera.Zoom(0.85 * min(1.0, w / max(h, 1)))
         self._camera_set = True
 
     def orbit(self, degrees: float) -> None:
         """Turn the camera about the view-up axis through the focal point."""
         self._renderer.GetActiveCamera().Azimuth(degrees)
-        self._renderer.ResetCameraClippingRange()
+        self._reset_clipping()
 
     def screenshot(self, *, scale: int = 1, window_size: tuple[int, int] | None = None) -> np.ndarray:
         """Render and return the picture as (H, W, 3) uint8; ``scale`` supersamples (2 = twice the pixels)."""
@@ -724,11 +799,14 @@ class Scene:
                 img = self.screenshot(scale=scale)
             else:
                 bg = self._renderer.GetBackground()
-                self._renderer.SetBackground(1.0, 1.0, 1.0)
+                for r in (self._renderer, self._right):
+                    r.SetBackground(1.0, 1.0, 1.0)
                 white = self.screenshot(scale=scale).astype(np.float32)
-                self._renderer.SetBackground(0.0, 0.0, 0.0)
+                for r in (self._renderer, self._right):
+                    r.SetBackground(0.0, 0.0, 0.0)
                 black = self.screenshot(scale=scale).astype(np.float32)
-                self._renderer.SetBackground(*bg)
+                for r in (self._renderer, self._right):
+                    r.SetBackground(*bg)
                 alpha = np.clip(1.0 - (white - black).max(axis=-1) / 255.0, 0.0, 1.0)      # (H, W)
                 rgb = np.where(alpha[..., None] > 0, black / np.maximum(alpha[..., None], 1e-6), 0.0)
                 img = np.concatenate([np.clip(rgb, 0, 255), 255.0 * alpha[..., None]], -1).round().astype(np.uint8)
@@ -738,7 +816,8 @@ class Scene:
 
     def close(self) -> None:
         self._renderer.RemoveAllViewProps()
-        self._actors, self._label_actor, self._captions = {}, None, []
+        self._right.RemoveAllViewProps()
+        self._actors, self._label_actor, self._captions, self._corner_labels = {}, None, [], []
         self._interactor.SetRenderWindow(None)
         self._window.Finalize()
 
@@ -759,7 +838,7 @@ def _actor(name: str, mesh, kwargs: dict):
 def _make_actor(mesh, *, color: str | None = None, opacity: float = 1.0, smooth_shading: bool = False,
                 style: Literal["surface", "wireframe"] = "surface", specular: float = 0.0,
                 line_width: float = 1.0, scalars: str | None = None, rgb: bool = False,
-                show_scalar_bar: bool = False):
+                show_scalar_bar: bool = False, lighting: bool = True):
     from vtkmodules.vtkCommonCore import VTK_UNSIGNED_CHAR
     from vtkmodules.vtkCommonDataModel import vtkPolyData
     from vtkmodules.vtkRenderingCore import vtkActor, vtkPolyDataMapper
@@ -798,6 +877,7 @@ def _make_actor(mesh, *, color: str | None = None, opacity: float = 1.0, smooth_
     prop.SetSpecular(float(specular))
     prop.SetSpecularPower(SPECULAR_POWER)
     prop.SetLineWidth(float(line_width))
+    prop.SetLighting(bool(lighting))            # unlit: a slice's colours read as their values at any angle
     if style == "wireframe":
         prop.SetRepresentationToWireframe()
     if smooth_shading:
@@ -835,6 +915,50 @@ def _label(text: str):
     actor.SetLinearFontScaleFactor(LABEL_FONT_SIZE // 2)
     actor.SetMaximumFontSize(2 * LABEL_FONT_SIZE)  # it grows with the window; a caption, not a title
     actor.GetTextProperty().SetColor(*color_rgb(LABEL_COLOR))
+    return actor
+
+
+def _corner_text(text: str, window_height: int):
+    """A viewport's label in its top-left corner (two linked viewports: what each one shows)."""
+    from vtkmodules.vtkRenderingCore import vtkTextActor
+
+    actor = vtkTextActor()
+    actor.SetInput(str(text))
+    prop = actor.GetTextProperty()
+    prop.SetFontSize(max(12, int(round(0.024 * window_height))))
+    prop.SetColor(*color_rgb(LABEL_COLOR))
+    prop.SetBold(True)
+    prop.SetVerticalJustificationToTop()
+    actor.GetPositionCoordinate().SetCoordinateSystemToNormalizedViewport()
+    actor.SetPosition(0.03, 0.975)
+    return actor
+
+
+def _divider():
+    """A thin grey line down the left edge of a viewport (between two linked viewports)."""
+    from vtkmodules.vtkCommonCore import vtkPoints
+    from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
+    from vtkmodules.vtkRenderingCore import vtkActor2D, vtkCoordinate, vtkPolyDataMapper2D
+
+    points = vtkPoints()
+    points.InsertNextPoint(0.0, 0.0, 0.0)
+    points.InsertNextPoint(0.0, 1.0, 0.0)
+    lines = vtkCellArray()
+    lines.InsertNextCell(2)
+    lines.InsertCellPoint(0)
+    lines.InsertCellPoint(1)
+    line = vtkPolyData()
+    line.SetPoints(points)
+    line.SetLines(lines)
+    where = vtkCoordinate()
+    where.SetCoordinateSystemToNormalizedViewport()
+    mapper = vtkPolyDataMapper2D()
+    mapper.SetInputData(line)
+    mapper.SetTransformCoordinate(where)
+    actor = vtkActor2D()
+    actor.SetMapper(mapper)
+    actor.GetProperty().SetColor(*color_rgb("#BBBBBB"))
+    actor.GetProperty().SetLineWidth(2.0)
     return actor
 
 
