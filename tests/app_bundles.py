@@ -131,3 +131,4 @@ def open_panel(page, title: str) -> None:
     if "v-expansion-panel--active" not in (panel.get_attribute("class") or ""):
         header.click()
         page.wait_for_timeout(400)
+

@@ -115,7 +115,7 @@ def test_latent_map_renders_and_a_click_loads_that_item(page):
     assert points.count() >= 4, "the latent map shows no points"
     start = _state(page, "item_index")
     # the most isolated point, so that the click cannot land on a neighbour
-    xy = np.array(page.evaluate("(() => { const d = window.trame.state.get('map_figure').data[0]; "
+    xy = np.array(page.evaluate("(() => { const d = window.trame.state.get('map_items')[0]; "
                                 "return [Array.from(d.x), Array.from(d.y)]; })()"), dtype=float).T
     xy = (xy - xy.min(0)) / np.maximum(np.ptp(xy, axis=0), 1e-9)
     dist = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.eye(len(xy)) * 9

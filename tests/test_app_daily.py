@@ -210,7 +210,7 @@ def _click_point(page, k: int) -> None:
 
 
 def _isolated_points(page, n: int, avoid=()) -> list[int]:
-    xy = np.array(page.evaluate("(() => { const d = window.trame.state.get('map_figure').data[0]; "
+    xy = np.array(page.evaluate("(() => { const d = window.trame.state.get('map_items')[0]; "
                                 "return [Array.from(d.x), Array.from(d.y)]; })()"), dtype=float).T
     xy = (xy - xy.min(0)) / np.maximum(np.ptp(xy, axis=0), 1e-9)
     dist = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.eye(len(xy)) * 9

@@ -25,6 +25,7 @@ from trame.app import TrameApp
 from trame.decorators import change, controller, trigger
 
 from molviz.app._jobs import Debounce, Lane
+from molviz.app._views import ViewExtras, slice_defaults
 from molviz.app.state import (
     _EMPTY_FIGURE,
     COARSE,
@@ -55,6 +56,7 @@ from molviz.view.limits import (
     clean_resolution,
     clean_smiles,
     clean_text,
+    clean_upload,
 )
 from molviz.view.looks import LEVEL_DEFAULTS, default_styles, endpoint_styles, view_layers
 from molviz.view.movie import MovieConfig, render_movie
@@ -80,9 +82,10 @@ class Request:
     t: float = 0.0
     compare: str = "reconstruction"
     final: bool = True             # False for the coarse pass (no ground truth just for the PSNR chip)
+    dense: bool = False            # a slice is shown: decode every voxel (no adaptive decode)
 
 
-class MolvizApp(TrameApp):
+class MolvizApp(ViewExtras, TrameApp):
     """The viewer: models, channels, resolution, interpolation, latent map, exports.
 
     Parameters
@@ -138,6 +141,10 @@ class MolvizApp(TrameApp):
         self._path_cache: tuple | None = None     # (endpoints, mode, ...) -> the path's map positions
         self._pick_next = "a"                     # the next map click in endpoint mode sets A, then B
         self._found: list[int] = []               # items matching the map search
+        self._selected: list[int] = []            # items in the map's box or lasso selection
+        self._items_key: tuple | None = None      # what the map's items trace in the page shows
+        self._models_dir = Path(models_dir).expanduser().resolve() if models_dir else None
+        self._first_bundle = first
         self._exporting = False
         self.first_picture_s: float | None = None
         self.view = None
@@ -167,15 +174,19 @@ class MolvizApp(TrameApp):
     def _state_defaults(self) -> None:
         s = self.state
         s.update(state_defaults())
+        s.update(slice_defaults())
         s.model_options = [{"title": p.name, "value": i} for i, p in enumerate(self.catalog)]
+        s.upload_max_mb = self.limits.max_upload_mb
         self._good["display"] = (True, True, "none", 0.5)
         for key in (*REMEMBERED, *channel_keys()):
             self._good[key] = s[key]
+        self._slice_state_defaults()
 
     def _build_ui(self) -> None:
         from molviz.app.ui.layout import build_layout
         page = build_layout(self.server, render_window=self.scene.render_window, max_channels=MAX_CHANNELS,
                             resolutions=RESOLUTIONS, on_map_click=self.on_map_click, on_map_hover=self.on_map_hover,
+                            on_map_select=self.on_map_select,
                             picture_sizes=list(PICTURE_SIZES))
         self.ui, self.view, self.map_widget = page.layout, page.view, page.figure
 
@@ -204,6 +215,7 @@ class MolvizApp(TrameApp):
         self.state.busy = busy
         if not busy:
             self.state.busy_text = ""
+            self._progress_end()
         self.state.flush()
 
     @property
@@ -272,7 +284,9 @@ class MolvizApp(TrameApp):
         self.encoded = None
         self.encoded_xy = None
         self._found = []
+        self._selected = []
         s = self.state
+        s.map_selection, s.map_selection_text = [], ""
         labels = explorer.item_labels()
         smiles = [it.get("smiles") or "" for it in explorer.bundle.items] + [""] * explorer.n_items
         options = [{"title": f"{i}: {labels[i]}" + (f"  ({smiles[i]})" if smiles[i] else ""), "value": i}
@@ -649,7 +663,8 @@ class MolvizApp(TrameApp):
     def _request(self, resolution: int) -> Request:
         src = self._good.get("view_source", "item")
         return Request(source=src, resolution=resolution, item=int(self._good.get("item_index", 0)),
-                       t=float(self._good.get("interp_t", 0.0)), compare=self._good.get("compare", "reconstruction"))
+                       t=float(self._good.get("interp_t", 0.0)), compare=self._good.get("compare", "reconstruction"),
+                       dense=self._slice_wanted)
 
     def _source_key(self, req: Request) -> tuple:
         if req.source == "item":
@@ -743,9 +758,13 @@ class MolvizApp(TrameApp):
             else "updating surfaces"
 
         levels = _adaptive_levels(styles, req)
+        refining = self._progress_begin(req.resolution, levels is None) \
+            if req.final and req.resolution > COARSE and (source, req.resolution) not in self._have else None
 
         def work(should_stop):
             t0 = time.perf_counter()
+            if refining is not None:
+                refining.started = t0
             if req.source == "item":
                 want_truth = req.compare != "reconstruction" or (req.final and req.resolution <= TRUTH_FOR_PSNR)
                 view = ex.item_view(req.item, req.resolution, truth=want_truth, should_stop=should_stop,
@@ -759,6 +778,8 @@ class MolvizApp(TrameApp):
                 view = ex.frame(a, b, req.t, mode=self._good.get("interp_mode", "linear"),
                                 resolution=req.resolution, should_stop=should_stop, levels=levels)
             view.extra["request"] = req
+            if req.compare == "side_by_side" and req.source != "item":
+                self._compare_with_nearest(view, req.resolution)
             layers = view_layers(view, ex.channel_names, req.compare)
             built = build_scene(layers, styles, BUILD_OPTIONS)   # every part: Scene.set_display shows some
             return view, built, time.perf_counter() - t0
@@ -774,6 +795,8 @@ class MolvizApp(TrameApp):
                 if st.visible:
                     self.scene.restyle_channel(name, color=st.color, opacity=st.opacity,
                                                representation=st.representation)
+            self._show_slice(push=False)
+            self._progress_end(refining, seconds)
             self._push_view(reset_camera=reset_camera)
             self._after_view(view, req, seconds)
             if self.first_picture_s is None:
@@ -953,29 +976,8 @@ class MolvizApp(TrameApp):
             return enc, ex.neighbours(enc.latent, 5)
 
         def done(result):
-            self._encode_finished()
-            if self.explorer is not ex:
-                return
             enc, nbs = result
-            self.encoded = enc
-            if self.map is not None:
-                self.encoded_xy, how = self.map.place(enc.latent)
-            else:
-                self.encoded_xy, how = None, "no latent map"
-            labels = ex.item_labels()
-            with self.state:
-                self.state.has_encoded = True
-                self.state.neighbours_title = f"nearest to {smiles} in latent space"
-                caution = "; ".join(getattr(enc, "warnings", []) or [])
-                self.state.placement_text = (f"{smiles}: placed on the map by {how}"
-                                             + (f". Outside the training set: {caution}" if caution else ""))
-                self.state.neighbours = [{"index": i, "title": f"{i}: {labels[i]}",
-                                          "subtitle": f"latent distance {d:.3f}"} for i, d in nbs]
-                opts = [o for o in self.state.endpoint_options if o["value"] != -1]
-                self.state.endpoint_options = [{"title": f"typed: {smiles}", "value": -1}, *opts]
-            self._update_map(highlight=[i for i, _ in nbs])
-            if self._view_token() == view_when_asked:
-                self.show_encoded()
+            self._encoded_done(ex, enc, nbs, view_when_asked)
 
         def failed(exc):
             self._encode_finished()
@@ -983,6 +985,117 @@ class MolvizApp(TrameApp):
                 self._error(exc)
 
         self.aux_lane.submit(work, done, failed)
+
+    def _encoded_done(self, ex: Explorer, enc: Endpoint, nbs: list[tuple[int, float]], view_when_asked: tuple,
+                      notes: list[str] | None = None) -> None:
+        """An encoded molecule (typed or uploaded): placed on the map, its neighbours listed, offered as an
+        endpoint, and shown if the user has not moved on meanwhile."""
+        self._encode_finished()
+        if self.explorer is not ex:
+            return
+        self.encoded = enc
+        if self.map is not None:
+            self.encoded_xy, how = self.map.place(enc.latent)
+        else:
+            self.encoded_xy, how = None, "no latent map"
+        labels = ex.item_labels()
+        label = enc.label
+        with self.state:
+            self.state.has_encoded = True
+            self.state.neighbours_title = f"nearest to {label} in latent space"
+            said = ["; ".join(notes)] if notes else []
+            warnings = list(getattr(enc, "warnings", []) or [])
+            if warnings:
+                said.append("Outside the training set: " + "; ".join(warnings))
+            self.state.placement_text = f"{label}: placed on the map by {how}" + "".join(f". {x}" for x in said)
+            self.state.neighbours = [{"index": i, "title": f"{i}: {labels[i]}",
+                                      "subtitle": f"latent distance {d:.3f}"} for i, d in nbs]
+            opts = [o for o in self.state.endpoint_options if o["value"] != -1]
+            kind = "typed" if enc.smiles and enc.smiles == label else "file"
+            self.state.endpoint_options = [{"title": f"{kind}: {label}", "value": -1}, *opts]
+        self._path_cache = None
+        self._update_map(highlight=[i for i, _ in nbs])
+        if self._view_token() == view_when_asked:
+            self.show_encoded()
+
+    # ------------------------------------------------------------------ upload a structure file
+    @change("upload_file")
+    def on_upload(self, upload_file, **_):
+        """A structure file from the browser: read (same loaders and limits as a path, in a temporary folder),
+        then encoded (auto-encoder) or fitted (auto-decoder) in the encode lane, with progress and cancel."""
+        if upload_file is None or self.explorer is None:
+            return
+        with self.state.suppress_change_listeners("upload_file"):
+            self.state.upload_file = None          # the bytes are not kept in the shared state
+        try:
+            name, content = clean_upload(upload_file, self.limits)
+        except MolvizError as exc:
+            self._error(exc)
+            return
+        ex = self.ex
+        spec = ex.bundle.spec
+        loop = _running_loop()
+        view_when_asked = self._view_token()
+        limits = self.limits
+        with self.state:
+            self.state.encoding = True
+            self.state.encode_progress = 0
+            self.state.encode_stage = f"reading {name}"
+
+        def progress(pct: float, what: str) -> None:
+            if loop is not None:
+                loop.call_soon_threadsafe(self._encode_progress, pct, what)
+
+        def work(should_stop):
+            from molviz.view.upload import read_upload
+            progress(2.0, f"reading {name}")
+            structure, notes = read_upload(name, content, hydrogens=spec.hydrogens, max_file_mb=limits.max_upload_mb)
+            if should_stop():
+                raise InterruptedError("encoding cancelled")
+            enc = ex.encode_structure(structure, label=structure.name or name, progress=progress,
+                                      should_stop=should_stop, start=10.0)
+            return enc, ex.neighbours(enc.latent, 5), notes
+
+        def done(result):
+            enc, nbs, notes = result
+            self._encoded_done(ex, enc, nbs, view_when_asked, notes)
+
+        def failed(exc):
+            self._encode_finished()
+            if not isinstance(exc, InterruptedError):
+                self._error(exc if isinstance(exc, MolvizError) else
+                            f"could not read {name}: {type(exc).__name__}: {exc}")
+
+        self.aux_lane.submit(work, done, failed)
+
+    @change("upload_refused")
+    def on_upload_refused(self, upload_refused, **_):
+        if upload_refused:
+            self._error(f"{str(upload_refused)[:120]} is above the upload limit of {self.limits.max_upload_mb:g} MB: "
+                        "send a smaller file (one model, fewer frames) or use `molviz encode FILE` on the command line")
+            with self.state.suppress_change_listeners("upload_refused"):
+                self.state.upload_refused = ""
+
+    # ------------------------------------------------------------------ model list
+    @controller.set("refresh_models")
+    def refresh_models(self, **_):
+        """Look for bundles again (the bundled folder, ``--models-dir``): ones trained since start-up appear;
+        the model on screen stays selected."""
+        current = self.catalog[int(self._good.get("model_index", 0))]
+        found = find_bundles(*(p for p in (self._first_bundle, bundled_models_dir(), self._models_dir) if p))
+        if current not in found:
+            found = [current, *found]
+        added = [p.name for p in found if p not in self.catalog]
+        self.catalog = found
+        index = found.index(current)
+        with self.state:
+            self.state.model_options = [{"title": p.name, "value": i} for i, p in enumerate(found)]
+            with self.state.suppress_change_listeners("model_index"):
+                self.state.model_index = index
+            self._good["model_index"] = index
+        self.state.flush()
+        if added:
+            log.info("models found: %s", ", ".join(added))
 
     def _view_token(self) -> tuple:
         g = self._good
@@ -1052,11 +1165,11 @@ class MolvizApp(TrameApp):
         if self.map is not None:
             self._map_ready()
             return
+        self.state.map_items, self._items_key = [], None
+        self.state.map_figure = _EMPTY_FIGURE
         if ex.n_items < 4:
             self.state.map_source = f"no latent map: the bundle has {ex.n_items} item(s)"
-            self.state.map_figure = _EMPTY_FIGURE
             return
-        self.state.map_figure = _EMPTY_FIGURE
         self.state.map_source = ("this bundle ships no latent map: computing UMAP (umap-learn, n_neighbors=5) "
                                  "now, about half a minute")
         bundle = ex.bundle
@@ -1154,8 +1267,15 @@ class MolvizApp(TrameApp):
             at = (self.map.along(path, t), f"t = {t:.2f}")
         fig = self.map.figure(g.get("map_color_by", "expt"), selected=int(g.get("item_index", 0)),
                               endpoints=(a if a != -1 else None, b if b != -1 else None), path=path,
-                              extra=extra, highlight=highlight, at=at)
-        self.map_widget.update(fig)
+                              extra=extra, highlight=highlight, at=at, chosen=self._selected or None)
+        # the items' trace (93k points at library scale) is sent only when it changes; the overlays
+        # (rings, endpoints, path) travel alone, and plotly redraws the big trace only when it is new
+        items_key = (id(self.map), g.get("map_color_by"), tuple(self._selected))
+        with self.state:
+            if items_key != self._items_key:
+                self._items_key = items_key
+                self.state.map_items = fig.data[:1]
+            self.state.map_figure = {"data": fig.data[1:], "layout": fig.layout}
 
     def _map_path(self, a, b) -> np.ndarray:
         """Map positions of the interpolation path (each intermediate latent placed like a new molecule)."""
@@ -1197,6 +1317,40 @@ class MolvizApp(TrameApp):
             self.state.view_source = "item"             # the item on screen before an interpolation: back to it
         self.state.item_index = index
         self.state.flush()
+
+    def on_map_select(self, indices=None, *_args, **_kwargs):
+        """A box or lasso selection on the map (indices of the items' trace; [] when cleared): counted,
+        listed (first 200) and ready for the CSV download."""
+        if self.map is None:
+            return
+        n = len(self.map.coords)
+        if not isinstance(indices, list):
+            indices = []
+        picked = sorted({int(i) for i in indices if isinstance(i, (int, float)) and not isinstance(i, bool)
+                         and math.isfinite(i) and 0 <= int(i) < n})
+        self._selected = picked
+        names = self.map.names
+        with self.state:
+            self.state.map_selection = [{"index": i, "title": f"{i}: {names[i]}"} for i in picked[:200]]
+            self.state.map_selection_text = ("" if not picked else
+                                              f"{len(picked)} item{'s' if len(picked) != 1 else ''} selected"
+                                              + (" (the list shows 200; the CSV has all)" if len(picked) > 200
+                                                 else ""))
+        self.state.flush()
+
+    @controller.set("clear_map_selection")
+    def clear_map_selection(self, **_):
+        self.on_map_select([])
+        self._update_map()
+
+    @trigger("selection_csv")
+    def selection_csv(self):
+        """The selected items as CSV: index, name, SMILES, map position and every property the map colours by."""
+        if self.map is None or not self._selected:
+            self._error("nothing selected: use the box or lasso tool in the map's toolbar first")
+            return None
+        data = self.map.selection_csv(self._selected).encode()
+        return self.server.protocol.addAttachment(data) if self.server.protocol else data
 
     def on_map_hover(self, event=None, *_args, **_kwargs):
         index = _clicked_index(event)
@@ -1244,9 +1398,9 @@ ADAPTIVE_FROM = 48                  # resolutions from which surfaces are decode
 
 def _adaptive_levels(styles: list[ChannelStyle], req: Request) -> np.ndarray | None:
     """Absolute levels for an adaptive decode of a reconstruction, or None where it must be dense:
-    small grids, ground truth shown (the volumes are compared), or a level in fraction/percent mode
-    (those need the whole volume)."""
-    if req.compare != "reconstruction" or req.resolution < ADAPTIVE_FROM:
+    small grids, ground truth shown (the volumes are compared), a slice shown (it reads every voxel), or a
+    level in fraction/percent mode (those need the whole volume)."""
+    if req.compare != "reconstruction" or req.resolution < ADAPTIVE_FROM or req.dense:
         return None
     levels = np.full(len(styles), np.nan)
     for c, st in enumerate(styles):
@@ -1274,7 +1428,9 @@ def _clicked_index(event) -> int | None:
     p = points[0]
     if int(p.get("curveNumber", 0) or 0) != 0:
         return None
-    value = p.get("customdata", p.get("pointIndex", p.get("pointNumber")))
+    value = p.get("customdata")
+    if value is None:               # WebGL maps carry no customdata: the point's index is the item's
+        value = p.get("pointIndex", p.get("pointNumber"))
     if isinstance(value, list):
         value = value[0] if value else None
     try:

@@ -26,6 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="require ?secret=KEY in the page URL (the websocket refuses clients without it)")
     p.add_argument("--max-resolution", type=int, default=256, help="largest voxels per axis a client may ask for")
     p.add_argument("--max-frames", type=int, default=600, help="largest movie a client may export (frames)")
+    p.add_argument("--max-upload-mb", type=float, default=20.0, metavar="MB",
+                   help="largest structure file a client may upload (default 20)")
     p.add_argument("--desktop", action="store_true",
                    help="open in a desktop window (needs pywebview and a Qt or GTK web view: "
                         "pip install 'molviz[desktop]')")
@@ -72,6 +74,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise InputError(f"--max-resolution: give {MIN_RESOLUTION} to {MAX_RESOLUTION}")
     if not 2 <= args.max_frames <= 100_000:
         raise InputError("--max-frames: give 2 to 100000")
+    if not 0.001 <= args.max_upload_mb <= 2048:
+        raise InputError("--max-upload-mb: give 0.001 to 2048 (megabytes)")
     t0 = time.perf_counter()
     print("molviz: starting the viewer (loading trame, VTK and the model)", flush=True)
     # trame parses sys.argv itself: hand it only what molviz decided
@@ -84,7 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
     from molviz.app._app import MolvizApp
 
     app = MolvizApp(bundle=args.bundle, models_dir=args.models_dir,
-                    limits=Limits(max_resolution=args.max_resolution, max_frames=args.max_frames),
+                    limits=Limits(max_resolution=args.max_resolution, max_frames=args.max_frames,
+                                  max_upload_mb=args.max_upload_mb),
                     defer_first_model=True)
 
     @app.server.controller.add("on_server_ready")

@@ -95,6 +95,7 @@ def state_defaults() -> dict[str, Any]:
     s["neighbours"] = []
     s["neighbours_title"] = ""
     s["help_show"] = False
+    s["help_first"] = False              # the first-run help (the browser sets it on its first visit)
     s["placement_text"] = ""
     s["map_color_by"] = "expt"
     s["map_color_options"] = []
@@ -103,6 +104,12 @@ def state_defaults() -> dict[str, Any]:
     s["map_found"] = 0
     s["map_found_text"] = ""             # "3 matches (substructure)", "no match"
     s["map_source"] = ""
+    s["map_items"] = []                  # the map's items trace (sent when it changes; map_figure: the rest)
+    s["map_selection"] = []              # items in the map's box or lasso selection (listed, first 200)
+    s["map_selection_text"] = ""         # "12 items selected"
+    s["upload_file"] = None              # a structure file chosen in the browser ({name, size, content})
+    s["upload_max_mb"] = 20.0            # shown beside the file input; the server checks again
+    s["upload_refused"] = ""             # the name of a file the browser refused as too large
     s["hover_svg"] = ""
     s["hover_text"] = ""
     s["error_text"] = ""

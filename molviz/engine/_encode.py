@@ -10,6 +10,7 @@ that field; auto-decoder bundles fit a latent with the network frozen
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -124,10 +125,11 @@ def _encode_with_encoder(engine, structure, conformer: int) -> Encoded:
                    structure=structure)
 
 
-def _encode_by_fitting(engine, structure, conformer: int, steps: int, progress: bool) -> Encoded:
+def _encode_by_fitting(engine, structure, conformer: int, steps: int, progress: bool,
+                       on_step: Callable[[int, int], None] | None = None) -> Encoded:
     from molviz.engine._fit import fit_latent
     res = fit_latent(engine.bundle, structure, conformer=conformer, steps=steps, device=str(engine.device),
-                     progress=progress)
+                     progress=progress, on_step=on_step)
     engine.model.eval()
     for p in engine.model.parameters():   # fit_latent re-enables gradients when it is done
         p.requires_grad_(False)
@@ -135,7 +137,8 @@ def _encode_by_fitting(engine, structure, conformer: int, steps: int, progress: 
                    psnr=float(res.psnr), name=getattr(structure, "name", ""), structure=structure)
 
 
-def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progress: bool = False) -> Encoded:
+def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progress: bool = False,
+           on_step: Callable[[int, int], None] | None = None) -> Encoded:
     """Encode ``source`` with ``engine``'s bundle; see :meth:`molviz.engine.Engine.encode`.
 
     Examples
@@ -154,6 +157,6 @@ def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progre
     if engine.bundle.encoder is not None:
         enc = _encode_with_encoder(engine, structure, conformer)
     else:
-        enc = _encode_by_fitting(engine, structure, conformer, steps, progress)
+        enc = _encode_by_fitting(engine, structure, conformer, steps, progress, on_step)
     enc.warnings = domain_warnings(engine.bundle, structure.conformer(conformer), enc.box, enc.latent)
     return enc

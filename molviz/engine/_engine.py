@@ -604,17 +604,18 @@ class Engine:
         return neighbours(self.latents, self._as_latents(latent)[0], k, metric=metric, exclude=exclude)
 
     def encode(self, source, *, details: bool = False, conformer: int = 0, steps: int = 2000,
-               progress: bool = False):
+               progress: bool = False, on_step=None):
         """Map a new input (SMILES, file, or Structure) into the bundle's latent space.
 
         Auto-encoder bundles run the encoder on the input's field sampled exactly as in
         training (channels, beta, box, normalisation from the bundle config);
         auto-decoder bundles fit a latent with the network frozen
-        (:func:`molviz.training.fit_latent`).
+        (:func:`molviz.engine.fit_latent`; ``on_step(step, steps)`` follows it, and whatever it
+        raises stops it).
 
         Returns the latent (L,), or an :class:`Encoded` (latent, box, method, PSNR)
         with ``details=True``.
         """
         from molviz.engine._encode import encode
-        enc = encode(self, source, conformer=conformer, steps=steps, progress=progress)
+        enc = encode(self, source, conformer=conformer, steps=steps, progress=progress, on_step=on_step)
         return enc if details else enc.latent

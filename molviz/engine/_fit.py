@@ -6,6 +6,7 @@ the engine and needs torch and numpy alone (the structure comes from :mod:`molvi
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,12 +61,14 @@ def item_target(bundle, structure, *, conformer: int = 0, device="cpu"):
 
 def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: float = 1e-2,
                tol: float = 1e-3, window: int = 50, device: str = "auto", progress: bool = True,
-               seed: int = 0) -> FitResult:
+               seed: int = 0, on_step: Callable[[int, int], None] | None = None) -> FitResult:
     """Optimise a fresh latent for ``structure`` with the bundle's network frozen.
 
     The latent starts at the mean of the training latents. Stops after ``steps``,
     or when the mean loss of the last ``window`` steps improved on the window
-    before it by less than ``tol`` (relative).
+    before it by less than ``tol`` (relative). ``on_step(step, steps)`` is called after each step
+    (a progress bar, a cancel button: whatever it raises ends the fit and reaches the caller, the
+    network's gradients restored).
 
     Examples
     --------
@@ -93,23 +96,28 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
     losses: list[float] = []
     converged = False
     bar = tqdm(range(steps), desc="fit latent", disable=not progress, dynamic_ncols=True)
-    for step in bar:
-        err = model(coords, z) - target
-        loss = err.abs().mean() if l1 else (err**2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        if step % 10 == 0:
-            bar.set_postfix(loss=f"{losses[-1]:.3e}", psnr=f"{-10 * np.log10(max(float((err.detach() ** 2).mean()), 1e-30)):.2f}dB")
-        if len(losses) >= 2 * window:
-            prev, cur = np.mean(losses[-2 * window:-window]), np.mean(losses[-window:])
-            if prev - cur < tol * prev:
-                converged = True
-                break
-    bar.close()
-    for p, flag in zip(model.parameters(), grad_flags):   # leave the network as we found it
-        p.requires_grad_(flag)
+    try:
+        for step in bar:
+            err = model(coords, z) - target
+            loss = err.abs().mean() if l1 else (err**2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{losses[-1]:.3e}",
+                                psnr=f"{-10 * np.log10(max(float((err.detach() ** 2).mean()), 1e-30)):.2f}dB")
+            if on_step is not None:
+                on_step(step + 1, steps)
+            if len(losses) >= 2 * window:
+                prev, cur = np.mean(losses[-2 * window:-window]), np.mean(losses[-window:])
+                if prev - cur < tol * prev:
+                    converged = True
+                    break
+    finally:
+        bar.close()
+        for p, flag in zip(model.parameters(), grad_flags):   # leave the network as we found it
+            p.requires_grad_(flag)
     with torch.no_grad():
         pred = model(coords, z)
     return FitResult(latent=z.detach()[0].cpu(), box=box, divisors=div, psnr=psnr(pred, target),

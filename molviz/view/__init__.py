@@ -19,11 +19,12 @@ _EXPORTS = {
     "explore": ("Endpoint", "Explorer", "View", "blend_atoms",),
     "exports": ("MAX_MAPS_BYTES", "maps_zip", "scene_glb",),
     "latent_map": ("COLOR_BY", "LatentMap", "depiction_svg",),
-    "limits": ("Limits", "clean_resolution",),
+    "limits": ("Limits", "UPLOAD_SUFFIXES", "clean_resolution", "clean_upload",),
     "looks": ("LEVEL_DEFAULTS", "PROPERTY_LEVEL", "default_style", "default_styles", "is_property_channel",
               "view_layers",),
     "movie": ("MovieConfig", "MovieWriter", "frame_times", "render_movie", "write_frames",),
     "search": ("ItemIndex", "SearchResult",),
+    "upload": ("read_upload",),
     "scene": ("Atoms", "BuiltScene", "ChannelStyle", "Layer", "Scene", "SceneOptions", "build_scene", "color_rgb",
               "png_bytes",),
 }
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
     from molviz.view.explore import Endpoint, Explorer, View, blend_atoms  # noqa: F401
     from molviz.view.exports import MAX_MAPS_BYTES, maps_zip, scene_glb  # noqa: F401
     from molviz.view.latent_map import COLOR_BY, LatentMap, depiction_svg  # noqa: F401
-    from molviz.view.limits import Limits, clean_resolution  # noqa: F401
+    from molviz.view.limits import UPLOAD_SUFFIXES, Limits, clean_resolution, clean_upload  # noqa: F401
     from molviz.view.looks import (  # noqa: F401
         LEVEL_DEFAULTS,
         PROPERTY_LEVEL,
@@ -54,5 +55,6 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
         png_bytes,
     )
     from molviz.view.search import ItemIndex, SearchResult  # noqa: F401
+    from molviz.view.upload import read_upload  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

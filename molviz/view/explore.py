@@ -503,12 +503,39 @@ class Explorer:
                                            should_stop=should_stop)
         else:
             structure = as_structure(smiles, hydrogens=spec.hydrogens, seed=spec.seed, spellings=spellings)
-        how = "encoder" if self.bundle.encoder is not None else "fitting a latent"
-        stage(50.0, f"{how}: {structure.n_atoms} atoms")
-        enc = self.engine.encode(structure, details=True)
+        return self.encode_structure(structure, label=label or smiles, smiles=smiles, progress=progress,
+                                     should_stop=should_stop, start=50.0)
+
+    def encode_structure(self, structure, *, label: str, smiles: str | None = None,
+                         progress: Callable[[float, str], None] | None = None,
+                         should_stop: Callable[[], bool] | None = None, start: float = 0.0) -> Endpoint:
+        """Encode a :class:`molviz.chem.Structure` (its first conformer) into an endpoint: the bundle's
+        encoder, or for an auto-decoder bundle a latent fitted with the network frozen, whose steps are
+        reported through ``progress`` (from ``start`` to 95 percent) and stopped by ``should_stop()``
+        (:class:`InterruptedError`)."""
+        def stage(pct: float, what: str) -> None:
+            if should_stop is not None and should_stop():
+                raise InterruptedError("encoding cancelled")
+            if progress is not None:
+                progress(pct, what)
+
+        if self.bundle.encoder is not None:
+            stage(start, f"encoder: {structure.n_atoms} atoms")
+            on_step = None
+        else:
+            what = f"fitting a latent to {structure.n_atoms} atoms"
+            stage(start, what)
+            last = [0.0]
+
+            def on_step(step: int, steps: int) -> None:
+                pct = start + (95.0 - start) * step / max(steps, 1)
+                if pct - last[0] >= 1.0 or (should_stop is not None and step % 10 == 0):
+                    last[0] = pct
+                    stage(pct, f"{what}: step {step}")
+        enc = self.engine.encode(structure, details=True, on_step=on_step)
         stage(95.0, "placing it")
         atoms = Atoms.from_structure(enc.structure) if enc.structure is not None else None
-        return Endpoint(label=label or smiles, latent=np.asarray(enc.latent, np.float32).reshape(-1),
+        return Endpoint(label=label, latent=np.asarray(enc.latent, np.float32).reshape(-1),
                         box=np.asarray(enc.box, np.float64), atoms=atoms, item=None, smiles=smiles,
                         warnings=list(getattr(enc, "warnings", []) or []))
 

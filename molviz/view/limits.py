@@ -38,6 +38,7 @@ class Limits:
     max_supersample: int = 4          # PNG screenshot scale factor
     max_text: int = 300               # characters of a typed SMILES or search string
     max_voxels_bytes: int = 3 << 30   # bytes of one decoded view (C x n^3 float32), truth and mesh aside
+    max_upload_mb: float = 20.0       # a structure file sent from the browser
 
 
 def _number(value: Any, name: str) -> float:
@@ -127,5 +128,52 @@ def clean_smiles(value: Any, limits: Limits) -> str:
     return text
 
 
-__all__ = ["Limits", "clean_bool", "clean_choice", "clean_float", "clean_int", "clean_resolution",
-           "clean_smiles", "clean_text"]
+UPLOAD_SUFFIXES = (".pdb", ".ent", ".cif", ".mmcif", ".sdf", ".mol", ".mol2", ".xyz")   # each also .gz
+
+
+def clean_upload(value: Any, limits: Limits) -> tuple[str, bytes]:
+    """A file sent from the browser (trame's ``{name, size, content}``): its base name and bytes.
+
+    The name is used only for its suffix (the format) and as a label; the bytes are checked
+    against ``limits.max_upload_mb``. Nothing here touches the server's disk.
+
+    Examples
+    --------
+    >>> clean_upload({"name": "../x.pdb", "size": 4, "content": b"ATOM"}, Limits())
+    ('x.pdb', b'ATOM')
+    >>> clean_upload({"name": "x.exe", "size": 1, "content": b"M"}, Limits())
+    Traceback (most recent call last):
+    ...
+    molviz.errors.InputError: 'x.exe' is not a structure file molviz reads: send a .pdb, .ent, .cif, .mmcif, .sdf, .mol, .mol2 or .xyz file (also gzipped)
+    """
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if not isinstance(value, dict) or "content" not in value:
+        raise InputError("no file arrived: choose a structure file (PDB, mmCIF, SDF, MOL2 or XYZ) again")
+    if value.get("error"):
+        raise InputError(f"the browser could not read the file: {str(value['error'])[:200]}")
+    raw_name = str(value.get("name") or "upload")[: limits.max_text]
+    name = raw_name.replace("\\", "/").rsplit("/", 1)[-1].strip() or "upload"
+    lower = name.lower()
+    base = lower[:-3] if lower.endswith(".gz") else lower
+    if not base.endswith(UPLOAD_SUFFIXES):
+        raise InputError(f"{name[:60]!r} is not a structure file molviz reads: send a "
+                         f"{', '.join(UPLOAD_SUFFIXES[:-1])} or {UPLOAD_SUFFIXES[-1]} file (also gzipped)")
+    content = value["content"]
+    if isinstance(content, memoryview):
+        content = content.tobytes()
+    if not isinstance(content, (bytes, bytearray)):
+        raise InputError(f"{name[:60]!r} arrived without its content; choose the file again")
+    limit = int(limits.max_upload_mb * 1e6)
+    size = max(len(content), int(_number(value.get("size", 0) or 0, "file size")))
+    if size > limit:
+        raise ResourceLimitError(f"{name[:60]!r} is {size / 1e6:.1f} MB, above the server's upload limit of "
+                                 f"{limits.max_upload_mb:g} MB: send a smaller file (one model, fewer frames) "
+                                 "or use `molviz encode FILE` on the command line")
+    if not content:
+        raise InputError(f"{name[:60]!r} is empty")
+    return name, bytes(content)
+
+
+__all__ = ["UPLOAD_SUFFIXES", "Limits", "clean_bool", "clean_choice", "clean_float", "clean_int", "clean_resolution",
+           "clean_smiles", "clean_text", "clean_upload"]

@@ -18,6 +18,8 @@ from molviz.app.ui.panels import (
     InterpolationPanel,
     LatentMapPanel,
 )
+from molviz.app.ui.tips import tip
+from molviz.app.ui.view_controls import FirstRunHelp, SliceControls
 
 HELP = (
     "Pick a model and a molecule in the toolbar (type a name or a SMILES). The 3D view shows each channel's "
@@ -45,7 +47,7 @@ class Page:
 
 
 def build_layout(server, *, render_window, max_channels: int, resolutions: Sequence[str],
-                 on_map_click: Callable, on_map_hover: Callable,
+                 on_map_click: Callable, on_map_hover: Callable, on_map_select: Callable,
                  picture_sizes: Sequence[str] = ("view",)) -> Page:
     """Compose the panels into the page. Binds only state keys and controller names (``server.controller``:
     reset_camera, encode_smiles, ...), so it needs no app object; returns the widgets the app drives."""
@@ -54,22 +56,29 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
     with SinglePageWithDrawerLayout(server, width=380, full_height=True) as layout:
         layout.title.set_text("molviz")
         with layout.toolbar.clear():
-            v3.VAppBarNavIcon(click="main_drawer = !main_drawer")
+            v3.VAppBarNavIcon(click="main_drawer = !main_drawer", title="show or hide the panels")
             v3.VToolbarTitle("molviz", classes="flex-grow-0 mr-4")
             # the selectors keep their width (flex: none); only the caption chip shrinks, with an ellipsis
-            v3.VSelect(label="model", v_model=("model_index",), items=("model_options",), density="compact",
-                       hide_details=True, style="flex: none; width: 170px;", classes="mr-2",
-                       raw_attrs=['data-testid="model"'])
+            with tip("the model bundle: a trained network and its stored molecules"):
+                v3.VSelect(label="model", v_model=("model_index",), items=("model_options",), density="compact",
+                           hide_details=True, style="flex: none; width: 170px;", classes="mr-2",
+                           raw_attrs=['data-testid="model"'])
+            v3.VBtn(icon="mdi-refresh", size="x-small", variant="text", click=ctrl.refresh_models,
+                    style="flex: none;", classes="mr-1",
+                    title="look again for model bundles (ones trained since the app started)",
+                    raw_attrs=['data-testid="refresh-models"'])
             with v3.VAutocomplete(label="molecule (name or SMILES)", v_model=("item_index",), items=("item_options",),
                                   density="compact", hide_details=True, style="flex: none; width: 300px;",
-                                  classes="mr-2", raw_attrs=['data-testid="item"']):
+                                  classes="mr-2", raw_attrs=['data-testid="item"'],
+                                  title="the stored molecule to show: type part of its name, id or SMILES"):
                 # picking the item already chosen (say, after scrubbing an interpolation) shows it again:
                 # the v-model does not change then, so the click itself says "show the item"
                 with v3.Template(v_slot_item="{ props }"):
                     v3.VListItem(v_bind="props", click="view_source = 'item'")
-            v3.VSelect(label="resolution", v_model=("resolution_choice",),
-                       items=("resolution_options", list(resolutions)), density="compact",
-                       hide_details=True, style="flex: none; width: 120px;", raw_attrs=['data-testid="resolution"'])
+            with tip("voxels per axis of the decoded volume (a coarse picture comes first)"):
+                v3.VSelect(label="resolution", v_model=("resolution_choice",),
+                           items=("resolution_options", list(resolutions)), density="compact",
+                           hide_details=True, style="flex: none; width: 120px;", raw_attrs=['data-testid="resolution"'])
             # typed freely; the server sees the number only when the user commits it (Enter or leaving the field)
             v3.VTextField(v_show=("resolution_choice === 'custom'",), v_model_number=("resolution_typed",),
                           type="number", label="voxels", density="compact", hide_details=True,
@@ -77,12 +86,13 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                           keyup_enter="resolution_custom = resolution_typed",
                           blur="resolution_custom = resolution_typed",
                           __events=[("keyup_enter", "keyup.enter"), "blur"],
-                          raw_attrs=['data-testid="resolution-custom"'])
+                          title="type voxels per axis, then Enter", raw_attrs=['data-testid="resolution-custom"'])
             v3.VBtn("item", prepend_icon="mdi-keyboard-return", v_show=("view_source !== 'item'",), size="small",
                     variant="tonal", classes="ml-1", click="view_source = 'item'",
                     title="back to the chosen item", raw_attrs=['data-testid="back-to-item"'])
             v3.VChip("{{ psnr_text }}", v_show=("psnr_text",), classes="ml-2", size="small", color="primary",
-                     variant="tonal", style="flex: none;", raw_attrs=['data-testid="psnr"'])
+                     variant="tonal", style="flex: none;", raw_attrs=['data-testid="psnr"'],
+                     title="peak signal-to-noise ratio of the decoded volume against the ground truth (Eq. 1)")
             with v3.VChip(classes="ml-2", size="small", variant="outlined", title=("view_caption",),
                           style="flex: 0 1 auto; min-width: 40px; max-width: 100%; overflow: hidden;",
                           raw_attrs=['data-testid="caption"']):
@@ -91,46 +101,57 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
             with html.Div(v_if=("encoding",), classes="d-flex align-center mr-2", style="flex: none;",
                           raw_attrs=['data-testid="encode-progress"']):
                 v3.VProgressCircular(model_value=("encode_progress",), size=22, width=3, color="secondary",
-                                     classes="mr-1")
+                                     classes="mr-1", title="encoding the typed molecule")
                 html.Div("{{ encode_stage }}", classes="text-caption mr-1 text-truncate", style="max-width: 220px;",
                          title=("encode_stage",))
                 v3.VBtn(icon="mdi-close-circle", size="x-small", variant="text", click=ctrl.cancel_encode,
                         title="cancel the encoding", raw_attrs=['data-testid="cancel-encode"'])
-            v3.VProgressCircular(v_show=("busy",), indeterminate=True, size=22, width=3, color="primary",
-                                 classes="mr-2", style="flex: none;", raw_attrs=['data-testid="busy"'])
-            html.Div("{{ busy_text }}", v_show=("busy",), classes="text-caption mr-1 text-truncate",
-                     style="flex: 0 1 auto; max-width: 160px;", title=("busy_text",))
+            # a refinement shows its percentage (estimated from the last decode of its kind and size)
+            v3.VProgressCircular(v_show=("busy",), indeterminate=("!refine_progress",), model_value=("refine_progress",),
+                                 size=22, width=3, color="primary", classes="mr-2", style="flex: none;",
+                                 raw_attrs=['data-testid="busy"'])
+            html.Div("{{ busy_text }}{{ refine_progress ? ' \u00b7 ' + refine_progress + '%' : '' }}",
+                     v_show=("busy",), classes="text-caption mr-1 text-truncate",
+                     style="flex: 0 1 auto; max-width: 180px;", title=("busy_text",),
+                     raw_attrs=['data-testid="busy-text"'])
             v3.VBtn(icon="mdi-close-circle", v_show=("busy",), size="x-small", variant="text", classes="mr-2",
                     click=ctrl.cancel_view, title="stop this decode (the picture stays as it is)",
                     style="flex: none;", raw_attrs=['data-testid="cancel-view"'])
-            v3.VBtn(icon="mdi-crop-free", click=ctrl.reset_camera, title="reset camera", size="small",
-                    style="flex: none;")
+            # camera and picture settings each in one menu: the toolbar keeps room for the caption (issue 20)
             with v3.VMenu(location="bottom"):
                 with v3.Template(v_slot_activator="{ props }"):
                     v3.VBtn(icon="mdi-axis-arrow", v_bind="props", size="small", style="flex: none;",
-                            title="camera: front, side, top, fit", raw_attrs=['data-testid="camera-presets"'])
+                            title="camera: reset, front, side, top, fit", raw_attrs=['data-testid="camera-presets"'])
                 with v3.VList(density="compact"):
+                    v3.VListItem(title="reset", click=ctrl.reset_camera, prepend_icon="mdi-crop-free",
+                                 raw_attrs=['data-testid="camera-reset"'])
                     for preset in ("front", "side", "top", "fit"):
                         v3.VListItem(title=preset, click=(ctrl.camera_preset, f"['{preset}']"),
                                      raw_attrs=[f'data-testid="camera-{preset}"'])
-            v3.VSelect(v_model=("screenshot_scale",), items=("[1, 2, 3, 4]",), density="compact",
-                       hide_details=True, style="flex: none; width: 70px;", label="x", title="supersampling")
             with v3.VMenu(location="bottom", close_on_content_click=False):
                 with v3.Template(v_slot_activator="{ props }"):
                     v3.VBtn(icon="mdi-image-size-select-large", v_bind="props", size="small", style="flex: none;",
-                            title="PNG size and background", raw_attrs=['data-testid="png-options"'])
-                with v3.VCard(classes="pa-2", style="width: 220px;"):
-                    v3.VSelect(label="PNG size (pixels)", v_model=("screenshot_size",),
-                               items=("picture_sizes", list(picture_sizes)), density="compact", hide_details=True,
-                               raw_attrs=['data-testid="png-size"'])
-                    v3.VCheckbox(label="transparent background", v_model=("screenshot_transparent",),
-                                 density="compact", hide_details=True, raw_attrs=['data-testid="png-transparent"'])
+                            title="PNG size, supersampling and background", raw_attrs=['data-testid="png-options"'])
+                with v3.VCard(classes="pa-2", style="width: 240px;"):
+                    with tip("'view': the view's size times the supersampling"):
+                        v3.VSelect(label="PNG size (pixels)", v_model=("screenshot_size",),
+                                   items=("picture_sizes", list(picture_sizes)), density="compact", hide_details=True,
+                                   raw_attrs=['data-testid="png-size"'])
+                    with tip("renders the picture this many times larger in each direction"):
+                        v3.VSelect(v_model=("screenshot_scale",), items=("[1, 2, 3, 4]",), density="compact",
+                                   hide_details=True, label="supersampling (x)", classes="mt-2",
+                                   raw_attrs=['data-testid="png-scale"'])
+                    with tip("a PNG with an alpha channel"):
+                        v3.VCheckbox(label="transparent background", v_model=("screenshot_transparent",),
+                                     density="compact", hide_details=True,
+                                     raw_attrs=['data-testid="png-transparent"'])
             v3.VBtn(icon="mdi-help-circle-outline", size="small", title="how to use molviz", click="help_show = true",
                     style="flex: none;", raw_attrs=['data-testid="help"'])
             v3.VBtn(icon="mdi-camera", size="small", title="PNG screenshot",
                     click="utils.download('molviz.png', trigger('screenshot_png'), 'image/png')",
                     raw_attrs=['data-testid="screenshot"'])
         with layout.drawer:
+            FirstRunHelp()
             with v3.VExpansionPanels(multiple=True, v_model=("open_panels", [0, 1]), variant="accordion"):
                 with v3.VExpansionPanel(title="Channels"):
                     with v3.VExpansionPanelText():
@@ -139,6 +160,7 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                     with v3.VExpansionPanelText():
                         DisplayPanel(atoms="show_atoms", outline="show_outline", clip_axis="clip_axis",
                                      clip_position="clip_position", compare="compare", view_mode="view_mode")
+                        SliceControls()
                 with v3.VExpansionPanel(title="Interpolation"):
                     with v3.VExpansionPanelText():
                         InterpolationPanel(
@@ -175,11 +197,12 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                     ctrl.view_reset_camera = view.reset_camera
                 with html.Div(style="flex: 2 1 0; min-width: 0; border-left: 1px solid #ddd;",
                               raw_attrs=['data-testid="latent-map"']):
-                    LatentMapPanel(lambda: made.setdefault("figure", _figure(on_map_click, on_map_hover)),
+                    LatentMapPanel(lambda: made.setdefault("figure", _figure(on_map_click, on_map_hover,
+                                                                            on_map_select)),
                                    color_by="map_color_by", color_options="map_color_options",
                                    pick_mode="map_pick_mode", source="map_source", hover_svg="hover_svg",
                                    hover_text="hover_text", search="map_search", load="map_load",
-                                   style="height: 100%;")
+                                   ctrl_clear_selection=ctrl.clear_map_selection, style="height: 100%;")
             with v3.VDialog(v_model=("help_show", False), max_width=620):
                 with v3.VCard(title="molviz: how to use it", raw_attrs=['data-testid="help-dialog"']):
                     with v3.VCardText():
@@ -199,14 +222,24 @@ _POINTS = ("{points: ($event.points || []).map(p => ({curveNumber: p.curveNumber
            "customdata: p.customdata}))}")
 
 
-def _figure(on_click: Callable, on_hover: Callable):
-    return plotly_widgets.Figure(
-        state_variable_name="map_figure", display_mode_bar=True, display_logo=False, responsive=True,
+# a selection sends only the indices of the items' trace (curve 0): 93k points stay a small message
+_SELECTED = "[($event && $event.points || []).filter(p => p.curveNumber === 0).map(p => p.pointIndex)]"
+
+
+def _figure(on_click: Callable, on_hover: Callable, on_select: Callable):
+    fig = plotly_widgets.Figure(
+        state_variable_name="map_figure", display_mode_bar=("true",), display_logo=False, responsive=True,
         click=(on_click, f"[{_POINTS}]"),
         hover=(on_hover, f"[{_POINTS}]"),
+        selected=(on_select, _SELECTED),
+        deselect=(on_select, "[[]]"),
         unhover="hover_svg = ''; hover_text = ''",
         style="height: 100%; width: 100%;",
     )
+    # the items' trace and the overlays are two state keys: a new ring or path leaves the
+    # (possibly 93k-point) items trace untouched, so plotly does not redraw it
+    fig.data = ("map_items.concat(map_figure.data)",)
+    return fig
 
 
 __all__ = ["Page", "build_layout"]
