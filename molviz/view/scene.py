@@ -679,7 +679,7 @@ class Scene:
         """Point the camera as :meth:`reset_camera` does, then move it so that ``points`` ((P, 3); default:
         the shown surfaces' and atoms' points) span ``fill`` of the window's width or height, whichever is
         tighter. VTK's own reset fits a bounding sphere, which leaves a molecule small in a wide frame."""
-        self.reset_camera()
+        self._aim()
         if direction is not None:                      # look along this direction instead of the default
             camera = self._renderer.GetActiveCamera()
             camera.SetFocalPoint(0.0, 0.0, 0.0)
@@ -727,7 +727,15 @@ class Scene:
         self.fit(fill=0.85, direction=(np.asarray(focal) - np.asarray(position)), up=up)
 
     def reset_camera(self) -> None:
-        """Front view tilted a little (side-by-side layers sit along x), fitted to the scene."""
+        """Front view tilted a little, fitted to the scene (two linked viewports: fitted to the content of
+        each half, as :meth:`fit` does; the bounding-sphere fit leaves it small in a narrow viewport)."""
+        if self._split and len(content_points(self.built)):
+            self.fit(fill=0.8)
+        else:
+            self._aim()
+
+    def _aim(self) -> None:
+        """The default direction, the scene's bounds fitted by VTK (bounding sphere) and zoomed to the window."""
         camera = self._renderer.GetActiveCamera()
         camera.SetFocalPoint(0.0, 0.0, 0.0)
         camera.SetPosition(0.35, 0.45, 1.0)     # only the direction counts: ResetCamera moves along it

@@ -213,17 +213,17 @@ class EncodePanel(html.Div):
                           __events=[("keyup_enter", "keyup.enter"), ("click_append_inner", "click:appendInner")])
             # a structure file: read in the browser, checked there against the upload limit (a larger file
             # is never sent) and again on the server, parsed by the same loaders as a path
-            v3.VFileInput(label="or a structure file", density="compact", hide_details=True,
-                          accept=",".join((*UPLOAD_SUFFIXES, *(f"{x}.gz" for x in UPLOAD_SUFFIXES))),
-                          classes="mt-2", prepend_icon="mdi-file-upload-outline", model_value=None,
-                          update_modelValue=(
-                              "(f => { f = Array.isArray(f) ? f[0] : f; if (!f) return; "
-                              "if (f.size > upload_max_mb * 1e6) { upload_refused = f.name + ' (' "
-                              "+ (f.size / 1e6).toFixed(1) + ' MB)'; } else { upload_file = f; } })($event)"),
-                          title="a structure file from your computer (PDB, mmCIF, SDF, MOL2, XYZ; gzipped too); "
-                                "an auto-encoder encodes it, an auto-decoder fits a latent (progress and cancel in "
-                                "the toolbar)",
-                          raw_attrs=['data-testid="upload"'])
+            with tip("a structure file from your computer (PDB, mmCIF, SDF, MOL2, XYZ; gzipped too); "
+                     "an auto-encoder encodes it, an auto-decoder fits a latent (progress and cancel in "
+                     "the toolbar)"):
+                v3.VFileInput(label="or a structure file", density="compact", hide_details=True,
+                              accept=",".join((*UPLOAD_SUFFIXES, *(f"{x}.gz" for x in UPLOAD_SUFFIXES))),
+                              classes="mt-2", prepend_icon="mdi-file-upload-outline", model_value=None,
+                              update_modelValue=(
+                                  "(f => { f = Array.isArray(f) ? f[0] : f; if (!f) return; "
+                                  "if (f.size > upload_max_mb * 1e6) { upload_refused = f.name + ' (' "
+                                  "+ (f.size / 1e6).toFixed(1) + ' MB)'; } else { upload_file = f; } })($event)"),
+                              raw_attrs=['data-testid="upload"'])
             html.Div("{{ 'up to ' + upload_max_mb + ' MB; the first model, record or frame is encoded' }}",
                      classes="text-caption text-medium-emphasis")
             html.Div(f"{{{{ {placement} }}}}", classes="text-caption mt-1", v_show=(has_encoded,),

@@ -1,0 +1,187 @@
+"""The 3D view's extras in the app: a slice plane of one channel with its value bar, the truth beside a view
+that has none of its own (side by side), and the refinement's progress.
+
+:class:`ViewExtras` is a mixin of :class:`molviz.app.MolvizApp`: its ``@change`` methods bind the slice keys
+of :func:`slice_defaults`; the pure work lives in :mod:`molviz.view.slices` and :mod:`molviz.view.compare`.
+A slice reads the volume the view on screen already holds, on the event loop (milliseconds), so moving it
+never waits for a decode and never starts one. While a slice is on, views are decoded densely (an adaptive
+decode is exact only near the isosurfaces; a slice shows every voxel).
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from trame.decorators import change
+
+from molviz.errors import MolvizError
+from molviz.view.limits import clean_bool, clean_choice, clean_float, clean_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from molviz.view.explore import View
+
+SLICE_KEYS = ("slice_on", "slice_axis", "slice_channel", "slice_position")
+PROGRESS_TICK = 0.25                # seconds between two updates of the refinement's percentage
+PROGRESS_CAP = 95.0                 # an estimate never claims to be done; the picture does
+
+
+def slice_defaults() -> dict[str, Any]:
+    """The slice's and the progress's state keys and their values before a model opens."""
+    return {
+        "slice_on": False,
+        "slice_axis": "z",
+        "slice_channel": 0,
+        "slice_position": 0.5,
+        "slice_text": "",                # what the slice reads (shown under its controls)
+        "refine_progress": 0,            # percent of the refinement under way (0: none, or the coarse pass)
+    }
+
+
+@dataclass
+class _Refining:
+    """The refinement under way: started in the worker thread when the decode begins."""
+
+    resolution: int
+    kind: str                           # "dense" or "adaptive": how it is decoded, for the time it will take
+    started: float | None = None
+
+
+class ViewExtras:
+    """Slice plane, linked side-by-side truth and refinement progress (mixed into MolvizApp)."""
+
+    # ------------------------------------------------------------------ slice plane
+    @property
+    def _slice_wanted(self) -> bool:
+        return bool(self._good.get("slice_on"))
+
+    def _slice_state_defaults(self) -> None:
+        for key in SLICE_KEYS:
+            self._good[key] = self.state[key]
+        self._durations: dict[tuple[str, int], float] = {}
+        self._refining: _Refining | None = None
+        self._progress_task: asyncio.Task | None = None
+
+    @change(*SLICE_KEYS)
+    def on_slice(self, slice_on, slice_axis, slice_channel, slice_position, **_):
+        checks = (("slice_on", lambda v: clean_bool(v)),
+                  ("slice_axis", lambda v: clean_choice(v, "slice axis", ("x", "y", "z"))),
+                  ("slice_channel", lambda v: clean_int(v, "slice channel", 0,
+                                                        max(len(self.state.channel_names or []) - 1, 0))),
+                  ("slice_position", lambda v: clean_float(v, "slice position", 0.0, 1.0)))
+        values = dict(zip(SLICE_KEYS, (slice_on, slice_axis, slice_channel, slice_position)))
+        before = {k: self._good.get(k) for k in SLICE_KEYS}
+        for key, clean in checks:
+            try:
+                self._accept(key, clean(values[key]))
+            except MolvizError as exc:
+                self._refuse(key, exc)
+                return
+        if {k: self._good.get(k) for k in SLICE_KEYS} == before:
+            return
+        self._show_slice()
+        if self._good["slice_on"] and not before["slice_on"] and self._needs_dense():
+            self._request_view(interactive=False)        # once: the slice then reads every voxel exactly
+
+    def _needs_dense(self) -> bool:
+        view = self.current
+        return view is not None and (view.volume is None or bool(view.extra.get("adaptive")))
+
+    def _slice_layers(self, view: View) -> list:
+        """(volume, grid) of each viewport: the decoded view, and on the right its truth or the nearest item's."""
+        layers = [(view.volume, view.grid)]
+        if self.scene.split:
+            near = view.extra.get("nearest")
+            if view.truth is not None:
+                layers.append((view.truth, view.grid))
+            elif near is not None:
+                layers.append((near.volume, near.grid))
+        return layers
+
+    def _show_slice(self, *, push: bool = True) -> None:
+        """Put the slice of the view on screen (or take it away); no decode."""
+        from molviz.view.slices import SliceSpec, slice_parts, value_bar, value_range
+
+        view = self.current
+        if not self._slice_wanted or view is None or self.explorer is None:
+            self.scene.set_slice({}, None)
+            self.state.slice_text = ""
+        elif view.volume is None:
+            self.scene.set_slice({}, None)
+            self.state.slice_text = "the slice waits for the volume (decoding it densely)"
+        else:
+            names = self.ex.channel_names
+            c = min(int(self._good["slice_channel"]), len(names) - 1)
+            layers = self._slice_layers(view)
+            scale = value_range(layers[0][0], c, *(v for v, _ in layers[1:]))
+            spec = SliceSpec(channel=c, axis=self._good["slice_axis"], position=float(self._good["slice_position"]))
+            self.scene.set_slice(slice_parts(layers, spec, scale), value_bar(names[c], *scale))
+            approx = " (adaptive decode: exact near the surfaces; the dense one follows)" \
+                if view.extra.get("adaptive") else ""
+            self.state.slice_text = (f"{names[c]} at {spec.axis} = {spec.position:.2f} of the box, "
+                                     f"{view.grid.shape[0]}\u00b3 voxels{approx}; colours {scale[0]:.2f} to "
+                                     f"{scale[1]:.2f}")
+        if push:
+            self._push_view()
+
+    # ------------------------------------------------------------------ side by side without a truth
+    def _compare_with_nearest(self, view: View, resolution: int) -> None:
+        """For side by side of a view without a truth of its own (interpolation frame, encoded molecule):
+        the nearest stored item's truth, or none (``view.extra["nearest"]``; runs in the worker thread)."""
+        from molviz.view.compare import nearest_truth
+
+        latent = view.extra.get("latent")
+        view.extra["nearest"] = nearest_truth(self.ex, latent, resolution) if latent is not None else None
+
+    # ------------------------------------------------------------------ refinement progress
+    def _progress_begin(self, resolution: int, dense: bool) -> _Refining:
+        """A refinement is queued: its percentage shows from when its decode starts (``_Refining.started``,
+        set by the worker) until its picture is shown or it is stopped."""
+        self._refining = _Refining(resolution=int(resolution), kind="dense" if dense else "adaptive")
+        if self._progress_task is None or self._progress_task.done():
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return self._refining
+            self._progress_task = loop.create_task(self._progress_loop())
+        return self._refining
+
+    def _progress_end(self, refining: _Refining | None = None, seconds: float | None = None) -> None:
+        """The refinement ended (shown, stopped or failed): learn how long it took, hide the percentage."""
+        if refining is not None and seconds is not None and refining.started is not None:
+            self._durations[(refining.kind, refining.resolution)] = float(seconds)
+        if refining is None or refining is self._refining:
+            self._refining = None
+            if self.state.refine_progress:
+                self.state.refine_progress = 0
+
+    def _expected_seconds(self, r: _Refining) -> float:
+        """How long this refinement should take: the last one of its kind and resolution, else the nearest
+        known one scaled by the voxels (dense) or the surface area (adaptive), else a guess."""
+        if (r.kind, r.resolution) in self._durations:
+            return self._durations[(r.kind, r.resolution)]
+        known = [(res, s) for (kind, res), s in self._durations.items() if kind == r.kind]
+        power = 3.0 if r.kind == "dense" else 2.5
+        if known:
+            res, s = min(known, key=lambda rs: abs(rs[0] - r.resolution))
+            return s * (r.resolution / res) ** power
+        return 2.0 * (r.resolution / 128.0) ** power
+
+    def _progress_percent(self) -> float:
+        r = self._refining
+        if r is None or r.started is None:
+            return 0.0
+        done = 100.0 * (time.perf_counter() - r.started) / max(self._expected_seconds(r), 1e-3)
+        return min(PROGRESS_CAP, max(1.0, done))
+
+    async def _progress_loop(self) -> None:
+        while self._refining is not None:
+            pct = round(self._progress_percent())
+            if pct != self.state.refine_progress:
+                with self.state:
+                    self.state.refine_progress = pct
+            await asyncio.sleep(PROGRESS_TICK)
+
+
+__all__ = ["SLICE_KEYS", "ViewExtras", "slice_defaults"]
