@@ -263,10 +263,19 @@ def mapped_library(tmp_path_factory):
     from molviz.cli import main
     assert main(["train", "library", str(d / "mols.csv"), "--out", str(d / "lib"), "--quick", "--steps", "2",
                  "--no-progress", "--threads", "1"]) == 0
-    assert main(["map", str(d / "lib"), "--write"]) == 0
+    assert main(["map", str(d / "lib"), "--write", "--search-index", "--no-progress"]) == 0
     from molviz.models import load_model
     from molviz.view.latent_map import LatentMap
     return LatentMap.from_bundle(load_model(d / "lib"))
+
+
+@pytest.mark.slow
+def test_molviz_map_stores_the_search_index_with_the_bundle(mapped_library, tmp_path_factory):
+    from molviz.models import load_model
+    from molviz.view.search import ItemIndex
+    bundle = load_model(next(tmp_path_factory.getbasetemp().glob("mapped*")) / "lib")
+    index = ItemIndex.load(bundle.path, bundle.items)
+    assert index is not None and index.search("c1ccccc1").kind == "molecule"
 
 
 @pytest.mark.slow
@@ -420,8 +429,10 @@ def test_library_geometry_etkdg_skips_the_force_field_and_is_recorded(tmp_path):
 def test_bench_library_quick(tmp_path, capsys):
     import argparse
 
-    from molviz.training._bench import run
+    from molviz.view._library_bench import run
     assert run(argparse.Namespace(quick=True, json=str(tmp_path / "b.json"))) == 0
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
-    assert [r["items"] for r in rows] == [20, 20] and rows[1]["equal_to_one_preparation"]
-    assert "93,000 FreeSolv-sized molecules" in capsys.readouterr().out
+    assert [r["row"] for r in rows] == ["prepare", "prepare", "train step", "train step", "encode", "umap"]
+    assert [r["geometry"] for r in rows[:2]] == ["mmff", "etkdg"] and all(r["items"] == 40 for r in rows[:2])
+    out = capsys.readouterr().out
+    assert "target prepare all of MUV <= 30 min" in out and "target encode >= 200 mol/s" in out

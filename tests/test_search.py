@@ -42,3 +42,34 @@ def test_names_prefix_first(index):
     found = index.search("prop")
     assert found.kind == "name" and found.indices
     assert ITEMS[found.indices[0]]["name"].lower().startswith("prop")
+
+
+def test_a_stored_index_reads_back_equal_and_only_for_its_own_items(index, tmp_path):
+    """ItemIndex.save / for_bundle: the same answers from search.safetensors; other items, a changed
+    fingerprint or a damaged file are refused (built afresh), never trusted."""
+    from safetensors.numpy import load_file, save_file
+
+    from molviz.view.search import INDEX_FILE
+
+    path = index.save(tmp_path, ITEMS)
+    assert path.name == INDEX_FILE
+    again = ItemIndex.load(tmp_path, ITEMS)
+    assert again is not None
+    for q in ("OCC", "c1ccccc1Cl", "[OX2H]", "C(=O)O", "prop", "C/C=C/C"):
+        assert again.search(q, limit=10_000) == index.search(q, limit=10_000), q
+    assert ItemIndex.load(tmp_path, ITEMS[:-1]) is None                       # other items
+    assert ItemIndex.load(tmp_path, [{**ITEMS[0], "smiles": "CCCC"}, *ITEMS[1:]]) is None
+    arrays = load_file(str(path))
+    save_file({**arrays, "fingerprints": arrays["fingerprints"] * 0}, str(path),
+              metadata={"format": "molviz-search-1"})
+    assert ItemIndex.load(tmp_path, ITEMS) is None                            # metadata gone
+    index.save(tmp_path, ITEMS)
+    from safetensors import safe_open
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+    save_file({**arrays, "fingerprints": arrays["fingerprints"] * 0}, str(path), metadata=meta)
+    assert ItemIndex.load(tmp_path, ITEMS) is None                            # fingerprints changed
+    path.write_bytes(b"not a safetensors file")
+    assert ItemIndex.load(tmp_path, ITEMS) is None
+    built = ItemIndex.for_bundle(tmp_path, ITEMS)
+    assert built.search("OCC") == index.search("OCC")

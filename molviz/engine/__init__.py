@@ -10,6 +10,7 @@ engine runs on a bare GPU box.
                   .decode_progressive(...) / .submit(DecodeRequest)   coarse first; latest wins
                   .surfaces(latent, levels, resolution)   isosurfaces extracted on the device
     interpolate(a, b, t, mode) / path(keyframes, n_frames, mode) / Engine.neighbours / Engine.encode
+    encode_tables(bundle, atom tables ...)   an auto-encoder's latents of many molecules, in batches
 
 Examples
 --------
@@ -27,6 +28,7 @@ from molviz._lazy import lazy_exports
 
 _EXPORTS = {
     "_adaptive": ("AdaptiveResult", "decode_adaptive",),
+    "_batch": ("encode_tables",),
     "_cache": ("VolumeCache",),
     "_coords": ("FULL_BOX", "box_axes", "check_box", "check_shape", "flat_coords",),
     "_engine": ("Engine",),
@@ -40,6 +42,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
     from molviz.engine._adaptive import AdaptiveResult, decode_adaptive  # noqa: F401
+    from molviz.engine._batch import encode_tables  # noqa: F401
     from molviz.engine._cache import VolumeCache  # noqa: F401
     from molviz.engine._coords import FULL_BOX, box_axes, check_box, check_shape, flat_coords  # noqa: F401
     from molviz.engine._encode import as_structure  # noqa: F401

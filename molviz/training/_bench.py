@@ -1,118 +1,205 @@
-"""``molviz bench library``: preparing your own molecules (``molviz train library``), per molecule.
+"""The training side of ``molviz bench library``: preparing MUV molecules, and a training step at scale.
 
-FreeSolv's SMILES (642 small molecules, 3-44 atoms with hydrogens) written to a CSV with
-their experimental values as a property, prepared as ``molviz train library`` does it (RDKit
-ETKDGv3 + MMFF94 per SMILES, seeded; element channels plus density; the freesolv recipe's
-16^3 boxes): seconds per molecule, atom rows and npz bytes per molecule, and the same library
-in 2 shards (``--shard K/2``) merged by :meth:`PreparedData.concat`, checked equal to one
-preparation. The last line extrapolates the time to a 93,000-molecule library on one core,
-and with ``--shard`` over the machine's cores; embedding dominates, and drug-like molecules
-(25-70 atoms) take several times longer than FreeSolv's.
+:func:`prep_row` prepares the first N molecules of MUV (``../shared/data/muv/muv.csv.gz``,
+93,087 drug-like molecules, 44 atoms with hydrogens on average) as ``molviz train library``
+does, with one ``--geometry`` (ETKDGv3 + MMFF94, or ETKDGv3 alone) on ``--workers`` processes
+(:func:`molviz.training.prepare_in_parts`), and reports molecules per second, the peak memory of
+the main process and of the largest worker (``VmHWM``), and the time extrapolated to all of MUV.
 
-Each size runs in a fresh process so its peak RSS is its own. Registered in ``molviz bench``
-as ``library`` (``BENCHMARKS["library"] = "molviz.training._bench:run"``).
+:func:`step_row` times the library recipe's training step (auto-encoder, size M, latent 512,
+batch 16, 16^3 grid, 180-degree augmentation: the freesolv recipe) over N items made by tiling
+the atom tables of a few prepared MUV molecules, as :func:`molviz.training.train` runs it:
+``targets="held"`` computes every item's grid once up front (what ``train`` does today, memory
+N x C x 16^3), ``targets="batch"`` computes the 16 grids of each step from their atom tables
+(memory flat in N). The step itself gathers 16 items whatever N is.
 
-On the shared 2-core CPU (load 8): 642 molecules in 21.6 s, 33.6 ms and 338 npz bytes per
-molecule, peak RSS 361 MB; in 2 shards merged: equal to one preparation.
+Both run inside a fresh process each (``molviz.view._library_bench`` starts them), so the peak
+memory is the row's own. Targets (issue 18): all of MUV prepared in <= 30 min and <= 4 GB on the
+2-core machine; step time and memory flat within 10% from 1k to 93k items.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
+import time
 from pathlib import Path
 
-LIBRARY_SIZE = 93_000      # the scale the extrapolation is for
+MUV_SIZE = 93_087       # molecules in MUV: the scale the extrapolations are for
 
 
-def row(n: int, shards: int = 1) -> dict:
-    """Prepare the first ``n`` FreeSolv SMILES (in ``shards`` parts, merged); timings and sizes."""
+def muv_path() -> Path:
+    """MUV's ``muv.csv.gz`` beside the repository (``../shared/data/muv``) or under ``assets/data/muv``."""
+    from molviz._assets import asset_path
+    here = Path(__file__).resolve().parents[2]
+    for path in (here.parent / "shared" / "data" / "muv" / "muv.csv.gz",
+                 asset_path("data", "muv", "muv.csv.gz", must_exist=False)):
+        if path.is_file():
+            return path
+    raise FileNotFoundError("MUV's muv.csv.gz was not found beside the repository (../shared/data/muv) nor under "
+                            "assets/data/muv")
+
+
+def muv_rows(n: int) -> tuple[list[str], list[list[str]]]:
+    """The header and the first ``n`` rows of MUV (SMILES and the 17 assay columns)."""
     import csv
-    import resource
-    import time
+    import gzip
+    import itertools
 
+    with gzip.open(muv_path(), "rt", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        return header, list(itertools.islice(reader, n))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (``VmHWM`` of /proc/self/status; ru_maxrss elsewhere), MB."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def children_peak_rss_mb() -> float:
+    """The peak resident memory of the largest finished child process (the preparation workers), MB."""
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
+
+
+def prep_row(n: int, geometry: str = "mmff", workers: int = 1, channels: str = "elements+density") -> dict:
+    """Prepare the first ``n`` MUV molecules (``workers`` processes, ``geometry``); speed and memory."""
+    import csv
+    import shutil
+
+    import torch
+
+    from molviz.training import get_preset, prepare
+    from molviz.training._data import prepare_in_parts
+
+    torch.set_num_threads(1)
+    folder = Path(tempfile.mkdtemp(prefix="molviz-bench-prep-"))
+    try:
+        header, rows = muv_rows(n)
+        table = folder / "muv.csv"
+        with open(table, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+        cfg = get_preset("library").data
+        cfg.inputs, cfg.geometry, cfg.channels = [str(table)], geometry, channels
+        t0 = time.perf_counter()
+        if workers > 1:
+            data = prepare_in_parts(cfg, folder / "parts", workers=workers, progress=False)
+        else:
+            data = prepare(cfg, progress=False)
+        seconds = time.perf_counter() - t0
+        npz = data.save(folder / "prepared.npz")
+        rate = n / seconds
+        return {"row": "prepare", "molecules": n, "geometry": geometry, "workers": workers,
+                "items": data.n_items, "skipped": len(data.skipped), "seconds": round(seconds, 2),
+                "molecules_per_s": round(rate, 2), "atom_rows": int(len(data.xyz)),
+                "npz_bytes_per_molecule": round(npz.stat().st_size / n, 1),
+                "peak_rss_mb": peak_rss_mb(), "worker_peak_rss_mb": children_peak_rss_mb() if workers > 1 else None,
+                "muv_minutes": round(MUV_SIZE / rate / 60, 1)}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def tiled_data(n_items: int, *, base: int = 32, channels: str = "elements+density", seed: int = 0):
+    """A :class:`PreparedData` of ``n_items`` items: the atom tables, boxes and divisors of the first
+    ``base`` MUV molecules (ETKDGv3 only, the quickest) repeated; item metadata kept minimal."""
+    import csv
+
+    import numpy as np
+
+    from molviz.training import PreparedData, get_preset, prepare
+
+    with tempfile.TemporaryDirectory(prefix="molviz-bench-tile-") as folder:
+        header, rows = muv_rows(base)
+        table = Path(folder) / "muv.csv"
+        with open(table, "w", newline="") as f:
+            csv.writer(f).writerows([header[:1], *(r[:1] for r in rows)])
+        cfg = get_preset("library").data
+        cfg.inputs, cfg.geometry, cfg.channels, cfg.heldout = [str(table)], "etkdg", channels, 0.0
+        small = prepare(cfg, progress=False)
+    pick = np.arange(n_items) % small.n_items
+    sizes = np.diff(small.offsets)[pick]
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    rows_of = np.concatenate([np.arange(small.offsets[i], small.offsets[i + 1]) for i in pick])
+    meta = {**small.meta, "items": [{"name": f"tile {i}"} for i in range(n_items)]}
+    return PreparedData(xyz=small.xyz[rows_of], channel=small.channel[rows_of], width=small.width[rows_of],
+                        offsets=offsets, boxes=small.boxes[pick], divisors=small.divisors[pick],
+                        split=np.zeros(n_items, np.int8), meta=meta)
+
+
+def step_row(n_items: int, targets: str = "held", steps: int = 12, warmup: int = 3) -> dict:
+    """Median seconds of the library recipe's training step over ``n_items`` tiled MUV items."""
     import numpy as np
     import torch
 
-    from molviz.chem import read_freesolv
-    from molviz.training import PreparedData, get_preset, prepare
+    from molviz.fields._tables import grid_field, normalized_coords
+    from molviz.training import get_preset
+    from molviz.training._train import build_net, grid_fields, rotate_180
 
     torch.set_num_threads(1)
-    folder = Path(tempfile.mkdtemp(prefix="molviz-bench-library-"))
-    table = folder / "freesolv.csv"
-    with open(table, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["compound_id", "smiles", "iupac", "expt"])
-        w.writerows([r["compound_id"], r["smiles"], r["iupac"], r["expt"]] for r in read_freesolv()[:n])
-    cfg = get_preset("library").data
-    cfg.inputs = [str(table)]
+    torch.manual_seed(0)
+    cfg = get_preset("library")
+    data = tiled_data(n_items)
+    R, C, B = cfg.data.resolution, data.n_channels, cfg.batch
+    beta = data.data_config.beta
     t0 = time.perf_counter()
-    if shards == 1:
-        data = prepare(cfg, progress=False)
-    else:
-        parts = []
-        for k in range(shards):
-            cfg.shard = f"{k}/{shards}"
-            parts.append(prepare(cfg, progress=False))
-        data = PreparedData.concat(parts)
-    seconds = time.perf_counter() - t0
-    path = data.save(folder / "library.npz")
-    out = {"molecules": n, "shards": shards, "items": data.n_items, "skipped": len(data.skipped),
-           "seconds": round(seconds, 3), "ms_per_molecule": round(1000 * seconds / n, 2),
-           "atom_rows": int(len(data.xyz)), "channels": data.n_channels,
-           "npz_bytes_per_molecule": round(path.stat().st_size / n, 1),
-           "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if shards > 1:
-        cfg.shard = None
-        whole = prepare(cfg, progress=False)
-        out["equal_to_one_preparation"] = all(np.array_equal(getattr(whole, k), getattr(data, k)) for k in (
-            "xyz", "channel", "width", "offsets", "boxes", "divisors", "split"))
-    for p in folder.iterdir():
-        p.unlink()
-    folder.rmdir()
-    return out
+    fields = None
+    if targets == "held":     # as train(): every item's grid, fp16 once it passes 2 GB
+        dtype = torch.float32 if n_items * C * R**3 * 4 < 2 << 30 else torch.float16
+        fields = grid_fields(data, R, data.divisors, device=torch.device("cpu"), dtype=dtype)
+    setup = time.perf_counter() - t0
+    net = build_net(cfg, C, n_items, data.boxes)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    coords = normalized_coords(R)                                                   # (R^3, 3)
+    gen = torch.Generator().manual_seed(1)
+    times = []
+    for _ in range(warmup + steps):
+        t = time.perf_counter()
+        idx = torch.randint(n_items, (B,), generator=gen)
+        if fields is not None:
+            grids = fields[idx].float()                                             # (B, C, R, R, R)
+        else:
+            grids = torch.stack([grid_field(*data.table(int(i)), C, data.boxes[i], R, beta=beta,
+                                            divisors=data.divisors[i]) for i in idx.tolist()])
+        if cfg.augment:
+            grids = rotate_180(grids, torch.randint(4, (B,), generator=gen))
+        target = grids.flatten(2).transpose(1, 2)                                   # (B, R^3, C)
+        pred = net(coords.expand(B, -1, -1), idx, grids)                            # (B, R^3, C)
+        loss = ((pred - target) ** 2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t)
+    step = float(np.median(times[warmup:]))
+    return {"row": "train step", "items": n_items, "targets": targets, "channels": C, "batch": B,
+            "setup_s": round(setup, 2), "step_ms": round(1000 * step, 1),
+            "held_grids_mb": round(fields.numel() * fields.element_size() / 2**20, 1) if fields is not None else 0.0,
+            "peak_rss_mb": peak_rss_mb()}
 
 
-def _fresh(n: int, shards: int) -> dict:
-    code = (f"import json; from molviz.training._bench import row; print(json.dumps(row({n}, {shards})))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+def in_fresh_process(call: str, timeout: float = 3600) -> dict:
+    """Run ``call`` (a Python expression returning a dict, e.g. ``"prep_row(40)"`` with this module's
+    names, or a ``module:function(...)``) in a new interpreter; its dict, or ``{"error": ...}``."""
+    import json
+    import subprocess
+    import sys
+
+    module, _, expr = call.rpartition(":")
+    module = module or __name__
+    code = f"import json; from {module} import *; print(json.dumps({expr}))"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"ran past {timeout:.0f} s"}
     if proc.returncode:
-        return {"molecules": n, "shards": shards, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+        return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def run(args: argparse.Namespace) -> int:
-    from molviz._io import atomic_write_text
-
-    sizes = [(20, 1), (20, 2)] if args.quick else [(100, 1), (642, 1), (642, 2)]
-    rows = []
-    print("molviz bench library: FreeSolv SMILES as `molviz train library` prepares them "
-          "(ETKDGv3 + MMFF94, elements+density, 16^3), one torch thread, a fresh process per row")
-    print(f"{'molecules':>9} {'shards':>6} {'items':>6} {'seconds':>8} {'ms/mol':>7} {'rows/mol':>8} "
-          f"{'npz B/mol':>9} {'peak RSS':>9}")
-    if os.getloadavg()[0] > (os.cpu_count() or 1):
-        print("note: the machine is busy (load > CPUs): times include waiting for a core")
-    for n, shards in sizes:
-        r = _fresh(n, shards)
-        rows.append(r)
-        if "error" in r:
-            print(f"{n:>9} {shards:>6}  failed: {r['error']}")
-            continue
-        same = "" if "equal_to_one_preparation" not in r else (
-            "  = one preparation" if r["equal_to_one_preparation"] else "  DIFFERS from one preparation")
-        print(f"{n:>9} {shards:>6} {r['items']:>6} {r['seconds']:>8.2f} {r['ms_per_molecule']:>7.1f} "
-              f"{r['atom_rows'] / n:>8.1f} {r['npz_bytes_per_molecule']:>9.0f} {r['peak_rss_mb']:>7.0f} MB{same}")
-    good = [r for r in rows if "error" not in r and r["shards"] == 1]
-    if good:
-        ms = good[-1]["ms_per_molecule"]
-        cores = os.cpu_count() or 1
-        minutes = LIBRARY_SIZE * ms / 1000 / 60
-        print(f"{LIBRARY_SIZE:,} FreeSolv-sized molecules at {ms:.1f} ms each: ~{minutes:.0f} min on one core, "
-              f"~{minutes / cores:.0f} min as {cores} shards (--shard K/{cores}) on this machine's {cores} cores")
-    failed = any("error" in r or r.get("equal_to_one_preparation") is False for r in rows)
-    if getattr(args, "json", None):
-        atomic_write_text(args.json, json.dumps({"benchmark": "library", "rows": rows}, indent=1))
-    return 1 if failed else 0

@@ -1,14 +1,23 @@
 """Finding items in a large bundle: by name, by exact molecule (canonical SMILES) and by substructure.
 
-:class:`ItemIndex` is built once per bundle (RDKit parses every SMILES: about 20 s for the
-93,087 molecules of MUV on one core, so the app builds it in the background) and then answers
-each query in well under a second at that size:
+:class:`ItemIndex` is built once per bundle and then answers each query in well under a second
+at MUV's size (93,087 molecules):
 
 - a name, id or SMILES fragment: case-insensitive, prefix matches first;
 - an exact molecule: the query's canonical SMILES against every item's (two spellings of one
   molecule find each other);
 - a substructure (SMARTS, or a SMILES read as a pattern): RDKit's substructure library, whose
   pattern fingerprints screen the items before atom-by-atom matching on every core.
+
+Building parses every SMILES once (its canonical form, and the molecule the matcher keeps in
+RDKit's binary form) and computes the pattern fingerprints on every core; the fingerprints are
+most of the work. :meth:`ItemIndex.save` stores what is costly to recompute beside a bundle
+(``search.safetensors``: each item's canonical SMILES and its pattern fingerprint, as plain
+arrays, no pickle), and :meth:`ItemIndex.for_bundle` reads it back instead of building when it
+belongs to the same items and the same RDKit (a few items' fingerprints are recomputed and
+compared; any difference, and the index is built afresh). Nothing stored is trusted as code or
+as a molecule: the SMILES are parsed and sanitised again (the cheap part), and a wrong
+fingerprint bit could at worst hide a match, which the spot check guards against.
 
 Examples
 --------
@@ -22,8 +31,11 @@ Examples
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -31,6 +43,10 @@ import numpy as np
 MAX_QUERY = 300                   # characters: the app's text-field limit
 MAX_MATCHES = 5000                # a substructure search stops here ("5000+"): a common fragment in
                                   # 93k molecules would otherwise match for seconds
+INDEX_FILE = "search.safetensors"  # the stored index beside a bundle (ItemIndex.save)
+INDEX_FORMAT = "molviz-search-1"
+FP_BYTES = 256                    # RDKit's pattern fingerprint (PatternHolder): 2048 bits
+SPOT_CHECK = 16                   # stored fingerprints recomputed and compared when an index is read
 
 
 @dataclass
@@ -47,32 +63,129 @@ class SearchResult:
 class ItemIndex:
     """Name, canonical-SMILES and substructure search over a bundle's items (see the module doc)."""
 
-    def __init__(self, items: Sequence[dict], *, progress: Callable[[int, int], None] | None = None) -> None:
-        from rdkit import Chem, RDLogger
+    def __init__(self, items: Sequence[dict], *, progress: Callable[[int, int], None] | None = None,
+                 threads: int = -1, _stored: tuple[list[str], list[bytes]] | None = None) -> None:
+        from rdkit import Chem, DataStructs, RDLogger
         from rdkit.Chem import rdSubstructLibrary
 
         self.n = len(items)
         self._text = [" ".join(str(it.get(k) or "") for k in ("name", "id", "smiles")).lower() for it in items]
         self._names = [str(it.get("name") or it.get("id") or "").lower() for it in items]
         self._by_canon: dict[str, list[int]] = {}
-        # RDKit's substructure library: molecules kept as RDKit's binary form (no re-parsing), pattern fingerprints
-        # screen them, matching runs in C++ on every core
-        self._library = rdSubstructLibrary.SubstructLibrary(rdSubstructLibrary.CachedMolHolder(),
-                                                            rdSubstructLibrary.PatternHolder())
+        self._canon: list[str | None] = []
+        # RDKit's substructure library: molecules kept in RDKit's binary form (no re-parsing per query),
+        # pattern fingerprints screen them, matching runs in C++ on every core
+        holder = rdSubstructLibrary.CachedMolHolder()
         rows: list[int] = []                    # library row -> item index
         RDLogger.DisableLog("rdApp.*")
         try:
             for i, it in enumerate(items):
-                mol = Chem.MolFromSmiles(str(it["smiles"])) if it.get("smiles") else None
+                if _stored is not None:         # the canonical SMILES stored: parse it, skip canonicalising
+                    canon = _stored[0][i]
+                    mol = Chem.MolFromSmiles(canon) if canon else None
+                else:
+                    mol = Chem.MolFromSmiles(str(it["smiles"])) if it.get("smiles") else None
+                    canon = Chem.MolToSmiles(mol) if mol is not None else None
+                self._canon.append(canon if mol is not None else None)
                 if mol is not None:
-                    self._by_canon.setdefault(Chem.MolToSmiles(mol), []).append(i)
-                    self._library.AddMol(mol)
+                    self._by_canon.setdefault(canon, []).append(i)
+                    holder.AddMol(mol)
                     rows.append(i)
                 if progress is not None and (i + 1) % 5000 == 0:
                     progress(i + 1, self.n)
+            if _stored is not None:
+                patterns = rdSubstructLibrary.PatternHolder()
+                for fp in _stored[1]:
+                    patterns.AddFingerprint(DataStructs.CreateFromBinaryText(fp))
+                self._library = rdSubstructLibrary.SubstructLibrary(holder, patterns)
+            else:                               # the fingerprints, in C++ on ``threads`` cores (-1: all)
+                self._library = rdSubstructLibrary.SubstructLibrary(holder)
+                rdSubstructLibrary.AddPatterns(self._library, threads)
         finally:
             RDLogger.EnableLog("rdApp.*")
         self._rows = np.asarray(rows, np.int64)
+
+    # ------------------------------------------------------------------ stored form
+    @staticmethod
+    def _fingerprint(canon: str) -> bytes:
+        from rdkit import Chem, DataStructs
+        from rdkit.Chem import rdSubstructLibrary
+        return DataStructs.BitVectToBinaryText(
+            rdSubstructLibrary.PatternHolder().MakeFingerprint(Chem.MolFromSmiles(canon)))
+
+    @staticmethod
+    def _items_key(items: Sequence[dict]) -> str:
+        """SHA-256 of the items' SMILES (and how many): a stored index belongs to exactly these."""
+        h = hashlib.sha256(str(len(items)).encode())
+        for it in items:
+            h.update(b"\n" + str(it.get("smiles") or "").encode())
+        return h.hexdigest()
+
+    def save(self, folder: str | os.PathLike, items: Sequence[dict]) -> Path:
+        """Write ``folder/search.safetensors`` (atomically): canonical SMILES and pattern fingerprints.
+
+        ``items`` are the items the index was built from (their SMILES are hashed, so the file is
+        read back only for the same items). About 300 bytes per molecule.
+        """
+        from rdkit import DataStructs, rdBase
+        from safetensors.numpy import save_file
+
+        from molviz._io import atomic_path
+        if len(items) != self.n:
+            raise ValueError(f"the index holds {self.n} items, {len(items)} given")
+        fps = self._library.GetFpHolder()
+        blob = np.zeros((len(self._rows), FP_BYTES), np.uint8)
+        for r in range(len(self._rows)):
+            raw = DataStructs.BitVectToBinaryText(fps.GetFingerprint(r))
+            if len(raw) != FP_BYTES:
+                raise RuntimeError(f"RDKit's pattern fingerprint is {len(raw)} bytes, not {FP_BYTES}")
+            blob[r] = np.frombuffer(raw, np.uint8)
+        text = "\n".join(c or "" for c in self._canon).encode()
+        meta = {"format": INDEX_FORMAT, "rdkit": rdBase.rdkitVersion, "items": str(self.n),
+                "items_sha256": self._items_key(items), "fingerprint": f"rdkit PatternHolder {8 * FP_BYTES} bits"}
+        path = Path(folder) / INDEX_FILE
+        with atomic_path(path) as tmp:
+            save_file({"canonical_smiles": np.frombuffer(text, np.uint8).copy(), "rows": self._rows,
+                       "fingerprints": blob}, str(tmp), metadata=meta)
+        return path
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, items: Sequence[dict], *,
+             progress: Callable[[int, int], None] | None = None) -> ItemIndex | None:
+        """The index stored in ``folder`` for these ``items``; None when there is none, or it was made for
+        other items or another RDKit, or is damaged (then build one: :meth:`for_bundle`)."""
+        from rdkit import rdBase
+        from safetensors import safe_open
+
+        path = Path(folder) / INDEX_FILE
+        if not path.is_file():
+            return None
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                meta = f.metadata() or {}
+                if (meta.get("format") != INDEX_FORMAT or meta.get("rdkit") != rdBase.rdkitVersion
+                        or meta.get("items") != str(len(items)) or meta.get("items_sha256") != cls._items_key(items)):
+                    return None
+                canon = f.get_tensor("canonical_smiles").tobytes().decode().split("\n")
+                rows, blob = f.get_tensor("rows"), f.get_tensor("fingerprints")
+            present = [i for i, c in enumerate(canon) if c]
+            if len(canon) != len(items) or blob.shape != (len(rows), FP_BYTES) or rows.tolist() != present:
+                return None
+            fps = [blob[r].tobytes() for r in range(len(rows))]
+            for r in (np.linspace(0, len(rows) - 1, min(SPOT_CHECK, len(rows))).astype(int) if len(rows) else []):
+                if cls._fingerprint(canon[rows[r]]) != fps[r]:
+                    return None
+        except Exception:  # noqa: BLE001 - a damaged or foreign file: build instead
+            return None
+        out = cls(items, progress=progress, _stored=(canon, fps))
+        return out if out._rows.tolist() == present else None
+
+    @classmethod
+    def for_bundle(cls, folder: str | os.PathLike | None, items: Sequence[dict], *,
+                   progress: Callable[[int, int], None] | None = None) -> ItemIndex:
+        """The bundle's stored index (``folder/search.safetensors``) when it fits ``items``, else a new one."""
+        stored = cls.load(folder, items, progress=progress) if folder is not None else None
+        return stored if stored is not None else cls(items, progress=progress)
 
     # ------------------------------------------------------------------ queries
     def by_name(self, text: str) -> list[int]:
