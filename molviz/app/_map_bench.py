@@ -96,6 +96,7 @@ def click_ms(page, index: int) -> tuple[float, int]:
     page.mouse.move(x, y)
     page.wait_for_timeout(300)
     ms = answer_ms(page, lambda: page.mouse.click(x, y))
+    page.wait_for_timeout(200)
     return ms, int(page.evaluate("window.trame.state.get('item_index')"))
 
 
@@ -135,8 +136,9 @@ def measure(page, n_items: int, *, picks: int = 3, seed: int = 1) -> dict:
     rows = []
     for i in rng.integers(0, n_items, picks).tolist():
         h, shown = hover_ms(page, i)
+        before = int(page.evaluate("window.trame.state.get('item_index')"))
         c, item = click_ms(page, shown if shown is not None else i)
-        rows.append({"point": i, "hover_ms": h, "hovered": shown, "click_ms": c, "item": item})
+        rows.append({"point": i, "hover_ms": h, "hovered": shown, "click_ms": c, "item": item, "before": before})
         page.wait_for_function("() => !window.trame.state.get('busy')", timeout=120_000)
     out["points"] = rows
     out["pan_ms"] = [pan_ms(page) for _ in range(2)]
