@@ -224,6 +224,18 @@ def test_adaptive_meshes_equal_dense(smooth_bundle):
     assert hausdorff <= 1e-4 * min(grid.spacing)
 
 
+def test_adaptive_decode_stops_when_asked(smooth_bundle):
+    """A view the user left stops its adaptive decode at the next chunk (the app's cancel button)."""
+    from molviz.engine import Cancelled
+
+    eng = Engine(smooth_bundle, cache_bytes=0, chunk_points=1024)
+    asked = []
+    with pytest.raises(Cancelled):
+        eng.decode_adaptive(smooth_bundle.latents[0], resolution=48, levels=[0.1, np.nan],
+                            should_stop=lambda: asked.append(1) or len(asked) > 2)
+    assert len(asked) == 3
+
+
 def test_interpolation_endpoints_reproduce_volumes(bundle):
     eng = Engine(bundle, cache_bytes=0)
     za, zb = eng.latents[0], eng.latents[2]

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,8 +122,8 @@ def _extended_axes(shape, box: Box, stride: int, device) -> list[torch.Tensor]:
 
 @torch.no_grad()
 def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, box: Box | None = None,
-                    coarse_step: int = 8, safety: float = 2.0, known: AdaptiveResult | None = None
-                    ) -> AdaptiveResult:
+                    coarse_step: int = 8, safety: float = 2.0, known: AdaptiveResult | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> AdaptiveResult:
     """Decode one latent for isosurfaces at absolute ``levels``, refining only near them.
 
     Parameters
@@ -145,6 +145,9 @@ def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, 
         An earlier result for the same latent, resolution and box (other levels): its
         decoded voxels are reused, not decoded again. Moving a level a little then
         costs only the voxels near the new surface that the old one did not need.
+    should_stop : callable, optional
+        Asked before each chunk of points, as in :meth:`Engine.decode`; True stops the
+        decode with :class:`~molviz.engine.Cancelled` (a view the user left).
 
     Returns
     -------
@@ -197,7 +200,7 @@ def decode_adaptive(engine, latent, *, resolution: int | Sequence[int], levels, 
             fx, fy, fz = k[:, 0], k[:, 1], k[:, 2]
             coords = torch.stack([axes[0][fx], axes[1][fy], axes[2][fz]], dim=-1)       # (K, 3)
             out = torch.empty(len(coords), C, device=dev)
-            engine._run_chunks(len(coords), lambda a, b: coords[a:b], mods, out, None)
+            engine._run_chunks(len(coords), lambda a, b: coords[a:b], mods, out, should_stop)
             vol[:, fx, fy, fz] = out.T
             decoded[fx, fy, fz] = True
 

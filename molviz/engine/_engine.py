@@ -538,7 +538,8 @@ class Engine:
 
     # ------------------------------------------------------------------ adaptive
     def decode_adaptive(self, latent, *, resolution: int | Sequence[int], levels, box: Box | None = None,
-                        coarse_step: int = 8, safety: float = 2.0, known=None):
+                        coarse_step: int = 8, safety: float = 2.0, known=None,
+                        should_stop: Callable[[], bool] | None = None):
         """Volume that gives the same isosurfaces as :meth:`decode`, decoding only near them.
 
         See :func:`molviz.engine.adaptive.decode_adaptive` for the algorithm and its error bound;
@@ -546,7 +547,7 @@ class Engine:
         """
         from molviz.engine._adaptive import decode_adaptive
         return decode_adaptive(self, latent, resolution=resolution, levels=levels, box=box,
-                               coarse_step=coarse_step, safety=safety, known=known)
+                               coarse_step=coarse_step, safety=safety, known=known, should_stop=should_stop)
 
     # ------------------------------------------------------------------ interactive
     def submit(self, request, callback: Callable | None = None):

@@ -340,7 +340,8 @@ class Explorer:
             # the last decode of this latent and grid at other levels lends its decoded voxels
             known = next((r for k, r in reversed(self._adaptive.items()) if k[:2] == where), None)
         if hit is None:
-            hit = self.engine.decode_adaptive(z, resolution=int(resolution), levels=lv, known=known)
+            hit = self.engine.decode_adaptive(z, resolution=int(resolution), levels=lv, known=known,
+                                              should_stop=should_stop)
             hit.volume.setflags(write=False)
             with self._lock:
                 _lru_put(self._adaptive, key, hit, 4)
