@@ -69,6 +69,14 @@ def children_peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and its finished children: on a shared machine the
+    wall time includes waiting for a core, the CPU time mostly does not."""
+    import resource
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def prep_row(n: int, geometry: str = "mmff", workers: int = 1, channels: str = "elements+density") -> dict:
     """Prepare the first ``n`` MUV molecules (``workers`` processes, ``geometry``); speed and memory."""
     import csv
@@ -90,12 +98,12 @@ def prep_row(n: int, geometry: str = "mmff", workers: int = 1, channels: str = "
             w.writerows(rows)
         cfg = get_preset("library").data
         cfg.inputs, cfg.geometry, cfg.channels = [str(table)], geometry, channels
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_seconds()
         if workers > 1:
             data = prepare_in_parts(cfg, folder / "parts", workers=workers, progress=False)
         else:
             data = prepare(cfg, progress=False)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         npz = data.save(folder / "prepared.npz")
         rate = n / seconds
         return {"row": "prepare", "molecules": n, "geometry": geometry, "workers": workers,
@@ -103,7 +111,10 @@ def prep_row(n: int, geometry: str = "mmff", workers: int = 1, channels: str = "
                 "molecules_per_s": round(rate, 2), "atom_rows": int(len(data.xyz)),
                 "npz_bytes_per_molecule": round(npz.stat().st_size / n, 1),
                 "peak_rss_mb": peak_rss_mb(), "worker_peak_rss_mb": children_peak_rss_mb() if workers > 1 else None,
-                "muv_minutes": round(MUV_SIZE / rate / 60, 1)}
+                "muv_minutes": round(MUV_SIZE / rate / 60, 1), "cpu_s": round(cpu, 1),
+                "molecules_per_cpu_s": round(n / cpu, 2),
+                # all of MUV on ``workers`` idle cores, from the CPU time (perfect scaling assumed)
+                "muv_minutes_idle": round(MUV_SIZE * cpu / n / workers / 60, 1)}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -160,9 +171,9 @@ def step_row(n_items: int, targets: str = "held", steps: int = 12, warmup: int =
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     coords = normalized_coords(R)                                                   # (R^3, 3)
     gen = torch.Generator().manual_seed(1)
-    times = []
+    times, cpu = [], []
     for _ in range(warmup + steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         idx = torch.randint(n_items, (B,), generator=gen)
         if fields is not None:
             grids = fields[idx].float()                                             # (B, C, R, R, R)
@@ -178,9 +189,11 @@ def step_row(n_items: int, targets: str = "held", steps: int = 12, warmup: int =
         loss.backward()
         opt.step()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     step = float(np.median(times[warmup:]))
     return {"row": "train step", "items": n_items, "targets": targets, "channels": C, "batch": B,
             "setup_s": round(setup, 2), "step_ms": round(1000 * step, 1),
+            "step_cpu_ms": round(1000 * float(np.median(cpu[warmup:])), 1),
             "held_grids_mb": round(fields.numel() * fields.element_size() / 2**20, 1) if fields is not None else 0.0,
             "peak_rss_mb": peak_rss_mb()}
 
