@@ -143,7 +143,7 @@ def measure(page, n_items: int, *, picks: int = 3, seed: int = 1) -> dict:
     out["points"] = rows
     out["pan_ms"] = [pan_ms(page) for _ in range(2)]
     out["search"] = {what: search_ms(page, text) for what, text in
-                     (("name", "lib-04567"), ("molecule", "CCO"), ("substructure", "c1ccccc1Cl"))}
+                     (("name", "lib-0012"), ("molecule", "CCO"), ("substructure", "c1ccccc1Cl"))}
     page.locator("[data-testid=map-search] input").fill("")
     out["load"] = os.getloadavg()[0]
     return out
