@@ -124,6 +124,9 @@ def test_the_app_encodes_an_uploaded_file_onto_the_map_and_lists_a_selection(tmp
     assert app.state.has_encoded and app.state.view_source == "encoded"
     assert app.state.placement_text.startswith("my phenol: placed on the map")
     assert app.state.upload_file is None                   # the bytes do not stay in the shared state
+    names = app.ex.channel_names
+    shown = {names[i] for i in range(len(names)) if app.state[f"ch{i}_visible"]}
+    assert {"H", "C", "O"} <= shown and "Cl" not in shown     # phenol's channels, as for a stored item
     assert any(o["title"] == "file: my phenol" for o in app.state.endpoint_options)
     assert any((t.get("marker") or {}).get("symbol") == "star" for t in app.state.map_figure["data"])
     app.state.upload_file = _sent("x.pdb", (BAD / "truncated.pdb").read_bytes())

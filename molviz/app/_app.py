@@ -388,6 +388,8 @@ class MolvizApp(ViewExtras, TrameApp):
             self._accept("view_source", src)
             if src == "interpolation":
                 self._show_endpoint_channels()
+            elif src == "encoded":
+                self._show_encoded_channels()
             self._request_view(interactive=True, reset_camera=True)
 
     @change("resolution_choice", "resolution_custom")
@@ -615,6 +617,19 @@ class MolvizApp(ViewExtras, TrameApp):
                 with self.state.suppress_change_listeners(key):
                     self.state[key] = True
                 self._good[key] = True
+
+    def _show_encoded_channels(self) -> None:
+        """The typed or uploaded molecule's channels visible, the others hidden (as for a stored item)."""
+        if self.encoded is None or self.encoded.atoms is None:
+            return
+        present = self.ex.present_channels(self.encoded.atoms)
+        for i in range(min(len(present), MAX_CHANNELS)):
+            key = _key("ch", i, "visible")
+            want = bool(present[i])
+            if bool(self._good.get(key)) != want:
+                with self.state.suppress_change_listeners(key):
+                    self.state[key] = want
+                self._good[key] = want
 
     def _endpoint(self, which: str) -> Endpoint:
         i = int(self._good[f"endpoint_{which}"])
@@ -1141,6 +1156,7 @@ class MolvizApp(ViewExtras, TrameApp):
         if self.encoded is None:
             return
         if self._good.get("view_source") == "encoded":
+            self._show_encoded_channels()
             self._request_view(interactive=True, reset_camera=True)
         else:
             self.state.view_source = "encoded"
