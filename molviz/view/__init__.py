@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from molviz._lazy import lazy_exports
 
 _EXPORTS = {
+    "compare": ("compare_layers", "nearest_truth",),
     "explore": ("Endpoint", "Explorer", "View", "blend_atoms",),
     "exports": ("MAX_MAPS_BYTES", "maps_zip", "scene_glb",),
     "latent_map": ("COLOR_BY", "LatentMap", "depiction_svg",),
@@ -24,12 +25,14 @@ _EXPORTS = {
               "view_layers",),
     "movie": ("MovieConfig", "MovieWriter", "frame_times", "render_movie", "write_frames",),
     "search": ("ItemIndex", "SearchResult",),
+    "slices": ("SliceSpec", "slice_parts", "value_bar", "value_range",),
     "upload": ("read_upload",),
     "scene": ("Atoms", "BuiltScene", "ChannelStyle", "Layer", "Scene", "SceneOptions", "build_scene", "color_rgb",
               "png_bytes",),
 }
 
 if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
+    from molviz.view.compare import compare_layers, nearest_truth  # noqa: F401
     from molviz.view.explore import Endpoint, Explorer, View, blend_atoms  # noqa: F401
     from molviz.view.exports import MAX_MAPS_BYTES, maps_zip, scene_glb  # noqa: F401
     from molviz.view.latent_map import COLOR_BY, LatentMap, depiction_svg  # noqa: F401
@@ -55,6 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
         png_bytes,
     )
     from molviz.view.search import ItemIndex, SearchResult  # noqa: F401
+    from molviz.view.slices import SliceSpec, slice_parts, value_bar, value_range  # noqa: F401
     from molviz.view.upload import read_upload  # noqa: F401
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)
