@@ -183,3 +183,30 @@ def test_surfaces_are_closed_at_the_box_and_face_wafers_are_dropped():
     assert rims(plain) > 0 and rims(closed) == 0
     assert plain.bounds[0] < -1.9 and closed.bounds[0] > 0.5             # the wafer at x = -2 is gone
     assert closed.bounds[1] == pytest.approx(2.0, abs=1e-3)             # the cap lies on the face
+
+
+@pytest.mark.slow
+def test_a_movie_can_draw_the_atoms_each_frames_field_implies(tmp_path):
+    """``--atoms field``: every frame's atoms come from its own decoded field (the shipped FreeSolv
+    network), so a frame between two molecules shows the atoms its field implies, not a cross-fade."""
+    import imageio.v3 as iio
+    from app_bundles import SHIPPED
+
+    from molviz.view.explore import Explorer
+
+    if not (SHIPPED / "bundle.json").is_file():
+        pytest.skip("the shipped FreeSolv bundle is not here")
+    ex = Explorer.open(SHIPPED)
+    a, b = ex.item_endpoint(1), ex.item_endpoint(14)          # butan-1-ol -> 2-chloropropane
+    view = ex.frame(a, b, 0.5, resolution=24)
+    found = ex.implied_atoms(view, resolution=32)
+    assert len(found.numbers) > 0
+    assert set(found.numbers.tolist()) <= set(a.atoms.numbers.tolist()) | set(b.atoms.numbers.tolist())
+    out = tmp_path / "field.gif"
+    r = _molviz("animate", str(SHIPPED), "--from", "1", "--to", "14", "--frames", "2", "--size", "240x180",
+                "--resolution", "24", "--atoms", "field", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    movie = iio.imread(out, index=None)
+    assert movie.shape[0] == 2 and _blank(movie[0]) < 0.98
+    r = _molviz("animate", str(SHIPPED), "--atoms", "nearest", "--out", str(tmp_path / "x.gif"))
+    assert r.returncode == 2 and "fade" in r.stderr

@@ -47,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=float, default=None, help="isosurface level (as for render)")
     p.add_argument("--level-mode", choices=("absolute", "fraction", "percent"), default="absolute")
     p.add_argument("--no-atoms", action="store_true")
+    p.add_argument("--atoms", choices=("fade", "field"), default="fade",
+                   help="fade: the two ends' atoms fade into each other (default); field: each frame draws the "
+                        "atoms its decoded field implies (molviz.fields.find_atoms; seconds per frame on a CPU)")
     p.set_defaults(func=_animate)
 
 
@@ -122,7 +125,7 @@ def _animate(args: argparse.Namespace) -> int:
     a, b = ex.item_endpoint(ex.resolve_item(args.src)), ex.item_endpoint(ex.resolve_item(args.dst))
     styles = _styles(ex, a.atoms, args.level, args.level_mode)
     cfg = MovieConfig(frames=args.frames, fps=args.fps, size=_size(args.size), resolution=n, mode=args.mode,
-                      round_trip=args.round_trip, orbit=args.orbit)
+                      round_trip=args.round_trip, orbit=args.orbit, atoms=args.atoms)
     t0 = time.perf_counter()
 
     def progress(k: int, total: int) -> None:

@@ -591,15 +591,9 @@ class Explorer:
             _lru_put(self._found, key, atoms, 32)
         return atoms
 
-    def view_field_atoms(self, view: View, *, true_too: bool, tolerance: float = 0.5) -> tuple[dict, str]:
-        """The atoms ``view``'s decoded field implies, as scene actors, and a line saying what was found.
-
-        With ``true_too`` and a view that has true atoms, each found atom is matched to a true atom of
-        its element within ``tolerance`` angstrom: matched ones are drawn in their element's colour,
-        extra ones (no true atom there) magenta, and the line counts matched, extra and missed.
-        """
-        from molviz.view.scene import atom_actors
-
+    def implied_atoms(self, view: View, *, resolution: int = FIELD_ATOMS_RESOLUTION) -> Atoms:
+        """The atoms ``view``'s decoded field implies (:meth:`field_atoms` on the view's latent and box; an
+        interpolation frame's channel scales interpolated between its stored ends)."""
         t = view.extra.get("t")
         z = view.extra.get("latent")
         if z is None and view.item is not None:
@@ -611,7 +605,18 @@ class Explorer:
         ends = view.extra.get("scales")
         if scale is None and t is not None and ends is not None and all(e is not None for e in ends):
             scale = (1.0 - t) * ends[0] + t * ends[1]                   # between two stored items
-        found = self.field_atoms(z, box, scale=scale)
+        return self.field_atoms(z, box, scale=scale, resolution=resolution)
+
+    def view_field_atoms(self, view: View, *, true_too: bool, tolerance: float = 0.5) -> tuple[dict, str]:
+        """The atoms ``view``'s decoded field implies, as scene actors, and a line saying what was found.
+
+        With ``true_too`` and a view that has true atoms, each found atom is matched to a true atom of
+        its element within ``tolerance`` angstrom: matched ones are drawn in their element's colour,
+        extra ones (no true atom there) magenta, and the line counts matched, extra and missed.
+        """
+        from molviz.view.scene import atom_actors
+
+        found = self.implied_atoms(view)
         truth = view.atoms if true_too else None
         opacity = 0.55 if true_too else 1.0
         if truth is None or not len(found.numbers):

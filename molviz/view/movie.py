@@ -49,6 +49,9 @@ class MovieConfig:
     orbit: float = 0.0                      # degrees the camera turns over the whole movie
     title: str = ""                         # drawn at the top of every frame, above the endpoints' names
     fill: float = 0.85                      # share of the frame's width or height the molecule spans
+    atoms: Literal["fade", "field"] = "fade"   # the ends' atoms fading into each other, or the atoms each
+                                            # frame's decoded field implies (Explorer.implied_atoms: seconds
+                                            # per frame on a CPU)
 
 
 def frame_times(cfg: MovieConfig) -> list[float]:
@@ -146,8 +149,14 @@ def render_movie(explorer: Explorer, a: Endpoint, b: Endpoint, out: str | os.Pat
     writer = MovieWriter(out, fps=cfg.fps, n_frames=len(times))
     names = f"{a.label}  to  {b.label}"      # VTK's default font has no arrow
 
+    if cfg.atoms not in ("fade", "field"):
+        raise InputError(f"movie atoms must be 'fade' or 'field', got {cfg.atoms!r}")
+
     def frame_scene(t: float):
         view = explorer.frame(a, b, t, mode=cfg.mode, resolution=cfg.resolution)
+        if cfg.atoms == "field" and options.show_atoms:
+            return build_scene([Layer(view.volume, view.grid, explorer.channel_names, explorer.implied_atoms(view))],
+                               styles, options)
         return build_scene([Layer(view.volume, view.grid, explorer.channel_names, view.atoms,
                                   more_atoms=view.extra.get("more_atoms", ()))], styles, options)
 
