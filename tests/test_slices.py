@@ -157,3 +157,21 @@ def test_app_side_by_side_of_an_interpolation_compares_with_the_nearest_item(app
     assert {"L0:slice", "L1:slice"} <= set(app.scene.built.actors)
     _set(app, slice_on=False, compare="reconstruction", view_source="item")
     assert not app.scene.split
+
+
+def test_app_refinement_percentage_counts_the_decoded_chunks(app):
+    chunk = app.ex.engine.chunk_points
+    r = app._progress_begin(64, dense=True)
+    assert r.expected == -(-64 ** 3 // chunk) and app._progress_percent() == 0.0     # not started yet
+    r.started = True
+    ask = r.counting(lambda: False)
+    for _ in range(int(r.expected) // 2):
+        assert ask() is False
+    assert 45 <= app._progress_percent() <= 55
+    app._progress_end(r, finished=True)
+    assert app._refining is None and not app.state.refine_progress
+    # adaptive: learned from the last one at that resolution, scaled by the surface area for another
+    a = app._progress_begin(64, dense=False)
+    a.started, a.chunks = True, 40
+    app._progress_end(a, finished=True)
+    assert app._expected_chunks("adaptive", 64) == 40 and app._expected_chunks("adaptive", 128) == 160

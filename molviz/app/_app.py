@@ -391,6 +391,7 @@ class MolvizApp(ViewExtras, TrameApp):
             elif src == "encoded":
                 self._show_encoded_channels()
             self._request_view(interactive=True, reset_camera=True)
+            self._update_map()                    # the marker of t on the path shows only for an interpolation
 
     @change("resolution_choice", "resolution_custom")
     def on_resolution(self, resolution_choice, resolution_custom, **_):
@@ -778,8 +779,9 @@ class MolvizApp(ViewExtras, TrameApp):
 
         def work(should_stop):
             t0 = time.perf_counter()
-            if refining is not None:
-                refining.started = t0
+            if refining is not None:              # its percentage counts the chunks the engine decodes
+                refining.started = True
+                should_stop = refining.counting(should_stop)
             if req.source == "item":
                 want_truth = req.compare != "reconstruction" or (req.final and req.resolution <= TRUTH_FOR_PSNR)
                 view = ex.item_view(req.item, req.resolution, truth=want_truth, should_stop=should_stop,
@@ -811,7 +813,7 @@ class MolvizApp(ViewExtras, TrameApp):
                     self.scene.restyle_channel(name, color=st.color, opacity=st.opacity,
                                                representation=st.representation)
             self._show_slice(push=False)
-            self._progress_end(refining, seconds)
+            self._progress_end(refining, finished=True)
             self._push_view(reset_camera=reset_camera)
             self._after_view(view, req, seconds)
             if self.first_picture_s is None:

@@ -10,10 +10,11 @@ decode is exact only near the isosurfaces; a slice shows every voxel).
 from __future__ import annotations
 
 import asyncio
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from trame.decorators import change
 
 from molviz.errors import MolvizError
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SLICE_KEYS = ("slice_on", "slice_axis", "slice_channel", "slice_position")
 PROGRESS_TICK = 0.25                # seconds between two updates of the refinement's percentage
-PROGRESS_CAP = 95.0                 # an estimate never claims to be done; the picture does
+PROGRESS_CAP = 95.0                 # the surfaces and the picture come after the decode
 
 
 def slice_defaults() -> dict[str, Any]:
@@ -41,11 +42,20 @@ def slice_defaults() -> dict[str, Any]:
 
 @dataclass
 class _Refining:
-    """The refinement under way: started in the worker thread when the decode begins."""
+    """The refinement under way: the engine asks ``should_stop`` before each chunk of points it decodes, so
+    counting those questions measures the work done (:meth:`counting`)."""
 
     resolution: int
-    kind: str                           # "dense" or "adaptive": how it is decoded, for the time it will take
-    started: float | None = None
+    kind: str                           # "dense" or "adaptive": how it is decoded
+    expected: float                     # chunks it should take (exact when dense; learned when adaptive)
+    chunks: int = 0
+    started: bool = False
+
+    def counting(self, should_stop: Callable[[], bool]) -> Callable[[], bool]:
+        def ask() -> bool:
+            self.chunks += 1
+            return should_stop()
+        return ask
 
 
 class ViewExtras:
@@ -59,7 +69,7 @@ class ViewExtras:
     def _slice_state_defaults(self) -> None:
         for key in SLICE_KEYS:
             self._good[key] = self.state[key]
-        self._durations: dict[tuple[str, int], float] = {}
+        self._chunks_seen: dict[int, int] = {}      # resolution -> chunks the last adaptive decode took
         self._refining: _Refining | None = None
         self._progress_task: asyncio.Task | None = None
 
@@ -136,9 +146,11 @@ class ViewExtras:
 
     # ------------------------------------------------------------------ refinement progress
     def _progress_begin(self, resolution: int, dense: bool) -> _Refining:
-        """A refinement is queued: its percentage shows from when its decode starts (``_Refining.started``,
-        set by the worker) until its picture is shown or it is stopped."""
-        self._refining = _Refining(resolution=int(resolution), kind="dense" if dense else "adaptive")
+        """A refinement is queued: its percentage (chunks decoded of those expected) shows from when its decode
+        starts (``_Refining.started``, set by the worker) until its picture is shown or it is stopped."""
+        kind = "dense" if dense else "adaptive"
+        self._refining = _Refining(resolution=int(resolution), kind=kind,
+                                   expected=self._expected_chunks(kind, int(resolution)))
         if self._progress_task is None or self._progress_task.done():
             try:
                 loop = asyncio.get_running_loop()
@@ -147,33 +159,35 @@ class ViewExtras:
             self._progress_task = loop.create_task(self._progress_loop())
         return self._refining
 
-    def _progress_end(self, refining: _Refining | None = None, seconds: float | None = None) -> None:
-        """The refinement ended (shown, stopped or failed): learn how long it took, hide the percentage."""
-        if refining is not None and seconds is not None and refining.started is not None:
-            self._durations[(refining.kind, refining.resolution)] = float(seconds)
+    def _progress_end(self, refining: _Refining | None = None, finished: bool = False) -> None:
+        """The refinement ended (shown, stopped or failed): remember how many chunks a finished adaptive one
+        took, hide the percentage."""
+        if refining is not None and finished and refining.kind == "adaptive" and refining.chunks:
+            self._chunks_seen[refining.resolution] = refining.chunks
         if refining is None or refining is self._refining:
             self._refining = None
             if self.state.refine_progress:
                 self.state.refine_progress = 0
 
-    def _expected_seconds(self, r: _Refining) -> float:
-        """How long this refinement should take: the last one of its kind and resolution, else the nearest
-        known one scaled by the voxels (dense) or the surface area (adaptive), else a guess."""
-        if (r.kind, r.resolution) in self._durations:
-            return self._durations[(r.kind, r.resolution)]
-        known = [(res, s) for (kind, res), s in self._durations.items() if kind == r.kind]
-        power = 3.0 if r.kind == "dense" else 2.5
-        if known:
-            res, s = min(known, key=lambda rs: abs(rs[0] - r.resolution))
-            return s * (r.resolution / res) ** power
-        return 2.0 * (r.resolution / 128.0) ** power
+    def _expected_chunks(self, kind: str, resolution: int) -> float:
+        """Chunks a decode will ask about: every voxel for a dense one (exact); for an adaptive one the count
+        of the last at this resolution, else the nearest one's scaled by the surface area (n^2), else a
+        quarter of the voxels (it decodes only near the surfaces)."""
+        chunk = max(int(getattr(self.ex.engine, "chunk_points", 8192) or 8192), 1)
+        if kind == "dense":
+            return float(np.ceil(resolution ** 3 / chunk))
+        if resolution in self._chunks_seen:
+            return float(self._chunks_seen[resolution])
+        if self._chunks_seen:
+            res = min(self._chunks_seen, key=lambda r: abs(r - resolution))
+            return self._chunks_seen[res] * (resolution / res) ** 2
+        return float(np.ceil(0.25 * resolution ** 3 / chunk))
 
     def _progress_percent(self) -> float:
         r = self._refining
-        if r is None or r.started is None:
+        if r is None or not r.started:
             return 0.0
-        done = 100.0 * (time.perf_counter() - r.started) / max(self._expected_seconds(r), 1e-3)
-        return min(PROGRESS_CAP, max(1.0, done))
+        return min(PROGRESS_CAP, max(1.0, 100.0 * r.chunks / max(r.expected, 1.0)))
 
     async def _progress_loop(self) -> None:
         while self._refining is not None:

@@ -106,7 +106,7 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                          title=("encode_stage",))
                 v3.VBtn(icon="mdi-close-circle", size="x-small", variant="text", click=ctrl.cancel_encode,
                         title="cancel the encoding", raw_attrs=['data-testid="cancel-encode"'])
-            # a refinement shows its percentage (estimated from the last decode of its kind and size)
+            # a refinement shows its percentage: chunks decoded of those expected (molviz.app._views)
             v3.VProgressCircular(v_show=("busy",), indeterminate=("!refine_progress",), model_value=("refine_progress",),
                                  size=22, width=3, color="primary", classes="mr-2", style="flex: none;",
                                  raw_attrs=['data-testid="busy"'])
