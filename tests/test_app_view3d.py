@@ -178,6 +178,17 @@ def test_side_by_side_is_two_linked_viewports(page):
     left, right = _halves(turned)
     assert left > 0.03 and right > 0.03, (left, right)
     _shot(page, "view3d-05-side-by-side-turned.png")
+    # rendered in the browser (vtk.js draws no VTK text): the labels and the value bar come as HTML
+    local = page.locator(".v-switch", has_text="render in the browser").locator("input")
+    local.click()
+    _wait(page, lambda: _state(page, "view_mode") == "local", what="local rendering")
+    overlays = page.locator("[data-testid=view-overlays]")
+    overlays.wait_for(state="visible", timeout=10_000)
+    text = overlays.inner_text()
+    assert "decoded (model)" in text and "ground truth" in text and "C" in text, text
+    local.click()
+    _wait(page, lambda: _state(page, "view_mode") == "remote", what="server-side rendering")
+    overlays.wait_for(state="detached", timeout=10_000)
     # an interpolation frame: compared with the nearest stored item
     _open_panel(page, "Interpolation")
     _slider_click(page, "interp-t", 0.4)

@@ -535,6 +535,7 @@ class MolvizApp(ViewExtras, TrameApp):
                     f"{LOCAL_MAX_POINTS:,}); keep server-side rendering or lower the resolution"))
                 return
         self._accept("view_mode", view_mode)
+        self._after_show()                        # the browser draws no VTK text: labels and value bar in HTML
         self._push_view(reset_camera=view_mode == "local")
 
     @controller.set("reset_camera")
@@ -812,7 +813,7 @@ class MolvizApp(ViewExtras, TrameApp):
                 if st.visible:
                     self.scene.restyle_channel(name, color=st.color, opacity=st.opacity,
                                                representation=st.representation)
-            self._show_slice(push=False)
+            self._after_show()
             self._progress_end(refining, finished=True)
             self._push_view(reset_camera=reset_camera)
             self._after_view(view, req, seconds)

@@ -36,6 +36,8 @@ def slice_defaults() -> dict[str, Any]:
         "slice_channel": 0,
         "slice_position": 0.5,
         "slice_text": "",                # what the slice reads (shown under its controls)
+        "slice_bar": None,               # {title, lo, hi}: the value bar, drawn in HTML when the browser renders
+        "view_labels": [],               # each viewport's label while there are two (HTML when the browser renders)
         "refine_progress": 0,            # percent of the refinement under way (0: none, or the coarse pass)
     }
 
@@ -109,11 +111,20 @@ class ViewExtras:
                 layers.append((near.volume, near.grid))
         return layers
 
+    def _after_show(self) -> None:
+        """A new scene is on screen: its slice, and the viewports' labels for the page (local rendering draws
+        no VTK text, so the page draws them over the view)."""
+        built = self.scene.built
+        self.state.view_labels = list(built.layer_labels) if self.scene.split and built is not None else []
+        self._show_slice(push=False)
+
     def _show_slice(self, *, push: bool = True) -> None:
-        """Put the slice of the view on screen (or take it away); no decode."""
+        """Put the slice of the view on screen (or take it away); no decode. Its value bar is a VTK actor in
+        the pictures the server renders; the browser's own rendering gets it as ``slice_bar`` (HTML)."""
         from molviz.view.slices import SliceSpec, slice_parts, value_bar, value_range
 
         view = self.current
+        self.state.slice_bar = None
         if not self._slice_wanted or view is None or self.explorer is None:
             self.scene.set_slice({}, None)
             self.state.slice_text = ""
@@ -126,7 +137,9 @@ class ViewExtras:
             layers = self._slice_layers(view)
             scale = value_range(layers[0][0], c, *(v for v, _ in layers[1:]))
             spec = SliceSpec(channel=c, axis=self._good["slice_axis"], position=float(self._good["slice_position"]))
-            self.scene.set_slice(slice_parts(layers, spec, scale), value_bar(names[c], *scale))
+            local = self._good.get("view_mode") == "local"
+            self.scene.set_slice(slice_parts(layers, spec, scale), None if local else value_bar(names[c], *scale))
+            self.state.slice_bar = {"title": names[c], "lo": round(scale[0], 3), "hi": round(scale[1], 3)}
             approx = " (adaptive decode: exact near the surfaces; the dense one follows)" \
                 if view.extra.get("adaptive") else ""
             self.state.slice_text = (f"{names[c]} at {spec.axis} = {spec.position:.2f} of the box, "

@@ -19,7 +19,8 @@ from molviz.app.ui.panels import (
     LatentMapPanel,
 )
 from molviz.app.ui.tips import tip
-from molviz.app.ui.view_controls import FirstRunHelp, SliceControls
+from molviz.app.ui.view_controls import FirstRunHelp, SliceControls, ViewOverlays
+from molviz.view.slices import COLORMAPS
 
 HELP = (
     "Pick a model and a molecule in the toolbar (type a name or a SMILES). The 3D view shows each channel's "
@@ -192,6 +193,7 @@ def build_layout(server, *, render_window, max_channels: int, resolutions: Seque
                         # loaded 2-core CPU while a decode runs (issue 20); the still frame is full size
                         interactive_ratio=0.5, interactive_quality=70, still_quality=95,
                     )
+                    ViewOverlays(colors=COLORMAPS["viridis"])
                     ctrl.view_update_image = view.update_image
                     ctrl.view_update_geometry = view.update_geometry
                     ctrl.view_reset_camera = view.reset_camera

@@ -17,6 +17,30 @@ FIRST_RUN = (
 )
 
 
+class ViewOverlays(html.Div):
+    """Over the 3D view while the browser renders it (vtk.js draws no VTK text): each viewport's label, the
+    line between two viewports, and the slice's value bar. Server-side pictures carry their own."""
+
+    def __init__(self, *, mode: str = "view_mode", labels: str = "view_labels", bar: str = "slice_bar",
+                 colors: tuple[str, ...] = (), **kwargs) -> None:
+        super().__init__(v_if=(f"{mode} === 'local'",), style="position: absolute; inset: 0; pointer-events: none;",
+                         raw_attrs=['data-testid="view-overlays"'], **kwargs)
+        gradient = f"linear-gradient(to top, {', '.join(colors)})"
+        with self:
+            with html.Div(v_if=(f"{labels}.length > 1",)):
+                html.Div(style="position: absolute; left: 50%; top: 0; bottom: 0; border-left: 2px solid #bbb;")
+                html.Div(f"{{{{ {labels}[0] }}}}", classes="text-subtitle-1 font-weight-bold",
+                         style="position: absolute; left: 1.5%; top: 6px;")
+                html.Div(f"{{{{ {labels}[1] }}}}", classes="text-subtitle-1 font-weight-bold",
+                         style="position: absolute; left: 51.5%; top: 6px;")
+            with html.Div(v_if=(bar,), classes="text-caption",
+                          style="position: absolute; right: 14px; top: 15%; height: 60%; width: 64px;"):
+                html.Div(f"{{{{ {bar}.title }}}}", classes="font-weight-bold", style="height: 20px;")
+                html.Div(style=f"position: absolute; top: 22px; bottom: 0; left: 0; width: 16px; background: {gradient};")
+                html.Div(f"{{{{ {bar}.hi.toFixed(2) }}}}", style="position: absolute; top: 16px; left: 22px;")
+                html.Div(f"{{{{ {bar}.lo.toFixed(2) }}}}", style="position: absolute; bottom: -6px; left: 22px;")
+
+
 class FirstRunHelp(html.Div):
     """What the three areas of the page do, shown on a browser's first visit until dismissed ("got it" is
     remembered in the browser's localStorage); "more help" opens the help dialog. Not modal: nothing waits
@@ -73,4 +97,4 @@ class SliceControls(html.Div):
                      raw_attrs=['data-testid="slice-text"'])
 
 
-__all__ = ["FIRST_RUN", "FirstRunHelp", "HELP_SEEN", "SliceControls"]
+__all__ = ["FIRST_RUN", "FirstRunHelp", "HELP_SEEN", "SliceControls", "ViewOverlays"]
