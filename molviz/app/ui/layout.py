@@ -24,12 +24,16 @@ from molviz.view.slices import COLORMAPS
 
 HELP = (
     "Pick a model and a molecule in the toolbar (type a name or a SMILES). The 3D view shows each channel's "
-    "isosurface; drag to turn it, scroll to zoom; the axis button gives front, side, top and fit.",
+    "isosurface; drag to turn it, scroll to zoom; the axis button gives reset, front, side, top and fit; the "
+    "picture button sets the PNG's size, supersampling and background, the camera button downloads it.",
     "Resolution: 32 to 256 voxels per axis, or 'custom' (type a number, then Enter). A coarse picture comes first; "
-    "the refined one follows (the spinner; the cross stops it). The PSNR chip compares with the ground truth "
+    "the refined one follows (its percentage; the cross stops it). The PSNR chip compares with the ground truth "
     "(from a voxel sample above 64^3).",
     "Channels: tick to show, drag or type a level (absolute, fraction of max, % voxels enclosed, or sigma above "
-    "the mean), colour and opacity. Display: atoms (true, found in the decoded field, or both), outline, clip plane.",
+    "the mean), colour and opacity. Display: atoms (true, found in the decoded field, or both), outline, clip "
+    "plane; 'side by side': the decoded volume and its ground truth in two views that turn together (an "
+    "interpolation frame beside the nearest stored item); a slice plane colours one channel's values (value bar "
+    "at the right; move it with its slider).",
     "Interpolation: choose A and B (or click the map in 'click: A, B' mode), move t or play; export a GIF or MP4 "
     "with a title. 'item' in the toolbar goes back to the molecule.",
     "Latent map: each point is a molecule; hover for its drawing, click to show it; search by name, by SMILES "
