@@ -143,6 +143,7 @@ class MolvizApp(ViewExtras, TrameApp):
         self._found: list[int] = []               # items matching the map search
         self._selected: list[int] = []            # items in the map's box or lasso selection
         self._items_key: tuple | None = None      # what the map's items trace in the page shows
+        self._field_atoms_of: View | None = None  # the interpolation frame whose field's atoms are on screen
         self._models_dir = Path(models_dir).expanduser().resolve() if models_dir else None
         self._first_bundle = first
         self._exporting = False
@@ -494,7 +495,7 @@ class MolvizApp(ViewExtras, TrameApp):
             self._refuse("clip_axis", exc)
             return
         try:
-            clean_choice(atoms_source, "atoms", ("true", "field", "both"))
+            clean_choice(atoms_source, "atoms", ("auto", "true", "field", "both"))
         except MolvizError as exc:
             self._refuse("atoms_source", exc)
             return
@@ -709,13 +710,28 @@ class MolvizApp(ViewExtras, TrameApp):
         return SceneOptions(show_atoms=bool(s.show_atoms), show_outline=bool(s.show_outline),
                             clip_axis=self._good.get("clip_axis", "none"),
                             clip_position=float(self._good.get("clip_position", 0.5)),
-                            atoms=self._good.get("atoms_source", "true"))
+                            atoms=self._atoms_shown())
+
+    def _atoms_shown(self) -> str:
+        """Which atoms the scene shows: "auto" is the true atoms, except on an interpolation frame whose
+        field's own atoms have been found (then those: no cross-fade between two molecules)."""
+        mode = self._good.get("atoms_source", "auto")
+        if mode != "auto":
+            return mode
+        view = self.current
+        if view is not None and view.extra.get("t") is not None and self._field_atoms_of is view:
+            return "field"
+        return "true"
+
+    def _playing(self) -> bool:
+        return bool(self.state.playing) and self._play_task is not None and not self._play_task.done()
 
     def _find_field_atoms(self) -> None:
         """Atoms implied by the decoded field of the view on screen (display option "from field" or
         "both"), found in their own lane and added to the picture when they arrive (seconds later)."""
-        mode, view = self._good.get("atoms_source", "true"), self.current
-        if mode == "true" or view is None or self.explorer is None:
+        mode, view = self._good.get("atoms_source", "auto"), self.current
+        auto_frame = mode == "auto" and view is not None and view.extra.get("t") is not None and not self._playing()
+        if (mode == "true" or (mode == "auto" and not auto_frame)) or view is None or self.explorer is None:
             self.state.atoms_text = ""
             self.atoms_lane.cancel()
             return
@@ -726,9 +742,13 @@ class MolvizApp(ViewExtras, TrameApp):
             parts, text = result
             if self.current is view:
                 self.scene.add_actors(parts, replace=":field")
+                if mode == "auto":
+                    self._field_atoms_of = view
+                    self.scene.set_display(self._options())
                 self._push_view()
                 with self.state:
-                    self.state.atoms_text = text
+                    self.state.atoms_text = text + (" (this frame's own atoms; 'true' shows the ends fading)"
+                                                     if mode == "auto" else "")
 
         self.atoms_lane.submit(lambda _stop: ex.view_field_atoms(view, true_too=mode == "both"), done, self._error)
 

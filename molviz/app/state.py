@@ -50,7 +50,8 @@ def state_defaults() -> dict[str, Any]:
     s["busy_text"] = ""
     s["show_atoms"] = True
     s["show_outline"] = True
-    s["atoms_source"] = "true"           # true | field (found in the decoded field) | both
+    s["atoms_source"] = "auto"           # auto (true; an interpolation frame's own, found in its field) | true
+                                         # | field (found in the decoded field) | both
     s["atoms_text"] = ""                 # what was found in the field
     s["clip_axis"] = "none"
     s["clip_position"] = 0.5

@@ -319,7 +319,7 @@ def find_atoms(field, grid: Grid, channels: Sequence[Channel], *, beta: float, s
     """
     if beta <= 0:
         raise InputError(f"beta must be > 0, got {beta}")
-    f = field if isinstance(field, torch.Tensor) else torch.as_tensor(np.asarray(field))
+    f = field if isinstance(field, torch.Tensor) else torch.as_tensor(np.require(field, requirements="W"))
     dev = torch.device(device) if device is not None else f.device
     f = f.to(device=dev, dtype=torch.float64)
     if f.ndim != 4 or tuple(f.shape[1:]) != tuple(grid.shape) or f.shape[0] != len(channels):

@@ -33,7 +33,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from molviz.models import Bundle
 
 InterpolationMode = Literal["linear", "slerp"]
-FIELD_ATOMS_RESOLUTION = 48         # voxels per axis of the dense decode atoms are found in (field_atoms)
+FIELD_ATOMS_RESOLUTION = 32         # voxels per axis of the dense decode atoms are found in (field_atoms), with
+FIELD_ATOMS_POLISH = 1              # one polishing sweep: on 10 FreeSolv items, CPU time per item 1.7-3.1 s
+                                    # against 18.5 s at 48^3 with two sweeps, recall 0.462 against 0.466, matched
+                                    # RMSD 0.299 A against 0.299 A (find_atoms on the decoded fields)
 SAMPLED_VOXELS = 32_768             # voxels of a sampled PSNR (Explorer.sampled_psnr)
 
 
@@ -585,7 +588,8 @@ class Explorer:
             return hit
         grid = Grid.from_box(np.asarray(box[0]), np.asarray(box[1]), int(resolution))
         vol = self.engine.decode(z, resolution=int(resolution))[0]              # the latent's whole box
-        found = find_atoms(vol, grid, self.channels, beta=self.beta, scale=scale, max_atoms=max_atoms)
+        found = find_atoms(vol, grid, self.channels, beta=self.beta, scale=scale, max_atoms=max_atoms,
+                           polish=FIELD_ATOMS_POLISH)
         atoms = Atoms(np.asarray(found.xyz, np.float32), np.asarray(found.element, np.int64))
         with self._lock:
             _lru_put(self._found, key, atoms, 32)

@@ -107,10 +107,13 @@ class DisplayPanel(html.Div):
                 with tip("the decoded box's edges"):
                     v3.VSwitch(label="outline", v_model=(outline,), density="compact", hide_details=True,
                                color="primary", raw_attrs=['data-testid="display-outline"'])
-            with tip("true: the stored or typed atoms (an interpolation fades A into B); found: atoms "
-                             "deconvolved from the decoded field; both: found ones magenta where no true atom is"):
+            with tip("auto: the true atoms, and on an interpolation frame the atoms its own decoded field "
+                             "implies (seconds after the frame settles; A fading into B until then); true: the "
+                             "stored or typed atoms (an interpolation fades A into B); found: atoms deconvolved "
+                             "from the decoded field; both: found ones magenta where no true atom is"):
                 v3.VSelect(label="atoms", v_model=(atoms_source,), density="compact", hide_details=True, classes="mb-1",
                            items=("atoms_source_options", [
+                               {"title": "auto (interpolation: found in each frame)", "value": "auto"},
                                {"title": "true (stored or typed)", "value": "true"},
                                {"title": "found in the decoded field", "value": "field"},
                                {"title": "both", "value": "both"}]),
