@@ -195,6 +195,7 @@ def step_row(n_items: int, targets: str = "held", steps: int = 12, warmup: int =
             "setup_s": round(setup, 2), "step_ms": round(1000 * step, 1),
             "step_cpu_ms": round(1000 * float(np.median(cpu[warmup:])), 1),
             "held_grids_mb": round(fields.numel() * fields.element_size() / 2**20, 1) if fields is not None else 0.0,
+            "tables_mb": round(sum(a.nbytes for a in data.to_arrays().values()) / 2**20, 1),
             "peak_rss_mb": peak_rss_mb()}
 
 
