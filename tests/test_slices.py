@@ -175,3 +175,17 @@ def test_app_refinement_percentage_counts_the_decoded_chunks(app):
     a.started, a.chunks = True, 40
     app._progress_end(a, finished=True)
     assert app._expected_chunks("adaptive", 64) == 40 and app._expected_chunks("adaptive", 128) == 160
+
+
+def test_app_a_view_asked_before_the_slice_was_on_is_followed_by_a_dense_one(app):
+    _set(app, slice_on=False, compare="reconstruction", view_source="item", item_index=1)
+    _set(app, resolution_choice="custom", resolution_custom=80)
+    assert app.current.extra.get("adaptive")                  # absolute levels at 80^3: decoded near the surfaces
+    with app.state.suppress_change_listeners("slice_on"):     # switched on while that decode ran (lanes run inline
+        app.state.slice_on = True                             # here, so the order is played by hand)
+    app._good["slice_on"] = True
+    app._after_show()
+    assert not app.current.extra.get("adaptive") and app.current.extra["request"].dense
+    assert "L0:slice" in app.scene.built.actors and "adaptive" not in app.state.slice_text
+    _set(app, slice_on=False, resolution_choice="64")
+    assert not any(":slice" in n for n in app.scene.built.actors)

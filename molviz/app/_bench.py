@@ -20,8 +20,8 @@ Rows (seconds after the launch command started)
 
 Interaction rows (milliseconds, the last launch only): a 128^3 decode is started
 by choosing that resolution in the toolbar, and while it runs the benchmark drags
-the camera, toggles the outline and the atoms, and moves a channel's opacity, each
-timed from the browser's input to the next picture the 3D view receives
+the camera, toggles the outline and the atoms, moves a channel's opacity, and switches
+a slice plane on, moves it twice and off (the Display panel), each timed from the browser's input to the next picture the 3D view receives
 (``answer_ms``: a MutationObserver on the remote view's image, in page time).
 Target: <= 200 ms each (``TARGET_MS``), with the decode still running.
 """
@@ -110,7 +110,8 @@ def _drag(page, box, dx: float) -> None:
 
 def interaction_latencies(page, *, resolution: str = "128", timeout: float = 240.0) -> dict:
     """While a decode at ``resolution`` runs (chosen in the toolbar as a user does): camera drag, outline
-    and atoms toggles, clip plane, each timed by :func:`answer_ms`. ``decoding`` says whether the decode
+    and atoms toggles, a channel's opacity, a slice plane switched on, moved and off, each timed by
+    :func:`answer_ms`. ``decoding`` says whether the decode
     was still running after each answer (a latency measured after it ended proves nothing)."""
     out: dict = {}
     deadline = time.perf_counter() + timeout
@@ -134,11 +135,23 @@ def interaction_latencies(page, *, resolution: str = "128", timeout: float = 240
 
     switch = page.locator("[data-testid=display-outline] input")
     atoms = page.locator("[data-testid=display-atoms] input")
+    slice_on = page.locator("[data-testid=slice-on] input")
+
+    page.locator("[data-testid=slice-position]").scroll_into_view_if_needed()     # not timed
+    bar = page.locator("[data-testid=slice-position] .v-slider-track")
+
+    def slice_to(frac: float):
+        box = bar.bounding_box()
+        page.mouse.click(box["x"] + frac * box["width"], box["y"] + box["height"] / 2)
+
     steps = [("camera drag 1", lambda: _drag(page, view, 60)),
              ("outline off", switch.click), ("camera drag 2", lambda: _drag(page, view, -60)),
              ("outline on", switch.click), ("atoms off", atoms.click),
              ("camera drag 3", lambda: _drag(page, view, 40)), ("atoms on", atoms.click),
-             ("opacity 0.4", lambda: opacity(0.37)), ("opacity 0.65", lambda: opacity(0.63))]
+             ("opacity 0.4", lambda: opacity(0.37)), ("opacity 0.65", lambda: opacity(0.63)),
+             # a slice reads the volume on screen: it answers at once (and asks for a dense decode once)
+             ("slice on", slice_on.click), ("slice moved", lambda: slice_to(0.3)),
+             ("slice moved again", lambda: slice_to(0.7)), ("slice off", slice_on.click)]
     for name, action in steps:
         ms = answer_ms(page, action)
         out[name] = {"ms": ms, "decoding": bool(_state(page, "busy")) and

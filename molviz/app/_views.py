@@ -112,11 +112,16 @@ class ViewExtras:
         return layers
 
     def _after_show(self) -> None:
-        """A new scene is on screen: its slice, and the viewports' labels for the page (local rendering draws
-        no VTK text, so the page draws them over the view)."""
+        """A new scene is on screen: its slice (and, for a view decoded adaptively before the slice was on,
+        the dense decode the slice needs), and the viewports' labels for the page (local rendering draws no
+        VTK text, so the page draws them over the view)."""
         built = self.scene.built
         self.state.view_labels = list(built.layer_labels) if self.scene.split and built is not None else []
         self._show_slice(push=False)
+        request = self.current.extra.get("request") if self.current is not None else None
+        if self._slice_wanted and self._needs_dense() and request is not None and request.final \
+                and not request.dense:            # asked before the slice was on: its dense decode follows
+            self._request_view(interactive=False)
 
     def _show_slice(self, *, push: bool = True) -> None:
         """Put the slice of the view on screen (or take it away); no decode. Its value bar is a VTK actor in
