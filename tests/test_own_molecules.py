@@ -263,7 +263,7 @@ def mapped_library(tmp_path_factory):
     from molviz.cli import main
     assert main(["train", "library", str(d / "mols.csv"), "--out", str(d / "lib"), "--quick", "--steps", "2",
                  "--no-progress", "--threads", "1"]) == 0
-    assert main(["map", str(d / "lib"), "--write", "--search-index", "--no-progress"]) == 0
+    assert main(["map", str(d / "lib"), "--write", "--no-progress"]) == 0
     from molviz.models import load_model
     from molviz.view.latent_map import LatentMap
     return LatentMap.from_bundle(load_model(d / "lib"))

@@ -2,8 +2,9 @@
 
 UMAP of 93,087 latents takes minutes on two cores, so the command shows a progress line (the
 elapsed time while umap-learn works: it reports no fraction done) and prints how long it took.
-``--search-index`` also stores the item search index beside the bundle
-(:meth:`molviz.view.search.ItemIndex.save`), so the app reads it instead of building it.
+With ``--write`` the item search index is stored beside the bundle too
+(:meth:`molviz.view.search.ItemIndex.save`, ``search.safetensors``), so the app reads it instead
+of building it; ``--no-search-index`` leaves it out (about 300 bytes per molecule).
 """
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-neighbors", type=int, default=5, help="UMAP n_neighbors (paper: 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--write", action="store_true", help="store the map in the bundle (else only print a summary)")
-    p.add_argument("--search-index", action="store_true",
-                   help="also store the search index (search.safetensors: canonical SMILES and pattern "
-                        "fingerprints, ~300 bytes per molecule) in the bundle folder, so the app finds items "
-                        "at once instead of building the index (a minute at 93k molecules)")
+    p.add_argument("--search-index", action=argparse.BooleanOptionalAction, default=None,
+                   help="store the search index (search.safetensors: canonical SMILES and pattern fingerprints, "
+                        "~300 bytes per molecule) in the bundle folder, so the app reads it instead of building "
+                        "it (minutes at 93k molecules); default: with --write, when the items have SMILES")
     p.add_argument("--no-progress", action="store_true", help="no progress line")
     p.set_defaults(func=_run)
 
@@ -84,7 +85,12 @@ def _run(args: argparse.Namespace) -> int:
             "descriptors": descriptors,
         })
         print(f"wrote the latent map into {bundle.path / 'bundle.json'}")
-    if args.search_index:
+    store_index = args.write if args.search_index is None else args.search_index
+    if store_index and not any(it.get("smiles") for it in bundle.items):
+        if args.search_index:
+            print("no search index: the items have no SMILES (an ensemble is found by name)")
+        store_index = False
+    if store_index:
         from molviz.view.search import ItemIndex
         t0 = time.perf_counter()
         with ticking(f"search index of {len(bundle.items):,} items (RDKit)", enabled=not args.no_progress):
