@@ -132,6 +132,7 @@ class MolvizApp(ViewExtras, TrameApp):
         self.map_lane = Lane("map", nice=WORKER_NICE)
         self.aux_lane = Lane("encode", nice=WORKER_NICE)
         self.atoms_lane = Lane("atoms", nice=WORKER_NICE)   # atoms found in a decoded field (seconds)
+        self.search_lane = Lane("search", nice=WORKER_NICE)  # the map's search (and its index, once)
         self.view_lane.on_busy = self._on_busy
         self._refine = Debounce(REFINE_DELAY, self._refine_now)
         self._good: dict[str, Any] = {}           # last accepted value of each validated key
@@ -310,6 +311,7 @@ class MolvizApp(ViewExtras, TrameApp):
             for k in ("item_index", "endpoint_a", "endpoint_b", "interp_t", "view_source"):
                 self._good[k] = s[k]
         self._load_map()
+        self._prepare_search()
         self._request_view(interactive=not initial, reset_camera=True, initial=initial)
 
     def _reset_channel_styles(self, item: int, *, full: bool = True) -> None:
@@ -1262,7 +1264,8 @@ class MolvizApp(ViewExtras, TrameApp):
 
     @change("map_search")
     def on_map_search(self, map_search, **_):
-        """Ring the items whose name, id or SMILES contains the text."""
+        """Ring the items whose name, id or SMILES matches the text (same molecule, substructure, name);
+        searched in the search lane, so a first search that builds the index never holds the page."""
         if self.explorer is None:
             return
         try:
@@ -1272,12 +1275,42 @@ class MolvizApp(ViewExtras, TrameApp):
             self._refuse("map_search", exc)
             return
         self._accept("map_search", map_search or "")
-        self._found, how, total = self.ex.find(text, limit=200) if text else ([], "", 0)
-        self.state.map_found = total
-        self.state.map_found_text = ("" if not text else "no match" if not total else
-                                     f"{total} match{'es' if total != 1 else ''} ({how})"
-                                     + (f", {len(self._found)} ringed" if total > len(self._found) else ""))
+        if not text:
+            self.search_lane.cancel()
+            self._show_found([], "", 0, "")
+            return
+        ex = self.ex
+        self.state.map_found_text = ("searching\u2026" if ex.has_search_index else
+                                     f"building the search index over {ex.n_items} molecules (once)\u2026")
+        self.state.flush()
+
+        def done(result):
+            if self.explorer is ex:
+                self._show_found(*result, text)
+
+        def failed(exc):
+            self._show_found([], "", 0, text)
+            self._error(exc)
+
+        self.search_lane.submit(lambda _stop: ex.find(text, limit=200), done, failed)
+
+    def _show_found(self, found: list[int], how: str, total: int, text: str) -> None:
+        self._found = found
+        with self.state:
+            self.state.map_found = total
+            self.state.map_found_text = ("" if not text else "no match" if not total else
+                                         f"{total} match{'es' if total != 1 else ''} ({how})"
+                                         + (f", {len(found)} ringed" if total > len(found) else ""))
         self._update_map()
+        self.state.flush()
+
+    def _prepare_search(self) -> None:
+        """A large bundle's search index, read or built in the search lane at once (a first search
+        would otherwise wait minutes for RDKit to parse 93k SMILES)."""
+        ex = self.ex
+        if ex.n_items >= SEARCH_INDEX_FROM and not ex.has_search_index and _running_loop() is not None:
+            self.search_lane.submit(lambda _stop: ex.search_index(), lambda _index: None,
+                                    lambda exc: log.warning("search index of %s: %s", ex.name, exc))
 
     def _update_map(self, highlight: list[int] | None = None) -> None:
         if self.map is None or self.map_widget is None:
@@ -1408,7 +1441,8 @@ class MolvizApp(ViewExtras, TrameApp):
     async def idle(self) -> None:
         """Wait until every lane and any pending refinement has finished (tests, scripts)."""
         for _ in range(200):
-            await asyncio.gather(self.view_lane.idle(), self.aux_lane.idle(), self.map_lane.idle())
+            await asyncio.gather(self.view_lane.idle(), self.aux_lane.idle(), self.map_lane.idle(),
+                                 self.search_lane.idle())
             if self._refine._handle is None and not self.view_lane.busy and not self.aux_lane.busy:
                 return
             await asyncio.sleep(REFINE_DELAY / 2)
@@ -1426,9 +1460,12 @@ class MolvizApp(ViewExtras, TrameApp):
         if getattr(self, "_map_pending", False):
             self._map_pending = False
             self._load_map()
+        if self.explorer is not None:
+            self._prepare_search()
 
 
 WORKER_NICE = 10                    # niceness of the decode threads relative to the event loop
+SEARCH_INDEX_FROM = 5000            # bundles from this many items read or build their search index at load
 BUILD_OPTIONS = SceneOptions(show_atoms=True, show_outline=True, clip_axis="none")   # the app's scenes hold
                                     # every part; atoms, outline and clip are switched on the shown scene
 ADAPTIVE_FROM = 48                  # resolutions from which surfaces are decoded adaptively (CPU bench: 64^3

@@ -202,12 +202,24 @@ class Explorer:
         """Items matching ``text`` read as a molecule (canonical SMILES), a substructure (SMILES or
         SMARTS) or a name (:class:`molviz.view.search.ItemIndex`, built once per bundle): up to ``limit``
         indices, how they matched ("same molecule", "substructure", "name" or ""), and how many did."""
-        if getattr(self, "_index", None) is None:
-            from molviz.view.search import ItemIndex
-            self._index = ItemIndex(self.bundle.items)
-        res = self._index.search(text, limit=limit)
+        res = self.search_index().search(text, limit=limit)
         how = {"molecule": "same molecule", "substructure": "substructure", "name": "name"}.get(res.kind, "")
         return res.indices, how, res.total
+
+    def search_index(self, progress: Callable[[int, int], None] | None = None):
+        """The bundle's :class:`molviz.view.search.ItemIndex`: the one stored beside it
+        (``search.safetensors``, written by ``molviz map --write``) when it fits the items, else built
+        now (RDKit parses every SMILES: minutes at 93k molecules); kept for the session."""
+        index = getattr(self, "_index", None)
+        if index is None:
+            from molviz.view.search import ItemIndex
+            index = ItemIndex.for_bundle(self.bundle.path, self.bundle.items, progress=progress)
+            self._index = index
+        return index
+
+    @property
+    def has_search_index(self) -> bool:
+        return getattr(self, "_index", None) is not None
 
     def search(self, text: str, *, limit: int = 50) -> list[int]:
         """Items whose name, id or SMILES contains ``text`` (case-insensitive), best first."""
