@@ -548,10 +548,11 @@ class Scene:
                 self._remove(actor)
         self._label_actor, self._corner_labels = None, []
         if self._split:                         # each viewport says what it shows, in its top-left corner
-            for renderer, text in zip((self._renderer, self._right), built.layer_labels):
-                if text:
-                    self._corner_labels.append(_corner_text(text, self._window.GetSize()[1]))
-                    renderer.AddViewProp(self._corner_labels[-1])
+            pairs = [(r, t) for r, t in zip((self._renderer, self._right), built.layer_labels) if t]
+            size = min((_label_size(t, *r.GetSize()) for r, t in pairs), default=12)   # one size for both
+            for renderer, text in pairs:
+                self._corner_labels.append(_corner_text(text, size))
+                renderer.AddViewProp(self._corner_labels[-1])
         elif built.labels:
             self._label_actor = _label("   |   ".join(t for t, _ in built.labels))
             self._renderer.AddViewProp(self._label_actor)
@@ -926,14 +927,21 @@ def _label(text: str):
     return actor
 
 
-def _corner_text(text: str, window_height: int):
+def _label_size(text: str, width: int, height: int) -> int:
+    """Font size of a viewport's label: from the viewport's height, smaller where a long text (an item's
+    name) would not fit its width."""
+    fits = 0.92 * width / (0.56 * max(len(str(text)), 1))          # a bold sans character: ~0.56 em wide
+    return max(10, int(min(0.024 * height, fits)))
+
+
+def _corner_text(text: str, size: int):
     """A viewport's label in its top-left corner (two linked viewports: what each one shows)."""
     from vtkmodules.vtkRenderingCore import vtkTextActor
 
     actor = vtkTextActor()
     actor.SetInput(str(text))
     prop = actor.GetTextProperty()
-    prop.SetFontSize(max(12, int(round(0.024 * window_height))))
+    prop.SetFontSize(int(size))
     prop.SetColor(*color_rgb(LABEL_COLOR))
     prop.SetBold(True)
     prop.SetVerticalJustificationToTop()

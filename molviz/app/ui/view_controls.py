@@ -30,9 +30,11 @@ class ViewOverlays(html.Div):
             with html.Div(v_if=(f"{labels}.length > 1",)):
                 html.Div(style="position: absolute; left: 50%; top: 0; bottom: 0; border-left: 2px solid #bbb;")
                 html.Div(f"{{{{ {labels}[0] }}}}", classes="text-subtitle-1 font-weight-bold",
-                         style="position: absolute; left: 1.5%; top: 6px;")
+                         style="position: absolute; left: 1.5%; top: 6px; max-width: 47%; overflow: hidden; "
+                               "text-overflow: ellipsis; white-space: nowrap;")
                 html.Div(f"{{{{ {labels}[1] }}}}", classes="text-subtitle-1 font-weight-bold",
-                         style="position: absolute; left: 51.5%; top: 6px;")
+                         style="position: absolute; left: 51.5%; top: 6px; max-width: 47%; overflow: hidden; "
+                               "text-overflow: ellipsis; white-space: nowrap;")
             with html.Div(v_if=(bar,), classes="text-caption",
                           style="position: absolute; right: 14px; top: 15%; height: 60%; width: 64px;"):
                 html.Div(f"{{{{ {bar}.title }}}}", classes="font-weight-bold", style="height: 20px;")
