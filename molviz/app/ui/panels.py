@@ -113,7 +113,7 @@ class DisplayPanel(html.Div):
                              "from the decoded field; both: found ones magenta where no true atom is"):
                 v3.VSelect(label="atoms", v_model=(atoms_source,), density="compact", hide_details=True, classes="mb-1",
                            items=("atoms_source_options", [
-                               {"title": "auto (interpolation: found in each frame)", "value": "auto"},
+                               {"title": "auto (frames: found)", "value": "auto"},
                                {"title": "true (stored or typed)", "value": "true"},
                                {"title": "found in the decoded field", "value": "field"},
                                {"title": "both", "value": "both"}]),
