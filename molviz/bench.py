@@ -13,6 +13,7 @@ BENCHMARKS = {
     "fields": "molviz.fields._bench:run",
     "engine": "molviz.engine._bench:run",
     "app": "molviz.app._bench:run",
+    "map": "molviz.app._map_bench:run",
     "library": "molviz.view._library_bench:run",
     "search": "molviz.view._bench:run",
 }
