@@ -392,3 +392,27 @@ def test_library_and_ensemble_are_the_freesolv_and_nmr_recipes():
         da.pop("channels"), db.pop("channels")
         assert da == db
     assert get_preset("library").data.channels == "elements+density"
+
+
+def test_a_library_too_large_to_hold_makes_its_grids_per_batch(freesolv_npz, tmp_path):
+    """target_storage "batch" (what "auto" picks when every grid would not fit) trains exactly as held grids
+    do: the same grids, made from the atom tables when a batch needs them."""
+    from safetensors.torch import load_file
+
+    from molviz.training._train import BatchFields, grid_fields, target_storage
+
+    data = PreparedData.load(freesolv_npz)
+    held = grid_fields(data, 16, data.divisors, device=torch.device("cpu"), dtype=torch.float32)
+    lazy = BatchFields(data, 16, data.divisors, device=torch.device("cpu"))
+    assert lazy.shape == tuple(held.shape)
+    assert torch.equal(lazy[torch.tensor([2, 0])], held[torch.tensor([2, 0])])
+    assert torch.equal(lazy[1:3], held[1:3]) and torch.equal(lazy[1], held[1])
+    assert target_storage("auto", 93_087, 9, 16, torch.device("cpu")) == "batch"
+    assert target_storage("auto", 93_087, 9, 16, torch.device("cuda")) == "fp16"
+    runs = {}
+    for store in ("fp32", "batch"):
+        cfg = _quick("freesolv", steps=4, eval_every=0, ckpt_every=0, channel_balance=0.5, target_storage=store)
+        train(cfg, data, tmp_path / store, progress=False)
+        runs[store] = load_file(str(tmp_path / store / "checkpoint" / STATE))
+    for k in runs["fp32"]:
+        assert torch.equal(runs["fp32"][k], runs["batch"][k]), k

@@ -90,7 +90,8 @@ class TrainConfig:
     eval_items: int = 32                # items used by the in-loop evaluation
     ckpt_every: int = 1000              # steps between checkpoints (0: only at the end)
     log_every: int = 10                 # steps between history lines
-    target_storage: Literal["auto", "fp32", "fp16"] = "auto"  # grid fields kept on the device
+    target_storage: Literal["auto", "fp32", "fp16", "batch"] = "auto"  # grid fields kept on the device, or
+                                                                   # made per batch (auto: when they would not fit)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
