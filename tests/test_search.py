@@ -73,3 +73,12 @@ def test_a_stored_index_reads_back_equal_and_only_for_its_own_items(index, tmp_p
     assert ItemIndex.load(tmp_path, ITEMS) is None
     built = ItemIndex.for_bundle(tmp_path, ITEMS)
     assert built.search("OCC") == index.search("OCC")
+
+
+def test_an_index_built_one_molecule_at_a_time_answers_the_same(index):
+    """threads=0 (the app's background build: no long call holding Python's lock) finds what the all-core
+    build finds."""
+    one = ItemIndex(ITEMS, threads=0)
+    for text in ("c1ccccc1Cl", "C(=O)O", "[#6]S", "OCC", "phenol", "CCO"):
+        a, b = index.search(text), one.search(text)
+        assert (a.kind, a.total, a.indices) == (b.kind, b.total, b.indices), text

@@ -132,7 +132,9 @@ class MolvizApp(ViewExtras, TrameApp):
         self.map_lane = Lane("map", nice=WORKER_NICE)
         self.aux_lane = Lane("encode", nice=WORKER_NICE)
         self.atoms_lane = Lane("atoms", nice=WORKER_NICE)   # atoms found in a decoded field (seconds)
-        self.search_lane = Lane("search", nice=WORKER_NICE)  # the map's search (and its index, once)
+        # the map's search, and its index once (RDKit on every core for minutes at 93k): the lowest priority,
+        # so a decode the user waits for is not slowed by an index built ahead of a search
+        self.search_lane = Lane("search", nice=19)
         self.view_lane.on_busy = self._on_busy
         self._refine = Debounce(REFINE_DELAY, self._refine_now)
         self._good: dict[str, Any] = {}           # last accepted value of each validated key

@@ -122,7 +122,8 @@ def search_ms(page, text: str) -> tuple[float, str]:
     page.wait_for_function("() => !window.trame.state.get('map_found_text')", timeout=30_000)
     t0 = time.perf_counter()
     box.fill(text)
-    page.wait_for_function("() => window.trame.state.get('map_found_text')", timeout=60_000, polling=10)
+    page.wait_for_function("() => (window.trame.state.get('map_found_text') || '').includes('match')",
+                           timeout=600_000, polling=10)
     return (time.perf_counter() - t0) * 1000, str(page.evaluate("window.trame.state.get('map_found_text')"))
 
 
@@ -142,6 +143,8 @@ def measure(page, n_items: int, *, picks: int = 3, seed: int = 1) -> dict:
         page.wait_for_function("() => !window.trame.state.get('busy')", timeout=120_000)
     out["points"] = rows
     out["pan_ms"] = [pan_ms(page) for _ in range(2)]
+    # the index is read or built in the background from load on: the first search waits for what is left
+    out["first_search_s"] = round(search_ms(page, "lib-0013")[0] / 1000, 1)
     out["search"] = {what: search_ms(page, text) for what, text in
                      (("name", "lib-0012"), ("molecule", "CCO"), ("substructure", "c1ccccc1Cl"))}
     page.locator("[data-testid=map-search] input").fill("")
@@ -201,6 +204,8 @@ def _print(r: dict) -> None:
               f"{verdict(row['hover_ms'], HOVER_MS)}), click to picture {row['click_ms']:6.0f} ms "
               f"(target <= {CLICK_MS:.0f}: {verdict(row['click_ms'], CLICK_MS)})")
     print(f"  pan: {', '.join(f'{ms:.0f}' for ms in r['pan_ms'])} ms to plotly's redraw")
+    print(f"  first search: {r['first_search_s']:.1f} s (waits for the search index, read or built in the "
+          "background since the model loaded)")
     for what, (ms, said) in r["search"].items():
         print(f"  search by {what}: {ms:6.0f} ms ({said}; target <= {SEARCH_MS:.0f}: {verdict(ms, SEARCH_MS)})")
 

@@ -213,7 +213,8 @@ class Explorer:
         index = getattr(self, "_index", None)
         if index is None:
             from molviz.view.search import ItemIndex
-            index = ItemIndex.for_bundle(self.bundle.path, self.bundle.items, progress=progress)
+            # one molecule at a time: built beside a live app, never one long call that holds the page
+            index = ItemIndex.for_bundle(self.bundle.path, self.bundle.items, progress=progress, threads=0)
             self._index = index
         return index
 

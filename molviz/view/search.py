@@ -76,6 +76,10 @@ class ItemIndex:
         # RDKit's substructure library: molecules kept in RDKit's binary form (no re-parsing per query),
         # pattern fingerprints screen them, matching runs in C++ on every core
         holder = rdSubstructLibrary.CachedMolHolder()
+        # threads=0: each molecule's fingerprint made in this loop, one short RDKit call at a time (the
+        # app's background build: one long all-core call would hold Python's lock, and the page, for it)
+        one_by_one = threads == 0 and _stored is None
+        patterns = rdSubstructLibrary.PatternHolder() if one_by_one else None
         rows: list[int] = []                    # library row -> item index
         RDLogger.DisableLog("rdApp.*")
         try:
@@ -90,10 +94,14 @@ class ItemIndex:
                 if mol is not None:
                     self._by_canon.setdefault(canon, []).append(i)
                     holder.AddMol(mol)
+                    if patterns is not None:
+                        patterns.AddFingerprint(patterns.MakeFingerprint(mol))
                     rows.append(i)
                 if progress is not None and (i + 1) % 5000 == 0:
                     progress(i + 1, self.n)
-            if _stored is not None:
+            if one_by_one:
+                self._library = rdSubstructLibrary.SubstructLibrary(holder, patterns)
+            elif _stored is not None:
                 patterns = rdSubstructLibrary.PatternHolder()
                 for fp in _stored[1]:
                     patterns.AddFingerprint(DataStructs.CreateFromBinaryText(fp))
@@ -182,10 +190,11 @@ class ItemIndex:
 
     @classmethod
     def for_bundle(cls, folder: str | os.PathLike | None, items: Sequence[dict], *,
-                   progress: Callable[[int, int], None] | None = None) -> ItemIndex:
-        """The bundle's stored index (``folder/search.safetensors``) when it fits ``items``, else a new one."""
+                   progress: Callable[[int, int], None] | None = None, threads: int = -1) -> ItemIndex:
+        """The bundle's stored index (``folder/search.safetensors``) when it fits ``items``, else a new one
+        (``threads`` as for the constructor)."""
         stored = cls.load(folder, items, progress=progress) if folder is not None else None
-        return stored if stored is not None else cls(items, progress=progress)
+        return stored if stored is not None else cls(items, progress=progress, threads=threads)
 
     # ------------------------------------------------------------------ queries
     def by_name(self, text: str) -> list[int]:
