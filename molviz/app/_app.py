@@ -132,9 +132,10 @@ class MolvizApp(ViewExtras, TrameApp):
         self.map_lane = Lane("map", nice=WORKER_NICE)
         self.aux_lane = Lane("encode", nice=WORKER_NICE)
         self.atoms_lane = Lane("atoms", nice=WORKER_NICE)   # atoms found in a decoded field (seconds)
-        # the map's search, and its index once (RDKit on every core for minutes at 93k): the lowest priority,
-        # so a decode the user waits for is not slowed by an index built ahead of a search
-        self.search_lane = Lane("search", nice=19)
+        self.search_lane = Lane("search", nice=WORKER_NICE)     # the map's search
+        # a large bundle's search index, built ahead of the first search (a minute or two at 93k) at the
+        # lowest priority, so a decode the user waits for is not slowed by it
+        self.index_lane = Lane("index", nice=19)
         self.view_lane.on_busy = self._on_busy
         self._refine = Debounce(REFINE_DELAY, self._refine_now)
         self._good: dict[str, Any] = {}           # last accepted value of each validated key
@@ -163,6 +164,7 @@ class MolvizApp(ViewExtras, TrameApp):
         self._loading = False                 # the deferred first model is opening
         self._refine_pending = False          # a coarse first picture waits for the server to refine it
         self._refine_after_coarse = False     # ... or for itself to be shown (deferred first model)
+        self._coarse_pending = False          # a coarse picture is on its way (the refinement waits for it)
         if defer_first_model:
             self._loading = True
             self._defer_load = True
@@ -563,7 +565,7 @@ class MolvizApp(ViewExtras, TrameApp):
     def cancel_view(self, **_):
         """Stop the decode under way and the refinement waiting: the picture stays as it is."""
         self._refine.cancel()
-        self._refine_pending = self._refine_after_coarse = False
+        self._refine_pending = self._refine_after_coarse = self._coarse_pending = False
         self.view_lane.cancel()
         self._on_busy(False)
 
@@ -770,6 +772,7 @@ class MolvizApp(ViewExtras, TrameApp):
         if (interactive or initial) and full > COARSE and not have_full:
             coarse = self._request(COARSE)
             coarse.final = False
+            self._coarse_pending = True
             self._submit_view(coarse, reset_camera=reset_camera, initial=initial)
             if initial:
                 self._refine_pending = True
@@ -781,6 +784,11 @@ class MolvizApp(ViewExtras, TrameApp):
 
     def _refine_now(self) -> None:
         self._refine_pending = False
+        if self._coarse_pending and self.view_lane.busy:
+            # the coarse picture first: submitting now would supersede it in the latest-wins lane, and a
+            # click would show nothing until the full resolution is done (8 s for a 64^3 item under load)
+            self._refine_after_coarse = True
+            return
         if self.explorer is not None:
             self._submit_view(self._request(int(self.state.resolution)))
 
@@ -832,6 +840,8 @@ class MolvizApp(ViewExtras, TrameApp):
                 self._have.clear()
             self._have.add((source, req.resolution))
             self.current, self.built = view, built
+            if not req.final:
+                self._coarse_pending = False
             self.scene.show(built, reset_camera=reset_camera or None)
             for name, st in zip(ex.channel_names, self._styles()):   # colours changed while it decoded
                 if st.visible:
@@ -1311,8 +1321,8 @@ class MolvizApp(ViewExtras, TrameApp):
         would otherwise wait minutes for RDKit to parse 93k SMILES)."""
         ex = self.ex
         if ex.n_items >= SEARCH_INDEX_FROM and not ex.has_search_index and _running_loop() is not None:
-            self.search_lane.submit(lambda _stop: ex.search_index(), lambda _index: None,
-                                    lambda exc: log.warning("search index of %s: %s", ex.name, exc))
+            self.index_lane.submit(lambda _stop: ex.search_index(), lambda _index: None,
+                                   lambda exc: log.warning("search index of %s: %s", ex.name, exc))
 
     def _update_map(self, highlight: list[int] | None = None) -> None:
         if self.map is None or self.map_widget is None:

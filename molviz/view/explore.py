@@ -117,6 +117,7 @@ class Explorer:
         # the meshes copied back (on a GPU the volume's copy to the host costs more than the decode).
         self.surfaces_on_device = bool(surfaces_on_device)
         self._lock = threading.RLock()
+        self._index_lock = threading.Lock()        # one search index built at a time
         self._structures: OrderedDict = OrderedDict()
         self._truths: OrderedDict = OrderedDict()
         self._adaptive: OrderedDict = OrderedDict()
@@ -210,12 +211,13 @@ class Explorer:
         """The bundle's :class:`molviz.view.search.ItemIndex`: the one stored beside it
         (``search.safetensors``, written by ``molviz map --write``) when it fits the items, else built
         now (RDKit parses every SMILES: minutes at 93k molecules); kept for the session."""
-        index = getattr(self, "_index", None)
-        if index is None:
-            from molviz.view.search import ItemIndex
-            # one molecule at a time: built beside a live app, never one long call that holds the page
-            index = ItemIndex.for_bundle(self.bundle.path, self.bundle.items, progress=progress, threads=0)
-            self._index = index
+        with self._index_lock:           # a search asked while the index is being built waits for that one
+            index = getattr(self, "_index", None)
+            if index is None:
+                from molviz.view.search import ItemIndex
+                # one molecule at a time: built beside a live app, never one long call that holds the page
+                index = ItemIndex.for_bundle(self.bundle.path, self.bundle.items, progress=progress, threads=0)
+                self._index = index
         return index
 
     @property
