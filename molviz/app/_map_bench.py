@@ -127,8 +127,8 @@ def search_ms(page, text: str) -> tuple[float, str]:
     return (time.perf_counter() - t0) * 1000, str(page.evaluate("window.trame.state.get('map_found_text')"))
 
 
-def measure(page, n_items: int, *, picks: int = 3, seed: int = 1) -> dict:
-    """Hover, click, pan and search on a served library map already open in ``page``."""
+def measure(page, n_items: int, *, picks: int = 3, seed: int = 1, search: bool = True) -> dict:
+    """Hover, click, pan and (``search``) search on a served library map already open in ``page``."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -143,6 +143,9 @@ def measure(page, n_items: int, *, picks: int = 3, seed: int = 1) -> dict:
         page.wait_for_function("() => !window.trame.state.get('busy')", timeout=120_000)
     out["points"] = rows
     out["pan_ms"] = [pan_ms(page) for _ in range(2)]
+    out["load"] = os.getloadavg()[0]
+    if not search:
+        return out
     # the index is read or built in the background from load on: the first search waits for what is left
     out["first_search_s"] = round(search_ms(page, "lib-0013")[0] / 1000, 1)
     out["search"] = {what: search_ms(page, text) for what, text in
