@@ -11,9 +11,6 @@ latents (the app reads any shipped map the same way). Written with
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -73,27 +70,21 @@ def bundle_for_tests(tmp_dir: Path, *, prefer_shipped: bool = True) -> Path:
 
 
 @contextlib.contextmanager
-def serving(args: list[str], log: Path, *, env: dict | None = None, timeout: float = 180.0):
-    """Run ``molviz serve ARGS`` with its output in ``log`` until it says it is serving; stop it after."""
+def serving(args: list[str], log: Path, *, env: dict | None = None, timeout: float = 180.0,
+            ready: str = "serving"):
+    """Run ``molviz serve ARGS`` with its output in ``log`` until it says ``ready``; stop it after
+    (:func:`molviz.app._bench.serving`; a server that does not start fails the test)."""
     import pytest
 
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "molviz", "serve", *args], stdout=out,
-                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    deadline = time.time() + timeout
-    while "serving" not in log.read_text():
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            pytest.fail(f"molviz serve did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    from molviz.app._bench import serving as serve
+
+    stack = contextlib.ExitStack()
     try:
+        proc = stack.enter_context(serve(args, log, ready=ready, timeout=timeout, env=env))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    with stack:
         yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 # ----------------------------------------------------------------------------- a page in chromium
@@ -132,3 +123,40 @@ def open_panel(page, title: str) -> None:
         header.click()
         page.wait_for_timeout(400)
 
+
+
+def wait_until(page, predicate, *, timeout: float = 60.0, what: str = "") -> None:
+    """Poll ``predicate()`` until it holds; fail the test after ``timeout`` seconds."""
+    import pytest
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        page.wait_for_timeout(150)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def settle(page, timeout: float = 120.0) -> None:
+    """Wait until the view has finished decoding."""
+    page.wait_for_timeout(500)
+    wait_until(page, lambda: not page_state(page, "busy"), timeout=timeout, what="the view to finish")
+
+
+@contextlib.contextmanager
+def app_page(playwright, url: str, *, downloads: bool = True, timeout: float = 120.0):
+    """A 1500 x 900 chromium page on the app at ``url``, once its first picture is drawn (a first visit:
+    empty storage)."""
+    from molviz.app._bench import ARGS, CHROMIUM
+
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=downloads)
+    page = context.new_page()
+    page.goto(url)
+    deadline = time.time() + timeout
+    while time.time() < deadline and (inked(view_pixels(page)) < 0.02 or page_state(page, "busy")):
+        page.wait_for_timeout(250)
+    try:
+        yield page
+    finally:
+        browser.close()

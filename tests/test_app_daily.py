@@ -18,8 +18,10 @@ from app_bundles import SHIPPED, SHOTS, serving
 from app_bundles import inked as _inked
 from app_bundles import open_panel as _open_panel
 from app_bundles import page_state as _state
+from app_bundles import settle as _idle
 from app_bundles import shot as _shot
 from app_bundles import view_pixels as _view
+from app_bundles import wait_until as _wait
 
 from molviz.app._bench import ARGS, CHROMIUM, free_port
 
@@ -59,20 +61,6 @@ def page(server):
 
 def _differs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.any(np.abs(a - b) > 12, axis=-1))) if a.shape == b.shape else 1.0
-
-
-def _wait(page, predicate, *, timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        page.wait_for_timeout(150)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def _idle(page, timeout: float = 120.0) -> None:
-    page.wait_for_timeout(500)
-    _wait(page, lambda: not _state(page, "busy"), timeout=timeout, what="the view to finish")
 
 
 def _pick(page, testid: str, option: str) -> None:

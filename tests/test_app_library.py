@@ -11,18 +11,17 @@ from __future__ import annotations
 import csv
 import io
 import shutil
-import time
 from pathlib import Path
 
 import pytest
-from app_bundles import SHIPPED, serving
-from app_bundles import inked as _inked
+from app_bundles import SHIPPED, app_page, serving
 from app_bundles import open_panel as _open_panel
 from app_bundles import page_state as _state
 from app_bundles import shot as _shot
 from app_bundles import view_pixels as _view
+from app_bundles import wait_until as _wait
 
-from molviz.app._bench import ARGS, CHROMIUM, free_port
+from molviz.app._bench import CHROMIUM, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,25 +50,8 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(server):
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=True)
-        pg = context.new_page()
-        pg.goto(server["url"])
-        deadline = time.time() + 120
-        while time.time() < deadline and (_inked(_view(pg)) < 0.02 or _state(pg, "busy")):
-            pg.wait_for_timeout(250)
+    with sync_playwright() as p, app_page(p, server["url"]) as pg:
         yield pg
-        browser.close()
-
-
-def _wait(page, predicate, *, timeout: float = 60.0, what: str = "") -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        page.wait_for_timeout(150)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def _idle(page, timeout: float = 120.0) -> None:

@@ -7,12 +7,9 @@ checks that each happens and stays within a few times its target on a loaded 2-c
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 
 import pytest
-from app_bundles import SHIPPED, shot
+from app_bundles import SHIPPED, serving, shot
 
 from molviz.app._bench import ARGS, CHROMIUM, free_port
 
@@ -32,28 +29,17 @@ def test_a_93k_point_map_hovers_clicks_and_pans(tmp_path):
 
     bundle = synthetic_library(tmp_path / "library-93k", N)
     port = free_port()
-    log = tmp_path / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "molviz", "serve", str(bundle), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.time() + 240
-        while "first picture ready" not in log.read_text():
-            assert proc.poll() is None and time.time() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            # searching at 93k waits for the index built in the background (a minute of CPU): the bench
-            # times it (molviz bench map); tests/test_search.py checks the answers
-            r = measure(page, N, picks=2, search=False)
-            kind = page.evaluate("document.querySelector('[data-testid=latent-map] .js-plotly-plot')._fullData[0].type")
-            shot(page, "library-04-map-93k.png")
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serving([str(bundle), "--port", str(port)], tmp_path / "serve.log", ready="first picture ready",
+                 timeout=240), sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/")
+        # searching at 93k waits for the index built in the background (a minute of CPU): the bench
+        # times it (molviz bench map); tests/test_search.py checks the answers
+        r = measure(page, N, picks=2, search=False)
+        kind = page.evaluate("document.querySelector('[data-testid=latent-map] .js-plotly-plot')._fullData[0].type")
+        shot(page, "library-04-map-93k.png")
+        browser.close()
     print(r)
     assert kind == "scattergl"
     slack = max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1)) * 3     # a loaded 2-core CI machine

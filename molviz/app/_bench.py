@@ -28,6 +28,7 @@ Target: <= 200 ms each (``TARGET_MS``), with the decode still running.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -51,6 +52,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(args: list[str], log: Path, *, ready: str = "serving", timeout: float = 180.0, env: dict | None = None):
+    """Run ``molviz serve ARGS`` with its output in ``log`` until a line says ``ready`` ("serving", or
+    "first picture ready"); yield the process, and stop it after. RuntimeError if it exits or times out."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "molviz", "serve", *args], stdout=out,
+                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    try:
+        deadline = time.perf_counter() + timeout
+        while ready not in log.read_text():
+            if proc.poll() is not None or time.perf_counter() > deadline:
+                raise RuntimeError(f"molviz serve did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _inked(png: bytes) -> float:
@@ -276,4 +299,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["ARGS", "CHROMIUM", "TARGET_MS", "TARGET_S", "answer_ms", "first_picture", "free_port",
-           "interaction_latencies", "run"]
+           "interaction_latencies", "run", "serving"]

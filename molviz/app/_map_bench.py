@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -158,7 +156,7 @@ def measure(page, n_items: int, *, picks: int = 3, seed: int = 1, search: bool =
 def run(args: argparse.Namespace) -> int:
     from playwright.sync_api import sync_playwright
 
-    from molviz.app._bench import ARGS, CHROMIUM, free_port
+    from molviz.app._bench import ARGS, CHROMIUM, free_port, serving
 
     if not CHROMIUM.exists():
         raise SystemExit("molviz bench map needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
@@ -168,28 +166,13 @@ def run(args: argparse.Namespace) -> int:
     bundle = synthetic_library(folder / f"library-{n}", n)
     print(f"synthetic library of {n} items written in {time.perf_counter() - t0:.1f} s: {bundle}")
     port = free_port()
-    log = folder / "serve.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "molviz", "serve", str(bundle), "--port", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    try:
-        deadline = time.perf_counter() + 300
-        while "first picture ready" not in log.read_text():
-            if proc.poll() is not None or time.perf_counter() > deadline:
-                raise SystemExit(f"molviz serve did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            page = browser.new_page(viewport={"width": 1500, "height": 900})
-            page.goto(f"http://127.0.0.1:{port}/")
-            result = measure(page, n)
-            browser.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with serving([str(bundle), "--port", str(port)], folder / "serve.log", ready="first picture ready",
+                 timeout=300), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/")
+        result = measure(page, n)
+        browser.close()
     _print(result)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

@@ -14,12 +14,11 @@ committing.
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from molviz.app._bench import ARGS, CHROMIUM, ROOT, free_port
+from molviz.app._bench import ARGS, CHROMIUM, ROOT, free_port, serving
 
 SIZE = (1500, 880)
 BUNDLE = ROOT / "assets" / "models" / "freesolv"
@@ -110,16 +109,8 @@ def take(out: Path = OUT) -> None:
     out.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = out / ".serve.log"
-    with open(log, "w") as stream:
-        server = subprocess.Popen([sys.executable, "-m", "molviz", "serve", str(BUNDLE), "--port", str(port)],
-                                  stdout=stream, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 180
-        while "serving" not in log.read_text():
-            if server.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"molviz serve did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.3)
-        with sync_playwright() as p:
+        with serving([str(BUNDLE), "--port", str(port)], log), sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             context = browser.new_context(viewport={"width": SIZE[0], "height": SIZE[1]})
             context.add_init_script("window.localStorage.setItem('molviz-help-seen', '1')")  # a returning user
@@ -167,11 +158,6 @@ def take(out: Path = OUT) -> None:
             _save(page, out, "app-interpolation-side-by-side.png")
             browser.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
         log.unlink(missing_ok=True)
 
 
