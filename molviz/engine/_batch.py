@@ -2,8 +2,9 @@
 
 :meth:`molviz.engine.Engine.encode` takes one new input at a time (a SMILES is embedded, its
 reconstruction decoded for a PSNR). A library of 100,000 molecules wants its latents in one
-pass: :func:`encode_tables` samples each item's training-grid field from its atom table (the
-arrays ``molviz train`` stores in the bundle, or a prepared file's), a batch at a time, and runs
+pass: :func:`encode_tables` samples the training-grid fields of a batch of items at once from their
+atom tables (:func:`molviz.fields.table_grids`; the arrays ``molviz train`` stores in the bundle, or a
+prepared file's), and runs
 the encoder once per batch. Only one batch of fields is held, so memory does not grow with the
 number of items beyond the tables and the latents.
 
@@ -46,10 +47,9 @@ def encode_tables(bundle, xyz: np.ndarray, channel: np.ndarray, width: np.ndarra
         Items per encoder call; ``progress(done, total)`` is called after each (after each block of
         items with ``workers > 1``).
     workers
-        CPU processes sharing the items (each with one torch thread; sampling the fields is Python-bound,
-        so threads would not help); needs a bundle loaded from a folder. The latents do not depend on it.
+        CPU processes sharing the items (each with one torch thread); needs a bundle loaded from a folder. The latents do not depend on it.
     """
-    from molviz.fields._tables import grid_field
+    from molviz.fields._tables import table_grids
 
     if bundle.encoder is None:
         raise InputError(f"{bundle.name}: an auto-decoder bundle has no encoder; its latents are fitted one "
@@ -70,10 +70,8 @@ def encode_tables(bundle, xyz: np.ndarray, channel: np.ndarray, width: np.ndarra
     out = []
     for lo in range(0, n, max(1, int(batch))):
         hi = min(n, lo + max(1, int(batch)))
-        fields = torch.stack([grid_field(xyz[offsets[i]:offsets[i + 1]], channel[offsets[i]:offsets[i + 1]],
-                                         width[offsets[i]:offsets[i + 1]], C, boxes[i], R, beta=beta,
-                                         divisors=divisors[i], device=dev)
-                              for i in range(lo, hi)])                              # (b, C, R, R, R)
+        fields = table_grids(xyz, channel, width, offsets, C, boxes, R, beta=beta, divisors=divisors,
+                             items=np.arange(lo, hi), device=dev)                  # (b, C, R, R, R)
         box = torch.as_tensor(np.asarray(boxes[lo:hi], np.float32), device=dev)    # (b, 2, 3)
         out.append(encoder(fields, box).float().cpu())                             # (b, L)
         if progress is not None:

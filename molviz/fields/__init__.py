@@ -22,8 +22,8 @@ _EXPORTS = {
                   "channel_names", "channel_rgb", "parse_channels",),
     "_elements": ("ATOM_WIDTHS", "FALLBACKS", "RAW_PROPERTIES", "WIDTH_SOURCES", "element_symbol", "parse_element",),
     "_grid": ("MAX_RESOLUTION", "MIN_RESOLUTION", "Grid", "axis_centres", "blob_margin", "check_resolution", "fit_grid", "rule_grid", "spacing_grid",),
-    "_tables": ("grid_field", "grid_points", "item_divisors", "normalized_coords", "table_field",),
-    "_sampler": ("DEFAULT_TOL", "MAX_ATOM_DENSITY", "atom_table", "channel_peaks", "cutoff_factor", "cutoff_radii", "dense_field", "field_from_table", "peaks_from_table", "resolve_device", "sample_conformers", "sample_field", "sample_points", "tail_bound",),
+    "_tables": ("grid_field", "grid_points", "item_divisors", "normalized_coords", "table_field", "table_grids",),
+    "_sampler": ("DEFAULT_TOL", "MAX_ATOM_DENSITY", "atom_table", "channel_peaks", "cutoff_factor", "cutoff_radii", "dense_field", "field_from_table", "peaks_from_table", "peaks_of_tables", "resolve_device", "sample_conformers", "sample_field", "sample_points", "tail_bound",),
 }
 
 if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for type checkers and IDEs)
@@ -68,12 +68,20 @@ if TYPE_CHECKING:  # pragma: no cover  (what the lazy exports resolve to, for ty
         dense_field,
         field_from_table,
         peaks_from_table,
+        peaks_of_tables,
         resolve_device,
         sample_conformers,
         sample_field,
         sample_points,
         tail_bound,
     )
-    from molviz.fields._tables import grid_field, grid_points, item_divisors, normalized_coords, table_field  # noqa: F401
+    from molviz.fields._tables import (  # noqa: F401
+        grid_field,
+        grid_points,
+        item_divisors,
+        normalized_coords,
+        table_field,
+        table_grids,
+    )
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -21,6 +21,7 @@ there is no "others" channel, so no channel aliases another.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
@@ -42,6 +43,36 @@ PRESETS: dict[str, str] = {
     "elements": "elements",
     "elements+density": "elements,density",
 }
+
+
+_TABLE_SIZE = 128     # atomic numbers index the lookup tables below (anything else: no element)
+
+
+@functools.lru_cache(maxsize=None)
+def _element_mask(elements: frozenset[int]) -> np.ndarray:
+    table = np.zeros(_TABLE_SIZE, dtype=bool)
+    table[[e for e in elements if 0 <= e < _TABLE_SIZE]] = True
+    return table
+
+
+@functools.lru_cache(maxsize=None)
+def _width_array(kind: str) -> np.ndarray:
+    """``ATOM_WIDTHS[kind]`` as an array by atomic number, NaN where the table has no width."""
+    table = np.full(_TABLE_SIZE, np.nan)
+    for z, value in ATOM_WIDTHS[kind].items():
+        if 0 <= int(z) < _TABLE_SIZE:
+            table[int(z)] = value
+    return table
+
+
+def _lookup(table: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``table[z]``, with atomic numbers outside the table read as its "none" value (False, NaN)."""
+    inside = (z >= 0) & (z < len(table))
+    if inside.all():
+        return table[z]
+    out = np.full(len(z), np.nan if table.dtype.kind == "f" else False, dtype=table.dtype)
+    out[inside] = table[z[inside]]
+    return out
 
 
 @dataclass(frozen=True)
@@ -72,26 +103,27 @@ class Channel:
 
     def select(self, atomic_numbers: np.ndarray, components: np.ndarray) -> np.ndarray:
         """Boolean mask of the atoms this channel takes."""
-        mask = np.ones(len(atomic_numbers), dtype=bool)
+        z = np.asarray(atomic_numbers, dtype=np.int64)
+        mask = np.ones(len(z), dtype=bool)
         if self.elements is not None:
-            mask &= np.isin(np.asarray(atomic_numbers), list(self.elements))
+            mask &= _lookup(_element_mask(self.elements), z)
         if self.components is not None:
             mask &= np.isin(np.asarray(components).astype(str), list(self.components))
         return mask
 
     def widths(self, atomic_numbers: np.ndarray) -> np.ndarray:
         """Width (angstrom) of each given atom; InputError for an element without one."""
-        table = ATOM_WIDTHS[self.width]
         z = np.asarray(atomic_numbers, dtype=np.int64)
-        missing = sorted({int(v) for v in np.unique(z) if int(v) not in table})
-        if missing:
+        values = _lookup(_width_array(self.width), z)
+        if np.isnan(values).any():
+            missing = sorted({int(v) for v in z[np.isnan(values)]})
             names = ", ".join(element_symbol(v) for v in missing)
             raise InputError(
                 f"channel {self.name!r}: no {self.width} width for element(s) {names}; "
                 f"use a channel that excludes them or another width "
                 f"(tables: molviz.fields.ATOM_WIDTHS)"
             )
-        return np.array([table[int(v)] for v in z], dtype=np.float32)
+        return values.astype(np.float32)
 
     @property
     def key(self) -> tuple:

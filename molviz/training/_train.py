@@ -24,7 +24,7 @@ from torch import nn
 
 from molviz._io import atomic_write_text
 from molviz.errors import InputError
-from molviz.fields._tables import grid_field, normalized_coords, table_field
+from molviz.fields._tables import grid_field, normalized_coords, table_field, table_grids
 from molviz.training._checkpoint import load_checkpoint, save_checkpoint
 from molviz.training._config import TrainConfig
 from molviz.training._data import PreparedData
@@ -196,9 +196,14 @@ def grid_fields(data: PreparedData, resolution: int, divisors: np.ndarray, *, de
     N, C, R = data.n_items, data.n_channels, resolution
     beta = data.data_config.beta
     out = torch.empty(N, C, R, R, R, dtype=dtype, device=device)
-    for i in tqdm(range(N), desc="grid targets", disable=not progress or N < 20, dynamic_ncols=True):
-        out[i] = grid_field(*data.table(i), C, data.boxes[i], R, beta=beta, divisors=divisors[i],
-                            device=device).to(dtype)                                # (C, R, R, R)
+    step = 256
+    with tqdm(total=N, desc="grid targets", disable=not progress or N < 20, dynamic_ncols=True) as bar:
+        for lo in range(0, N, step):
+            items = np.arange(lo, min(N, lo + step))
+            out[lo:lo + len(items)] = table_grids(data.xyz, data.channel, data.width, data.offsets, C, data.boxes, R,
+                                                  beta=beta, divisors=divisors, items=items,
+                                                  device=device).to(dtype)          # (b, C, R, R, R)
+            bar.update(len(items))
     return out
 
 
@@ -230,12 +235,16 @@ class BatchFields:
             idx = [int(i) for i in np.asarray(key.cpu() if isinstance(key, torch.Tensor) else key).reshape(-1)]
         if not len(idx):
             return torch.empty(0, *self.shape[1:], device=self.device)
-        return torch.stack([self._one(i) for i in idx])
+        return self._grids(idx)
 
     def _one(self, i: int) -> torch.Tensor:
+        return self._grids([i])[0]                                                  # (C, R, R, R)
+
+    def _grids(self, idx) -> torch.Tensor:
         d = self.data
-        return grid_field(*d.table(i), d.n_channels, d.boxes[i], self.R, beta=d.data_config.beta,
-                          divisors=self.divisors[i], device=self.device)            # (C, R, R, R)
+        return table_grids(d.xyz, d.channel, d.width, d.offsets, d.n_channels, d.boxes, self.R,
+                           beta=d.data_config.beta, divisors=self.divisors, items=np.asarray(idx),
+                           device=self.device)                                      # (b, C, R, R, R)
 
 
 def target_storage(setting: str, n_items: int, n_channels: int, resolution: int, device: torch.device) -> str:

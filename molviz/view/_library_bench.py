@@ -104,7 +104,8 @@ def _line(r: dict) -> str:
         return (f"prepare   {r['molecules']:>6} MUV  --geometry {r['geometry']:<5} {r['workers']} worker(s): "
                 f"{r['seconds']:7.1f} s  {r['molecules_per_s']:6.2f} mol/s  -> all {MUV_SIZE:,}: "
                 f"{r['muv_minutes']:4.0f} min (idle cores, from CPU time: {r['muv_minutes_idle']:.0f} min); "
-                f"peak RSS main {r['peak_rss_mb']:.0f} MB{worker}; {r['items']} items, {r['skipped']} skipped")
+                f"peak RSS main {r['peak_rss_mb']:.0f} MB{worker}; {r['items']} items, {r['skipped']} skipped"
+                + (f" (start-up {r['startup_s']:.1f} s before the clock)" if "startup_s" in r else ""))
     if kind == "train step":
         return (f"step      {r['items']:>6} items, targets {r['targets']:<5}: {r['step_ms']:7.0f} ms/step "
                 f"({r['step_cpu_ms']:.0f} ms CPU) "
