@@ -423,6 +423,13 @@ def test_library_geometry_etkdg_skips_the_force_field_and_is_recorded(tmp_path):
     assert data.data_config.geometry == "etkdg" and get_preset("library").data.geometry == "mmff"
     with pytest.raises(InputError, match="geometry"):
         data.check_matches(get_preset("library").data)
+    # a bundle trained so embeds a typed SMILES the same way (the app's encode and Engine.encode)
+    from molviz.engine._encode import as_structure
+    from molviz.models._spec import read_spec
+    spec = read_spec({"data": data.meta["data"]})
+    assert spec.geometry == "etkdg" and read_spec({"data": {}}).geometry == "mmff"
+    typed = as_structure("CC(=O)Nc1ccc(O)cc1", hydrogens=spec.hydrogens, seed=spec.seed, geometry=spec.geometry)
+    assert np.allclose(typed.coords, etkdg.coords, atol=1e-4)
 
 
 @pytest.mark.slow

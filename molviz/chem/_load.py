@@ -106,6 +106,7 @@ def load(
     seed: int = 0,
     max_atoms: int | None = None,
     max_file_mb: float | None = None,
+    geometry: Literal["mmff", "etkdg"] = "mmff",
 ) -> Structure:
     """Read molecules from files or SMILES into one :class:`Structure`.
 
@@ -130,6 +131,9 @@ def load(
     max_file_mb
         Refuse files larger than this many megabytes, gzipped files whose text would be, and
         gzip that inflates more than 100-fold (default 512 or ``$MOLVIZ_MAX_FILE_MB``).
+    geometry
+        How a SMILES is embedded: ETKDGv3 then MMFF94 (``"mmff"``), or ETKDGv3 alone
+        (``"etkdg"``, what ``molviz train library --geometry etkdg`` prepared).
 
     Returns
     -------
@@ -166,7 +170,7 @@ def load(
         raise InputError(f"conformers={conformers!r}; give a whole number >= 1 (or None)")
     limit = max_atoms_default() if max_atoms is None else int(max_atoms)
     options = ReadOptions(conformers=conformers, hydrogens=hydrogens, seed=seed, max_atoms=limit,
-                          max_bytes=max_file_bytes(max_file_mb))
+                          max_bytes=max_file_bytes(max_file_mb), geometry=geometry)
     parts = [_load_one(source, options) for source in sources]
     if name is None:
         name = "+".join(p.name for p in parts)

@@ -22,11 +22,11 @@ from molviz.errors import InputError
 
 
 def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep", seed: int = 0,
-                 spellings: dict[str, str] | None = None):
+                 spellings: dict[str, str] | None = None, geometry: str = "mmff"):
     """A :class:`molviz.chem.Structure` from a Structure, a path or a SMILES string.
 
-    ``hydrogens`` and ``seed`` should be the bundle's (its training data config), so a
-    SMILES gets the same conformer as in training. A SMILES is canonicalised first, so two
+    ``hydrogens``, ``seed`` and ``geometry`` should be the bundle's (its training data config),
+    so a SMILES gets the same conformer as in training. A SMILES is canonicalised first, so two
     spellings of one molecule get one conformer; where ``spellings`` (canonical SMILES -> the
     spelling a training item was made from, :func:`stored_spellings`) knows the molecule, that
     spelling is used, so a training molecule typed any way reproduces its training conformer.
@@ -39,7 +39,8 @@ def as_structure(source: Any, *, name: str | None = None, hydrogens: str = "keep
         canonical = canonical_smiles(text) if isinstance(source, str) and not Path(text).exists() else None
         if canonical is not None and spellings:
             canonical = spellings.get(canonical, canonical)
-        return load(canonical or text, name=name or (text if canonical else None), hydrogens=hydrogens, seed=seed)
+        return load(canonical or text, name=name or (text if canonical else None), hydrogens=hydrogens, seed=seed,
+                    geometry=geometry)  # type: ignore[arg-type]
     raise InputError(f"cannot encode a {type(source).__name__}: give a SMILES string, a molecule file path "
                      "or a molviz.chem.Structure")
 
@@ -149,7 +150,7 @@ def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progre
     """
     spec = engine.bundle.spec
     spec.require_sampling(engine.bundle.name, "encode new inputs")
-    structure = as_structure(source, hydrogens=spec.hydrogens, seed=spec.seed,
+    structure = as_structure(source, hydrogens=spec.hydrogens, seed=spec.seed, geometry=spec.geometry,
                              spellings=stored_spellings(engine.bundle))
     if not 0 <= conformer < structure.n_conformers:
         raise InputError(f"conformer {conformer} does not exist: {structure.name!r} has "

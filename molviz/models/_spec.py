@@ -37,6 +37,7 @@ class BundleSpec:
     spacing: float | None = None           # angstrom, for box == "spacing"
     hydrogens: str = "keep"                # how training molecules were prepared
     seed: int = 0                          # RDKit conformer seed of training
+    geometry: str = "mmff"                 # how training SMILES were embedded (ETKDGv3 + MMFF94, or "etkdg")
     loss: str = "l1"
     mode: str | None = None                # "autoencoder" / "autodecoder" as trained (None: unknown)
     data: dict = field(default_factory=dict, compare=False)   # the training data settings, merged
@@ -127,6 +128,7 @@ def read_spec(config: Mapping[str, Any]) -> BundleSpec:
         spacing=_get(grid, "spacing", float, None, where="config['grid']"),
         hydrogens=_get(data, "hydrogens", str, "keep", where="config['data']"),
         seed=_get(data, "seed", int, 0, where="config['data']"),
+        geometry=_get(data, "geometry", str, "mmff", where="config['data']"),
         loss=_get(config, "loss", str, "l1"),
         mode=_get(config, "mode", str, None),
         data=data,

@@ -521,7 +521,8 @@ class Explorer:
             structure = conformer_in_child(spellings.get(canon, canon), hydrogens=spec.hydrogens, seed=spec.seed,
                                            should_stop=should_stop)
         else:
-            structure = as_structure(smiles, hydrogens=spec.hydrogens, seed=spec.seed, spellings=spellings)
+            structure = as_structure(smiles, hydrogens=spec.hydrogens, seed=spec.seed, spellings=spellings,
+                                     geometry=spec.geometry)
         return self.encode_structure(structure, label=label or smiles, smiles=smiles, progress=progress,
                                      should_stop=should_stop, start=50.0)
 
