@@ -279,6 +279,17 @@ def test_molviz_map_stores_the_search_index_with_the_bundle(mapped_library, tmp_
 
 
 @pytest.mark.slow
+def test_molviz_map_shows_the_fraction_of_the_layout_done(mapped_library, tmp_path_factory, capsys):
+    """Minutes at 93k: umap-learn's stages and a bar of layout epochs, not a bare clock."""
+    from molviz.cli import main
+    lib = next(tmp_path_factory.getbasetemp().glob("mapped*")) / "lib"
+    assert main(["map", str(lib)]) == 0
+    out = capsys.readouterr()
+    assert "UMAP layout (epochs)" in out.err and "100%" in out.err
+    assert "Construct embedding" in out.out + out.err and "n_jobs value" not in out.err
+
+
+@pytest.mark.slow
 def test_molviz_map_colours_a_library_by_its_descriptors(mapped_library):
     assert {"MolLogP", "ExactMolWt"} <= set(mapped_library.color_options)
     assert np.isfinite(mapped_library.values["MolLogP"]).all()

@@ -1,7 +1,7 @@
 """``molviz map BUNDLE``: compute a bundle's latent map (UMAP) and ship it inside the bundle.
 
-UMAP of 93,087 latents takes minutes on two cores, so the command shows a progress line (the
-elapsed time while umap-learn works: it reports no fraction done) and prints how long it took.
+UMAP of 93,087 latents takes minutes on two cores, so the command shows umap-learn's progress (a
+timestamped line per stage, a bar with the fraction of layout epochs done) and prints how long it took.
 With ``--write`` the item search index is stored beside the bundle too
 (:meth:`molviz.view.search.ItemIndex.save`, ``search.safetensors``), so the app reads it instead
 of building it; ``--no-search-index`` leaves it out (about 300 bytes per molecule).
@@ -69,8 +69,9 @@ def _run(args: argparse.Namespace) -> int:
     bundle = load_model(args.bundle)
     n = len(bundle.latents)
     t0 = time.perf_counter()
-    with ticking(f"UMAP of {n:,} latents (umap-learn: k-NN graph, then layout)", enabled=not args.no_progress):
-        m = LatentMap.compute(bundle, n_neighbors=args.n_neighbors, seed=args.seed)
+    if not args.no_progress:
+        print(f"UMAP of {n:,} latents: the k-NN graph, then the layout (a bar of epochs)", flush=True)
+    m = LatentMap.compute(bundle, n_neighbors=args.n_neighbors, seed=args.seed, progress=not args.no_progress)
     seconds = time.perf_counter() - t0
     lo, hi = m.coords.min(axis=0), m.coords.max(axis=0)
     print(f"UMAP of {len(m.coords)} latents ({bundle.latents.shape[1]}-d), n_neighbors={args.n_neighbors}, "

@@ -21,6 +21,8 @@ Examples
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,8 +87,12 @@ class LatentMap:
         return m
 
     @classmethod
-    def compute(cls, bundle, *, n_neighbors: int = 5, seed: int = 0) -> LatentMap:
-        """UMAP of the bundle's latents computed now (slow: imports numba; tens of seconds)."""
+    def compute(cls, bundle, *, n_neighbors: int = 5, seed: int = 0, progress: bool = False) -> LatentMap:
+        """UMAP of the bundle's latents computed now (slow: imports numba; tens of seconds, minutes at 93k).
+
+        ``progress``: umap-learn's own account on stderr/stdout: a timestamped line per stage (k-NN
+        graph, fuzzy set, embedding) and a bar with the fraction of layout epochs done.
+        """
         import umap  # noqa: PLC0415 - 20 s import, only when a bundle lacks its map
 
         latents = bundle.latents.detach().float().cpu().numpy()
@@ -95,8 +101,12 @@ class LatentMap:
             coords = np.zeros((n, 2)) if n == 0 else np.c_[np.arange(n, dtype=float), np.zeros(n)]
             reducer = None
         else:
-            reducer = umap.UMAP(n_neighbors=min(n_neighbors, n - 1), random_state=seed)
-            coords = reducer.fit_transform(latents).astype(np.float64)
+            shown = {"verbose": True, "tqdm_kwds": {"desc": "UMAP layout (epochs)", "file": sys.stderr,
+                                                    "dynamic_ncols": True}} if progress else {}
+            with warnings.catch_warnings():    # "n_jobs overridden by setting random_state": the seed is asked
+                warnings.filterwarnings("ignore", message="n_jobs value")
+                reducer = umap.UMAP(n_neighbors=min(n_neighbors, n - 1), random_state=seed, **shown)
+                coords = reducer.fit_transform(latents).astype(np.float64)
         m = cls(coords=coords, latents=latents, reducer=reducer,
                 source=f"UMAP computed at load (umap-learn, n_neighbors={n_neighbors}); the bundle has no map")
         m._fill(bundle.items, {})
