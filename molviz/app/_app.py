@@ -24,6 +24,7 @@ import numpy as np
 from trame.app import TrameApp
 from trame.decorators import change, controller, trigger
 
+from molviz.app._delivery import ImagePusher
 from molviz.app._jobs import Debounce, Lane
 from molviz.app._views import ViewExtras, slice_defaults
 from molviz.app.state import (
@@ -195,6 +196,8 @@ class MolvizApp(ViewExtras, TrameApp):
                             on_map_select=self.on_map_select,
                             picture_sizes=list(PICTURE_SIZES))
         self.ui, self.view, self.map_widget = page.layout, page.view, page.figure
+        # each pushed picture is the one just rendered, and a change answers with a half-size frame first
+        self.pusher = ImagePusher(self.server)
 
     # ================================================================== helpers
     def _error(self, exc: BaseException | str) -> None:
@@ -244,7 +247,7 @@ class MolvizApp(ViewExtras, TrameApp):
             if reset_camera:
                 self.view.push_camera()
         else:
-            self.view.update_image()
+            self.pusher.push(self.scene.render_window, fallback=self.view.update_image)
 
     # ================================================================== model and items
     def _load_model(self, index: int, *, initial: bool = False) -> None:

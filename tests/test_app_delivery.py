@@ -1,0 +1,120 @@
+"""The remote view's picture delivery (molviz.app._delivery): a change answers with a half-size frame and
+the still frame follows (latest wins), and a push waits for VTK's JPEG encoder instead of sending the
+previous frame. The delivery object here stands in for trame-vtk's ``vtkWebPublishImageDelivery`` (same
+attributes and calls); the real one is driven in chromium by tests/test_app_daily.py and ``molviz bench
+app``."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+pytest.importorskip("trame_vtk")
+
+from molviz.app import _delivery  # noqa: E402
+from molviz.app._delivery import PREVIEW_QUALITY, PREVIEW_RATIO, ImagePusher  # noqa: E402
+
+
+class _Interactor:
+    def EnableRenderOff(self):  # noqa: N802 - VTK's name
+        pass
+
+
+class _Window:
+    def GetInteractor(self):  # noqa: N802
+        return _Interactor()
+
+
+class _App:
+    """The encoder finishes a frame after ``encode_polls`` looks at it."""
+
+    def __init__(self, encode_polls: int = 2):
+        self.encode_polls = encode_polls
+        self.polls = 0
+        self.invalidated = 0
+
+    def InvalidateCache(self, _view):  # noqa: N802
+        self.invalidated += 1
+
+    def GetHasImagesBeingProcessed(self, _view):  # noqa: N802
+        return self.polls < self.encode_polls
+
+    def StillRenderToBuffer(self, _view, _t, _quality):  # noqa: N802
+        self.polls += 1
+        return b"new frame"
+
+    def GetLastStillRenderToMTime(self):  # noqa: N802
+        return 7
+
+
+class _Delivery:
+    def __init__(self):
+        self.app = _App()
+        self.tracking_views = {"1": {"ratio": 1, "quality": 95}}
+        self.views_in_animations = []
+        self.pushed: list[tuple[float, int]] = []
+
+    def get_global_id(self, _window):
+        return 1
+
+    def get_view(self, _vid):
+        return _Window()
+
+    def push_render(self, vid, *_a):
+        info = self.tracking_views[vid]
+        self.pushed.append((info["ratio"], info["quality"]))
+
+    def still_render(self, _options):            # the encoder has not finished: the old frame, "stale"
+        return {"stale": True, "image": b"old frame", "mtime": 3, "memsize": 9}
+
+
+class _Server:
+    def add_protocol_to_configure(self, fn):
+        self.configure = fn
+
+
+def _pusher() -> tuple[ImagePusher, _Delivery]:
+    server, delivery = _Server(), _Delivery()
+    pusher = ImagePusher(server)
+    pusher.delivery = delivery
+    return pusher, delivery
+
+
+def test_a_push_sends_a_half_size_frame_then_one_still_frame_for_a_quick_series():
+    async def run():
+        pusher, d = _pusher()
+        fallbacks = []
+        for _ in range(3):                       # three quick changes
+            pusher.push(_Window(), fallback=lambda: fallbacks.append(1))
+        assert d.pushed == [(PREVIEW_RATIO, PREVIEW_QUALITY)] * 3
+        assert d.tracking_views["1"] == {"ratio": 1, "quality": 95}      # the still settings are back
+        await asyncio.sleep(_delivery.STILL_AFTER_S + 0.05)
+        assert d.pushed[3:] == [(1, 95)]          # latest wins: one still frame
+        assert not fallbacks and (pusher.previews, pusher.stills) == (3, 1)
+    asyncio.run(run())
+
+
+def test_while_the_user_drags_or_without_a_loop_trame_pushes_as_before():
+    pusher, d = _pusher()
+    calls = []
+    pusher.push(_Window(), fallback=lambda: calls.append("no loop"))
+    assert calls == ["no loop"] and d.pushed == []
+
+    async def run():
+        d.views_in_animations.append("1")         # a drag: trame sends its own half-size frames
+        pusher.push(_Window(), fallback=lambda: calls.append("dragging"))
+        d.views_in_animations.clear()
+        pusher.delivery = None                    # the page has not subscribed yet
+        pusher.push(_Window(), fallback=lambda: calls.append("no delivery"))
+    asyncio.run(run())
+    assert calls == ["no loop", "dragging", "no delivery"] and d.pushed == []
+
+
+def test_a_push_waits_for_the_encoder_instead_of_sending_the_old_frame():
+    d = _Delivery()
+    _delivery._wait_for_encoder(d)
+    reply = d.still_render({"view": "1", "quality": 95})
+    assert reply["image"] == b"new frame" and reply["stale"] is False and reply["mtime"] == 7
+    d.app = _App(encode_polls=10 ** 9)            # an encoder that never finishes: trame's timer takes over
+    reply = d.still_render({"view": "1", "quality": 95})
+    assert reply["image"] == b"old frame" and reply["stale"] is True
