@@ -32,6 +32,9 @@ def _new_app(bundle_path, **kwargs):
     app = MolvizApp(server, bundle=bundle_path, window_size=(320, 240), **kwargs)
     app.state.ready()           # what starting the server does: flush, callbacks live
     app.on_server_ready()       # refine the first (coarse) picture to the chosen resolution
+    # atoms found in an interpolation frame's own field (the default, "auto") are tests/test_app_atoms.py's:
+    # here, with jobs inline, each frame would wait 20-40 s for them in the untrained test bundle's noise
+    _set(app, atoms_source="true")
     return app
 
 
@@ -343,9 +346,11 @@ def test_reconstructions_from_48_up_are_decoded_adaptively_with_the_dense_surfac
     names = app.explorer.channel_names
     shown = [c for c in range(len(names)) if app.state[f"ch{c}_visible"] and dense[c].max() > 0.1]
     assert shown
-    for c in shown:        # levels inside each channel's range (the test bundle is barely trained)
+    levels = {}            # levels inside each channel's range (the test bundle is barely trained)
+    for c in shown:
         lo, hi = max(float(dense[c].min()), 0.0), float(dense[c].max())
-        _set(app, **{f"ch{c}_level": round(lo + 0.5 * (hi - lo), 3)})
+        levels[f"ch{c}_level"] = round(lo + 0.5 * (hi - lo), 3)
+    _set(app, **levels)    # one change of several levels: one adaptive decode
     view, built = app.current, app.scene.built
     assert view.extra["adaptive"] and "adaptive" in app.state.view_caption
     for c in shown:

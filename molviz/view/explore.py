@@ -625,7 +625,7 @@ class Explorer:
         ends = view.extra.get("scales")
         if scale is None and t is not None and ends is not None and all(e is not None for e in ends):
             scale = (1.0 - t) * ends[0] + t * ends[1]                   # between two stored items
-        return self.field_atoms(z, box, scale=scale, resolution=resolution)
+        return self.field_atoms(z, box, scale=scale, resolution=resolution, max_atoms=_atoms_cap(view))
 
     def view_field_atoms(self, view: View, *, true_too: bool, tolerance: float = 0.5) -> tuple[dict, str]:
         """The atoms ``view``'s decoded field implies, as scene actors, and a line saying what was found.
@@ -680,6 +680,16 @@ def _heavy_atoms(smiles: str) -> int:
 
 def _subset(atoms: Atoms, mask: np.ndarray) -> Atoms:
     return Atoms(atoms.coords[mask], atoms.numbers[mask], None if atoms.components is None else atoms.components[mask])
+
+
+def _atoms_cap(view: View) -> int:
+    """At most this many atoms per channel are looked for in ``view``'s field: twice the most atoms its
+    stored molecules have (an interpolation frame: either end), at least 16; 300 when none is known.
+    A trained field implies about the true count; a noisy one (an untrained bundle, a latent far from
+    the data) would otherwise cost seconds per spurious atom."""
+    known = [len(x.numbers) for x in [view.atoms, *(m[0] for m in view.extra.get("more_atoms", ()))]
+             if x is not None]
+    return max(16, 2 * max(known)) if known else 300
 
 
 def frame_atoms(a: Atoms | None, b: Atoms | None, t: float) -> tuple[Atoms | None, list]:
