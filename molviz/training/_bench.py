@@ -161,16 +161,15 @@ def step_row(n_items: int, targets: str = "held", steps: int = 12, warmup: int =
     import numpy as np
     import torch
 
-    from molviz.fields._tables import grid_field, normalized_coords
+    from molviz.fields._tables import normalized_coords
     from molviz.training import get_preset
-    from molviz.training._train import build_net, grid_fields, rotate_180
+    from molviz.training._train import BatchFields, build_net, grid_fields, rotate_180
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     cfg = get_preset("library")
     data = tiled_data(n_items)
     R, C, B = cfg.data.resolution, data.n_channels, cfg.batch
-    beta = data.data_config.beta
     t0 = time.perf_counter()
     fields = None
     if targets == "held":     # as train(): every item's grid, fp16 once it passes 2 GB
@@ -188,8 +187,7 @@ def step_row(n_items: int, targets: str = "held", steps: int = 12, warmup: int =
         if fields is not None:
             grids = fields[idx].float()                                             # (B, C, R, R, R)
         else:
-            grids = torch.stack([grid_field(*data.table(int(i)), C, data.boxes[i], R, beta=beta,
-                                            divisors=data.divisors[i]) for i in idx.tolist()])
+            grids = BatchFields(data, R, data.divisors, device=torch.device("cpu"))[idx]    # as train() does
         if cfg.augment:
             grids = rotate_180(grids, torch.randint(4, (B,), generator=gen))
         target = grids.flatten(2).transpose(1, 2)                                   # (B, R^3, C)

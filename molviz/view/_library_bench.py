@@ -84,9 +84,11 @@ def umap_row(n: int, dim: int = 256, n_neighbors: int = 5) -> dict:
 
 def _plan(quick: bool) -> list[str]:
     if quick:
-        return ['prep_row(40, "mmff", 2)', 'prep_row(40, "etkdg", 2)',
-                'step_row(200, "held", 3, 1)', 'step_row(2000, "batch", 3, 1)',
-                f'{__name__}:encode_row(256)', f'{__name__}:umap_row(2000)']
+        # one process per row (two workers each would add their start-up to a smoke run; the parts on
+        # workers are tests/test_prepare_parts.py's)
+        return ['prep_row(40, "mmff", 1)', 'prep_row(40, "etkdg", 1)',
+                'step_row(200, "held", 2, 1)', 'step_row(2000, "batch", 2, 1)',
+                f'{__name__}:encode_row(256)', f'{__name__}:umap_row(500)']
     return ['prep_row(200, "mmff", 1)', 'prep_row(200, "etkdg", 1)',
             'prep_row(400, "mmff", 2)', 'prep_row(400, "etkdg", 2)', 'prep_row(1600, "etkdg", 2)',
             'step_row(1000, "held")', 'step_row(1000, "batch")', f'step_row({MUV_SIZE}, "batch")',
