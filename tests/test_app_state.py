@@ -537,3 +537,12 @@ def test_colour_and_opacity_change_the_actors_on_screen_without_a_rebuild(app):
     assert np.allclose(prop.GetColor(), (0x12 / 255, 0x34 / 255, 0x56 / 255), atol=1e-3)
     assert built.actors[f"L0:ch:{name}"][1]["color"] == "#123456"   # exports follow
     _set(app, **{f"ch{ch}_color": "#909090", f"ch{ch}_opacity": 0.9})
+
+
+def test_a_movie_draws_the_atoms_the_view_draws(app):
+    """The export's atoms follow the Display panel: each frame's field atoms unless "true" is asked."""
+    _reset(app)
+    assert app._export_config()[0].atoms == "fade"              # this module shows the true atoms
+    _set(app, atoms_source="auto")
+    assert app._export_config()[0].atoms == "field"
+    _set(app, atoms_source="true")

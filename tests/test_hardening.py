@@ -436,7 +436,8 @@ def test_an_interrupted_movie_export_leaves_no_file(tmp_path):
     for target in (out, out_old):
         with pytest.raises(KeyboardInterrupt):
             render_movie(ex, a, b, target, styles=styles, progress=progress,
-                         config=MovieConfig(frames=4, fps=4, size=(160, 120), resolution=16))
+                         config=MovieConfig(frames=4, fps=4, size=(160, 120), resolution=16,
+                                            atoms="fade"))
     assert not out.exists()
     assert out_old.read_bytes() == b"GIF89a old movie"             # an older file of that name is untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.gif"]

@@ -197,7 +197,7 @@ def test_ensemble_of_a_two_model_pdb_then_animate(tmp_path, repo_root):
     assert json.loads((out / "bundle.json").read_text())["config"]["mode"] == "autodecoder"
     gif = tmp_path / "a.gif"
     r = subprocess.run([sys.executable, "-m", "molviz", "animate", str(out), "--from", "0", "--to", "1",
-                        "--frames", "2", "--size", "64x48", "--resolution", "8", "--out", str(gif)],
+                        "--frames", "2", "--size", "64x48", "--resolution", "8", "--atoms", "fade", "--out", str(gif)],
                        capture_output=True, text=True, timeout=300, cwd=repo_root)
     assert r.returncode == 0, r.stderr
     assert gif.read_bytes()[:6] in (b"GIF89a", b"GIF87a")

@@ -55,7 +55,7 @@ def test_animate_writes_every_frame(bundle_path, tmp_path, suffix, frames):
 
     out = tmp_path / f"movie{suffix}"
     r = _molviz("animate", str(bundle_path), "--from", "0", "--to", "3", "--frames", str(frames),
-                "--size", "320x240", "--resolution", "24", "--orbit", "30", "--out", str(out))
+                "--size", "320x240", "--resolution", "24", "--orbit", "30", "--atoms", "fade", "--out", str(out))
     assert r.returncode == 0, r.stderr
     movie = iio.imread(out, index=None)
     assert movie.shape[0] == frames
@@ -204,7 +204,7 @@ def test_a_movie_can_draw_the_atoms_each_frames_field_implies(tmp_path):
     assert set(found.numbers.tolist()) <= set(a.atoms.numbers.tolist()) | set(b.atoms.numbers.tolist())
     out = tmp_path / "field.gif"
     r = _molviz("animate", str(SHIPPED), "--from", "1", "--to", "14", "--frames", "2", "--size", "240x180",
-                "--resolution", "24", "--atoms", "field", "--out", str(out))
+                "--resolution", "24", "--out", str(out))                       # --atoms field: the default
     assert r.returncode == 0, r.stderr
     movie = iio.imread(out, index=None)
     assert movie.shape[0] == 2 and _blank(movie[0]) < 0.98

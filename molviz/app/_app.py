@@ -957,7 +957,9 @@ class MolvizApp(ViewExtras, TrameApp):
         title = clean_text(s.export_title if title is None else title, "movie title", self.limits)
         cfg = MovieConfig(frames=frames, fps=fps, size=EXPORT_SIZES[size], mode=self._good.get("interp_mode", "linear"),
                           resolution=min(int(self.state.resolution), 64), round_trip=round_trip,
-                          orbit=60.0 if orbit else 0.0, title=title[:120])
+                          orbit=60.0 if orbit else 0.0, title=title[:120],
+                          # the movie's atoms follow the view's: the ends fading only when "true" is asked
+                          atoms="fade" if self._good.get("atoms_source", "auto") == "true" else "field")
         return cfg, fmt
 
     @trigger("export_movie")

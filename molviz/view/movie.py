@@ -49,9 +49,9 @@ class MovieConfig:
     orbit: float = 0.0                      # degrees the camera turns over the whole movie
     title: str = ""                         # drawn at the top of every frame, above the endpoints' names
     fill: float = 0.85                      # share of the frame's width or height the molecule spans
-    atoms: Literal["fade", "field"] = "fade"   # the ends' atoms fading into each other, or the atoms each
-                                            # frame's decoded field implies (Explorer.implied_atoms: seconds
-                                            # per frame on a CPU)
+    atoms: Literal["fade", "field"] = "field"  # the atoms each frame's decoded field implies
+                                            # (Explorer.implied_atoms: about a second per frame on a CPU),
+                                            # or the ends' atoms fading into each other
 
 
 def frame_times(cfg: MovieConfig) -> list[float]:
