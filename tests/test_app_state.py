@@ -15,7 +15,7 @@ import pytest
 
 pytest.importorskip("trame")
 
-from app_bundles import make_small_bundle  # noqa: E402
+from app_bundles import ROOT, make_small_bundle  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -544,5 +544,19 @@ def test_a_movie_draws_the_atoms_the_view_draws(app):
     _reset(app)
     assert app._export_config()[0].atoms == "fade"              # this module shows the true atoms
     _set(app, atoms_source="auto")
+    assert app._export_config()[0].atoms == "auto"              # field atoms for small molecules
+    _set(app, atoms_source="field")
     assert app._export_config()[0].atoms == "field"
     _set(app, atoms_source="true")
+
+
+def test_auto_looks_for_field_atoms_in_small_molecules_only():
+    """A protein's interpolation frames and movies keep the true atoms under "auto": its field at 32^3
+    does not resolve them, and looking for hundreds took minutes per frame (the 2JUY ensemble)."""
+    from molviz.view.explore import Explorer, field_atoms_by_default
+
+    small = Explorer.open(ROOT / "assets" / "models" / "freesolv")
+    protein = Explorer.open(ROOT / "assets" / "models" / "nmr-2juy")
+    for ex, want in ((small, True), (protein, False)):
+        view = ex.frame(ex.item_endpoint(0), ex.item_endpoint(1), 0.5, resolution=8)
+        assert field_atoms_by_default(view) is want

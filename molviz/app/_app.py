@@ -45,7 +45,7 @@ from molviz.app.state import (
 )
 from molviz.errors import MolvizError
 from molviz.models import bundled_models_dir, default_bundle, find_bundles
-from molviz.view.explore import Endpoint, Explorer, View
+from molviz.view.explore import Endpoint, Explorer, View, field_atoms_by_default
 from molviz.view.exports import MAX_MAPS_BYTES, maps_zip, scene_glb
 from molviz.view.latent_map import LatentMap, depiction_svg
 from molviz.view.limits import (
@@ -739,7 +739,8 @@ class MolvizApp(ViewExtras, TrameApp):
         """Atoms implied by the decoded field of the view on screen (display option "from field" or
         "both"), found in their own lane and added to the picture when they arrive (seconds later)."""
         mode, view = self._good.get("atoms_source", "auto"), self.current
-        auto_frame = mode == "auto" and view is not None and view.extra.get("t") is not None and not self._playing()
+        auto_frame = (mode == "auto" and view is not None and view.extra.get("t") is not None and not self._playing()
+                      and field_atoms_by_default(view))
         if (mode == "true" or (mode == "auto" and not auto_frame)) or view is None or self.explorer is None:
             self.state.atoms_text = ""
             self.atoms_lane.cancel()
@@ -958,8 +959,9 @@ class MolvizApp(ViewExtras, TrameApp):
         cfg = MovieConfig(frames=frames, fps=fps, size=EXPORT_SIZES[size], mode=self._good.get("interp_mode", "linear"),
                           resolution=min(int(self.state.resolution), 64), round_trip=round_trip,
                           orbit=60.0 if orbit else 0.0, title=title[:120],
-                          # the movie's atoms follow the view's: the ends fading only when "true" is asked
-                          atoms="fade" if self._good.get("atoms_source", "auto") == "true" else "field")
+                          # the movie's atoms follow the view's option
+                          atoms={"true": "fade", "auto": "auto"}.get(self._good.get("atoms_source", "auto"),
+                                                                      "field"))
         return cfg, fmt
 
     @trigger("export_movie")

@@ -39,16 +39,19 @@ def muv_path() -> Path:
                             "assets/data/muv")
 
 
-def muv_rows(n: int) -> tuple[list[str], list[list[str]]]:
-    """The header and the first ``n`` rows of MUV (SMILES and the 17 assay columns)."""
+def muv_rows(n: int, *, spread: bool = False) -> tuple[list[str], list[list[str]]]:
+    """The header and the first ``n`` rows of MUV (SMILES and the 17 assay columns); with ``spread``,
+    ``n`` rows evenly spaced over the whole file (the file is ordered by assay, so its start need not be
+    typical of all of it)."""
     import csv
     import gzip
     import itertools
 
+    step = max(1, MUV_SIZE // n) if spread else 1
     with gzip.open(muv_path(), "rt", newline="") as f:
         reader = csv.reader(f)
         header = next(reader)
-        return header, list(itertools.islice(reader, n))
+        return header, list(itertools.islice(reader, 0, n * step, step))
 
 
 def peak_rss_mb() -> float:
@@ -77,8 +80,10 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def prep_row(n: int, geometry: str = "mmff", workers: int = 1, channels: str = "elements+density") -> dict:
-    """Prepare the first ``n`` MUV molecules (``workers`` processes, ``geometry``); speed and memory."""
+def prep_row(n: int, geometry: str = "mmff", workers: int = 1, channels: str = "elements+density",
+             spread: bool = False) -> dict:
+    """Prepare the first ``n`` MUV molecules (``spread``: ``n`` spread over the file) with ``workers``
+    processes and ``geometry``; speed and memory."""
     import csv
     import dataclasses
     import shutil
@@ -91,7 +96,7 @@ def prep_row(n: int, geometry: str = "mmff", workers: int = 1, channels: str = "
     torch.set_num_threads(1)
     folder = Path(tempfile.mkdtemp(prefix="molviz-bench-prep-"))
     try:
-        header, rows = muv_rows(n)
+        header, rows = muv_rows(n, spread=spread)
         table = folder / "muv.csv"
         with open(table, "w", newline="") as f:
             w = csv.writer(f)
@@ -115,7 +120,7 @@ def prep_row(n: int, geometry: str = "mmff", workers: int = 1, channels: str = "
         seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
         npz = data.save(folder / "prepared.npz")
         rate = n / seconds
-        return {"row": "prepare", "molecules": n, "geometry": geometry, "workers": workers,
+        return {"row": "prepare", "molecules": n, "geometry": geometry, "workers": workers, "spread": spread,
                 "items": data.n_items, "skipped": len(data.skipped), "seconds": round(seconds, 2),
                 "molecules_per_s": round(rate, 2), "atom_rows": int(len(data.xyz)),
                 "npz_bytes_per_molecule": round(npz.stat().st_size / n, 1),

@@ -47,10 +47,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=float, default=None, help="isosurface level (as for render)")
     p.add_argument("--level-mode", choices=("absolute", "fraction", "percent"), default="absolute")
     p.add_argument("--no-atoms", action="store_true")
-    p.add_argument("--atoms", choices=("fade", "field"), default="field",
-                   help="field: each frame draws the atoms its decoded field implies (default; "
-                        "molviz.fields.find_atoms, about a second per frame on a CPU); fade: the two ends' atoms "
-                        "fade into each other")
+    p.add_argument("--atoms", choices=("auto", "fade", "field"), default="auto",
+                   help="field: each frame draws the atoms its decoded field implies (molviz.fields.find_atoms, "
+                        "about a second per frame on a CPU); fade: the two ends' atoms fade into each other; "
+                        "auto (default): field for molecules of up to 200 atoms, fade for larger systems")
     p.set_defaults(func=_animate)
 
 

@@ -91,6 +91,7 @@ def _plan(quick: bool) -> list[str]:
                 f'{__name__}:encode_row(256)', f'{__name__}:umap_row(500)']
     return ['prep_row(200, "mmff", 1)', 'prep_row(200, "etkdg", 1)',
             'prep_row(400, "mmff", 2)', 'prep_row(400, "etkdg", 2)', 'prep_row(1600, "etkdg", 2)',
+            'prep_row(1600, "etkdg", 2, spread=True)',
             'step_row(1000, "held")', 'step_row(1000, "batch")', f'step_row({MUV_SIZE}, "batch")',
             'step_row(10000, "held")',
             f'{__name__}:encode_row(5000)', f'{__name__}:encode_row(5000, workers=2)',
@@ -103,7 +104,7 @@ def _line(r: dict) -> str:
     kind = r["row"]
     if kind == "prepare":
         worker = f", largest worker {r['worker_peak_rss_mb']:.0f} MB" if r.get("worker_peak_rss_mb") else ""
-        return (f"prepare   {r['molecules']:>6} MUV  --geometry {r['geometry']:<5} {r['workers']} worker(s): "
+        return (f"prepare   {r['molecules']:>6} MUV{' (spread)' if r.get('spread') else ''}  --geometry {r['geometry']:<5} {r['workers']} worker(s): "
                 f"{r['seconds']:7.1f} s  {r['molecules_per_s']:6.2f} mol/s  -> all {MUV_SIZE:,}: "
                 f"{r['muv_minutes']:4.0f} min (idle cores, from CPU time: {r['muv_minutes_idle']:.0f} min); "
                 f"peak RSS main {r['peak_rss_mb']:.0f} MB{worker}; {r['items']} items, {r['skipped']} skipped"

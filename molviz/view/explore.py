@@ -682,14 +682,30 @@ def _subset(atoms: Atoms, mask: np.ndarray) -> Atoms:
     return Atoms(atoms.coords[mask], atoms.numbers[mask], None if atoms.components is None else atoms.components[mask])
 
 
+FIELD_ATOMS_AUTO_MAX = 200   # atoms: larger systems (proteins) show their true atoms unless field atoms are asked
+
+
+def _known_atoms(view: View) -> list[int]:
+    """How many atoms the stored molecules of ``view`` have (an interpolation frame: each end)."""
+    return [len(x.numbers) for x in [view.atoms, *(m[0] for m in view.extra.get("more_atoms", ()))]
+            if x is not None]
+
+
+def field_atoms_by_default(view: View) -> bool:
+    """Whether "auto" (interpolation frames, movies) draws the atoms ``view``'s field implies: for small
+    molecules (at most :data:`FIELD_ATOMS_AUTO_MAX` atoms at either end). A protein's field at 32^3 does
+    not resolve its atoms one by one, and looking for hundreds takes minutes on a CPU."""
+    known = _known_atoms(view)
+    return bool(known) and max(known) <= FIELD_ATOMS_AUTO_MAX
+
+
 def _atoms_cap(view: View) -> int:
     """At most this many atoms per channel are looked for in ``view``'s field: twice the most atoms its
-    stored molecules have (an interpolation frame: either end), at least 16; 300 when none is known.
-    A trained field implies about the true count; a noisy one (an untrained bundle, a latent far from
-    the data) would otherwise cost seconds per spurious atom."""
-    known = [len(x.numbers) for x in [view.atoms, *(m[0] for m in view.extra.get("more_atoms", ()))]
-             if x is not None]
-    return max(16, 2 * max(known)) if known else 300
+    stored molecules have (an interpolation frame: either end), at least 16 and at most 300; 300 when
+    none is known. A trained field implies about the true count; a noisy one (an untrained bundle, a
+    latent far from the data) would otherwise cost seconds per spurious atom."""
+    known = _known_atoms(view)
+    return min(300, max(16, 2 * max(known))) if known else 300
 
 
 def frame_atoms(a: Atoms | None, b: Atoms | None, t: float) -> tuple[Atoms | None, list]:
@@ -709,4 +725,4 @@ def blend_atoms(a: Atoms | None, b: Atoms | None, t: float) -> Atoms | None:
     return a if t < 0.5 else b
 
 
-__all__ = ["Endpoint", "Explorer", "View", "blend_atoms", "frame_atoms"]
+__all__ = ["Endpoint", "Explorer", "View", "blend_atoms", "field_atoms_by_default", "frame_atoms"]

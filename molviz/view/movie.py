@@ -49,9 +49,11 @@ class MovieConfig:
     orbit: float = 0.0                      # degrees the camera turns over the whole movie
     title: str = ""                         # drawn at the top of every frame, above the endpoints' names
     fill: float = 0.85                      # share of the frame's width or height the molecule spans
-    atoms: Literal["fade", "field"] = "field"  # the atoms each frame's decoded field implies
-                                            # (Explorer.implied_atoms: about a second per frame on a CPU),
-                                            # or the ends' atoms fading into each other
+    atoms: Literal["auto", "fade", "field"] = "auto"  # "field": the atoms each frame's decoded field
+                                            # implies (Explorer.implied_atoms: about a second per frame on a
+                                            # CPU); "fade": the ends' atoms fading into each other; "auto":
+                                            # field for small molecules, fade for proteins
+                                            # (molviz.view.explore.field_atoms_by_default)
 
 
 def frame_times(cfg: MovieConfig) -> list[float]:
@@ -149,12 +151,14 @@ def render_movie(explorer: Explorer, a: Endpoint, b: Endpoint, out: str | os.Pat
     writer = MovieWriter(out, fps=cfg.fps, n_frames=len(times))
     names = f"{a.label}  to  {b.label}"      # VTK's default font has no arrow
 
-    if cfg.atoms not in ("fade", "field"):
-        raise InputError(f"movie atoms must be 'fade' or 'field', got {cfg.atoms!r}")
+    if cfg.atoms not in ("auto", "fade", "field"):
+        raise InputError(f"movie atoms must be 'auto', 'fade' or 'field', got {cfg.atoms!r}")
 
     def frame_scene(t: float):
+        from molviz.view.explore import field_atoms_by_default
         view = explorer.frame(a, b, t, mode=cfg.mode, resolution=cfg.resolution)
-        if cfg.atoms == "field" and options.show_atoms:
+        field = cfg.atoms == "field" or (cfg.atoms == "auto" and field_atoms_by_default(view))
+        if field and options.show_atoms:
             return build_scene([Layer(view.volume, view.grid, explorer.channel_names, explorer.implied_atoms(view))],
                                styles, options)
         return build_scene([Layer(view.volume, view.grid, explorer.channel_names, view.atoms,
