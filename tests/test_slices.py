@@ -189,3 +189,30 @@ def test_app_a_view_asked_before_the_slice_was_on_is_followed_by_a_dense_one(app
     assert "L0:slice" in app.scene.built.actors and "adaptive" not in app.state.slice_text
     _set(app, slice_on=False, resolution_choice="64")
     assert not any(":slice" in n for n in app.scene.built.actors)
+
+
+def test_app_png_carries_the_value_bar_when_the_browser_renders(app):
+    """Rendered in the browser, the value bar is HTML over the view; a PNG (rendered by the server) still
+    has it, as with server-side rendering, and the scene the browser gets stays without it."""
+    import io
+
+    from PIL import Image
+
+    def png() -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(app.screenshot_png())).convert("RGB")).astype(np.int16)
+
+    _set(app, view_source="item", item_index=0, compare="reconstruction", resolution_choice="32",
+         screenshot_size="view", screenshot_transparent=False)
+    _set(app, slice_on=True, slice_channel=0, slice_axis="z", slice_position=0.5)
+    remote = png()
+    _set(app, view_mode="local")
+    assert app.state.view_mode == "local" and app.scene._slice_bar is None and app.state.slice_bar
+    local = png()
+    assert app.scene._slice_bar is None                                   # taken out again
+    strip = (slice(None), slice(int(remote.shape[1] * 0.8), None))        # the right edge: the bar
+    assert np.abs(local[strip] - remote[strip]).mean() < 3.0
+    _set(app, view_mode="remote")
+    app.scene.set_value_bar(None)                                         # what the PNG had been without it
+    bare = png()
+    assert np.abs(bare[strip] - remote[strip]).mean() > np.abs(local[strip] - remote[strip]).mean() + 1.0
+    _set(app, slice_on=False)

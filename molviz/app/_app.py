@@ -910,8 +910,13 @@ class MolvizApp(ViewExtras, TrameApp):
         except MolvizError as exc:
             self._error(exc)
             return None
-        image = self.scene.picture(size=PICTURE_SIZES[size], scale=scale,
-                                   transparent=clean_bool(self.state.screenshot_transparent))
+        bar = self._local_value_bar()             # the browser draws it in HTML; a PNG needs it drawn in
+        try:
+            image = self.scene.picture(size=PICTURE_SIZES[size], scale=scale,
+                                       transparent=clean_bool(self.state.screenshot_transparent))
+        finally:
+            if bar is not None:
+                self.scene.set_value_bar(None)
         self._push_view()                         # the window is back to the view's size
         data = png_bytes(image)
         return self.server.protocol.addAttachment(data) if self.server.protocol else data

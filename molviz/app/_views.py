@@ -153,6 +153,18 @@ class ViewExtras:
         if push:
             self._push_view()
 
+    def _local_value_bar(self):
+        """While the browser renders (local), the slice's value bar is HTML over the view, not in the scene:
+        put it in for a picture the server renders (PNG), returned so the caller takes it out again."""
+        from molviz.view.slices import value_bar
+
+        shown = self.state.slice_bar
+        if self._good.get("view_mode") != "local" or not shown:
+            return None
+        bar = value_bar(shown["title"], float(shown["lo"]), float(shown["hi"]))
+        self.scene.set_value_bar(bar)
+        return bar
+
     # ------------------------------------------------------------------ side by side without a truth
     def _compare_with_nearest(self, view: View, resolution: int) -> None:
         """For side by side of a view without a truth of its own (interpolation frame, encoded molecule):

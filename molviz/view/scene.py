@@ -645,6 +645,11 @@ class Scene:
         bar) at the right edge of the view; ``{}`` and None take them away. :meth:`show` drops the
         planes with the rest of the old scene; the bar stays until the next call."""
         self.add_actors(parts, replace=":slice")
+        self.set_value_bar(bar)
+
+    def set_value_bar(self, bar=None) -> None:
+        """Show ``bar`` (the slice's value bar, a 2D prop) at the right edge of the view in place of any
+        shown before (None: none), leaving the slice planes as they are."""
         if self._slice_bar is not None:
             self._remove(self._slice_bar)
         self._slice_bar = bar
