@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -349,10 +349,11 @@ def peaks_from_table(xyz, channel, width, n_channels: int, *, beta: float, tol: 
         return peaks
     inv_r2 = beta / (width * width)
     if len(xyz) <= SMALL_TABLE:
-        one = np.array([0, len(xyz)])
+        # the code peaks_of_tables runs, with the same padding: one molecule's divisors whichever way
+        (A, items), = padded_batches(np.array([len(xyz)]), lambda A: 1)
         return torch.from_numpy(_batched_small_peaks(
-            xyz.cpu().numpy(), channel.cpu().numpy(), width.cpu().numpy(), one, np.array([0]), n_channels,
-            beta=beta, max_iter=max_iter)[0]).to(dev)
+            xyz.cpu().numpy(), channel.cpu().numpy(), width.cpu().numpy(), np.array([0, len(xyz)]), items, A,
+            n_channels, beta=beta, max_iter=max_iter)[0]).to(dev)
     rc, bound = cutoff_radii(width, channel, n_channels, beta=beta, tol=tol, density=density)
     for c in range(n_channels):
         sel = torch.nonzero(channel == c).squeeze(1)
@@ -368,7 +369,29 @@ SMALL_TABLE = 512  # atom rows up to which peaks use exact all-pairs ascent, all
 
 
 _BATCH_PAIRS = 1 << 19     # seed x atom pairs per batched ascent step (peaks_of_tables): ~2 MB per array
-_PAD = 16                  # atom rows are padded to a multiple of this
+PAD_ROWS = 16              # a batch of small tables pads each to a multiple of this many rows
+
+
+def padded_batches(counts: np.ndarray, per_batch: Callable[[int], int]):
+    """Batches of the small tables (1 to :data:`SMALL_TABLE` rows) among ``counts`` (rows per item):
+    ``(A, items)`` with every item's rows padded to ``A``, the next multiple of :data:`PAD_ROWS`, and
+    at most ``per_batch(A)`` items. One padded size per batch, so an item's numbers do not depend on
+    which others share its batch (or on how a library is split into parts)."""
+    small = np.nonzero((counts > 0) & (counts <= SMALL_TABLE))[0]
+    padded = -(-counts[small] // PAD_ROWS) * PAD_ROWS
+    for A in np.unique(padded).tolist():
+        same = small[padded == A]
+        per = max(1, int(per_batch(A)))
+        for start in range(0, len(same), per):
+            yield A, same[start:start + per]
+
+
+def padded_rows(offsets: np.ndarray, items: np.ndarray, A: int) -> tuple[np.ndarray, np.ndarray]:
+    """Table rows of ``items`` padded to ``A`` each: (B, A) row indices (padding repeats the item's first
+    row) and (B, A) True where the row is the item's own."""
+    start = offsets[items][:, None]
+    valid = np.arange(A)[None] < (offsets[items + 1] - offsets[items])[:, None]
+    return np.where(valid, start + np.arange(A)[None], start), valid
 
 
 def peaks_of_tables(xyz, channel, width, offsets, n_channels: int, *, beta: float, tol: float = DEFAULT_TOL,
@@ -377,11 +400,10 @@ def peaks_of_tables(xyz, channel, width, offsets, n_channels: int, *, beta: floa
     """:func:`peaks_from_table` of many items at once: (N, C) float32, row ``i`` from rows
     ``offsets[i]:offsets[i + 1]`` of the tables.
 
-    Small molecules (up to :data:`SMALL_TABLE` rows) ascend together, padded to the next
-    multiple of :data:`_PAD` rows and batched with molecules of that padded size (so the
-    numbers do not depend on the batch, or on how a library is split into parts): the same steps and the same stopping rule per item as one at a time, but a
-    few large tensor operations per step instead of a few small ones per item (a library's
-    preparation spent a third of its time on per-item overhead). Larger tables go one by one.
+    Small molecules (up to :data:`SMALL_TABLE` rows) ascend together (:func:`padded_batches`):
+    each gets the numbers it gets alone, from a few large tensor operations per step instead of
+    a few small ones per molecule (a library's preparation spent a third of its time on per-item
+    overhead). Larger tables go one by one.
 
     Examples
     --------
@@ -403,21 +425,15 @@ def peaks_of_tables(xyz, channel, width, offsets, n_channels: int, *, beta: floa
         a, b = offsets[i], offsets[i + 1]
         out[i] = peaks_from_table(xyz[a:b], channel[a:b], width[a:b], n_channels, beta=beta, tol=tol,
                                   density=density, max_iter=max_iter, step_tol=step_tol).numpy()
-    small = np.nonzero((counts > 0) & (counts <= SMALL_TABLE))[0]
-    padded = -(-counts // _PAD) * _PAD
-    for size in np.unique(padded[small]):      # one padded size per batch: an item's numbers do not
-        same = small[padded[small] == size]     # depend on which others share its batch
-        per = max(1, _BATCH_PAIRS // int(size) ** 2)
-        for start in range(0, len(same), per):
-            items = same[start:start + per]
-            out[items] = _batched_small_peaks(xyz, channel, width, offsets, items, n_channels, beta=beta,
-                                              max_iter=max_iter)
+    for A, items in padded_batches(counts, lambda A: _BATCH_PAIRS // A ** 2):
+        out[items] = _batched_small_peaks(xyz, channel, width, offsets, items, A, n_channels, beta=beta,
+                                          max_iter=max_iter)
     return out
 
 
-def _batched_small_peaks(xyz, channel, width, offsets, items, n_channels: int, *, beta: float,
+def _batched_small_peaks(xyz, channel, width, offsets, items, A: int, n_channels: int, *, beta: float,
                          max_iter: int, gap_tol: float = 1e-7) -> np.ndarray:
-    """Peaks of ``items``' seeds ascended together against their own item's atoms (padded to A).
+    """Peaks of ``items``' seeds ascended together against their own item's atoms (padded to ``A``).
 
     Every atom seeds an ascent in its channel. Where the field's Hessian is negative definite
     a seed takes the Newton step (``dx = -H^-1 g``, capped at :data:`_NEWTON_MAX` angstrom),
@@ -427,10 +443,8 @@ def _batched_small_peaks(xyz, channel, width, offsets, items, n_channels: int, *
     ``max_iter`` steps settle in a handful. Every value kept is the field at a point, so each
     peak is a lower bound of the true maximum, within ``gap_tol`` of it once converged.
     """
-    n = offsets[items + 1] - offsets[items]
-    B, A = len(items), int(-(-n.max() // _PAD) * _PAD)
-    valid = np.arange(A)[None] < n[:, None]                            # (B, A)
-    row = np.where(valid, offsets[items][:, None] + np.arange(A)[None], offsets[items][:, None])
+    B = len(items)
+    row, valid = padded_rows(offsets, items, A)                        # (B, A)
     a = torch.from_numpy(xyz[row])                                     # (B, A, 3) atoms, padded
     ch = torch.from_numpy(np.where(valid, channel[row], -1))          # padding: channel -1, no partner
     inv_r2 = torch.from_numpy((beta / (width[row] * width[row])).astype(np.float32))

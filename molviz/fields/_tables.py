@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from molviz.fields._grid import Grid
+from molviz.fields._grid import Grid, axis_centres
 
 
 def grid_points(lo, hi, resolution: int, *, device="cpu") -> torch.Tensor:
@@ -51,7 +51,6 @@ def grid_field(xyz, channel, width, n_channels: int, box, resolution: int, *, be
 
 
 _BATCH_FLOATS = 1 << 23   # floats in the largest temporary of one batch of table_grids (32 MB)
-_PAD = 16                 # atom rows padded to a multiple of this
 
 
 def table_grids(xyz, channel, width, offsets, n_channels: int, boxes, resolution: int, *, beta: float,
@@ -62,13 +61,15 @@ def table_grids(xyz, channel, width, offsets, n_channels: int, boxes, resolution
     last voxel centre) and, when given, ``divisors[i]``; ``items`` picks which (default all).
     What :func:`grid_field` gives each item (tested), without its per-item, per-channel loop: the
     1-D factors of every atom (floored at exp(-25) as there), then per item one matrix product
-    ``(gx gy)^T @ (onehot(channel) gz)`` over its atoms, padded to a multiple of 16 rows and batched
-    with items of that padded size (so an item's numbers do not depend on its batch). Every atom
-    counts everywhere (no cutoff), so it differs from :func:`grid_field` by at most that one's
-    cutoff bound (1e-4 of a channel's peak, far less in practice). Small molecules are where it
-    pays (a library's encoding spent its time in per-item overhead); tables over 512 rows go
-    through :func:`grid_field` one by one.
+    ``(gx gy)^T @ (onehot(channel) gz)`` over its atoms, batched as
+    :func:`molviz.fields._sampler.padded_batches` (an item's numbers do not depend on its batch).
+    Every atom counts everywhere (no cutoff), so it differs from :func:`grid_field` by at most that
+    one's cutoff bound (1e-4 of a channel's peak, far less in practice). Small molecules are where
+    it pays (a library's encoding spent its time in per-item overhead); tables over
+    :data:`~molviz.fields._sampler.SMALL_TABLE` rows go through :func:`grid_field` one by one.
     """
+    from molviz.fields._sampler import SMALL_TABLE, padded_batches
+
     offsets = np.asarray(offsets, np.int64)
     items = np.arange(len(offsets) - 1) if items is None else np.asarray(items, np.int64).reshape(-1)
     R, C, dev = int(resolution), int(n_channels), torch.device(device)
@@ -78,19 +79,12 @@ def table_grids(xyz, channel, width, offsets, n_channels: int, boxes, resolution
     boxes = np.asarray(boxes, np.float64)
     out = torch.zeros(len(items), C, R, R, R, dtype=torch.float32, device=dev)
     n = offsets[items + 1] - offsets[items]
-    big = n > 512
-    for k in np.nonzero(big)[0]:
+    for k in np.nonzero(n > SMALL_TABLE)[0]:
         i = int(items[k])
         a, b = offsets[i], offsets[i + 1]
         out[k] = grid_field(xyz[a:b], channel[a:b], width[a:b], C, boxes[i], R, beta=beta, device=dev)
-    padded = -(-n // _PAD) * _PAD
-    small = np.nonzero(~big & (n > 0))[0]
-    for A in np.unique(padded[small]).tolist():       # one padded size per product: an item's field does
-        same = small[padded[small] == A]               # not depend on the items batched with it
-        per = max(1, _BATCH_FLOATS // max(1, A * R * R, A * C * R, C * R ** 3))
-        for s in range(0, len(same), per):
-            k = same[s:s + per]
-            out[k] = _small_grids(xyz, channel, width, offsets, items[k], C, boxes, R, beta, A, dev)
+    for A, k in padded_batches(n, lambda A: _BATCH_FLOATS // max(A * R * R, A * C * R, C * R ** 3)):
+        out[k] = _small_grids(xyz, channel, width, offsets, items[k], C, boxes, R, beta, A, dev)
     if divisors is not None:
         div = torch.as_tensor(np.asarray(divisors, np.float32)[items], device=dev)
         out /= div.reshape(len(items), C, 1, 1, 1)
@@ -100,16 +94,16 @@ def table_grids(xyz, channel, width, offsets, n_channels: int, boxes, resolution
 def _small_grids(xyz, channel, width, offsets, items, C: int, boxes, R: int, beta: float, A: int,
                  dev) -> torch.Tensor:
     """Raw fields (B, C, R, R, R) of small tables, each padded to ``A`` atom rows."""
-    n = offsets[items + 1] - offsets[items]
+    from molviz.fields._sampler import padded_rows
+
     B = len(items)
-    valid = np.arange(A)[None] < n[:, None]
-    row = np.where(valid, offsets[items][:, None] + np.arange(A)[None], offsets[items][:, None])
+    row, valid = padded_rows(offsets, items, A)
     a = torch.as_tensor(xyz[row], device=dev)                                   # (B, A, 3)
     inv = torch.as_tensor(beta / (width[row] * width[row]), dtype=torch.float32, device=dev)
     ok = torch.as_tensor(valid, device=dev)
-    lo, hi = boxes[items, 0], boxes[items, 1]                                   # (B, 3) float64
-    t = lo[:, None, :] + np.arange(R, dtype=np.float64)[None, :, None] * ((hi - lo) / (R - 1))[:, None, :]
-    t = torch.as_tensor(t.astype(np.float32), device=dev)                      # (B, R, 3) voxel centres
+    t = np.stack([np.stack([axis_centres(boxes[i, 0, k], boxes[i, 1, k], R) for k in range(3)], axis=-1)
+                  for i in items])                                              # (B, R, 3) voxel centres
+    t = torch.as_tensor(t.astype(np.float32), device=dev)
     g = [torch.exp((-(t[:, None, :, k] - a[:, :, None, k]) ** 2 * inv[:, :, None]).clamp_(min=-25.0))
          for k in range(3)]                                                     # (B, A, R) each
     gxy = (g[0][:, :, :, None] * (g[1] * ok[:, :, None])[:, :, None, :]).reshape(B, A, R * R)

@@ -27,6 +27,7 @@ import numpy as np
 
 from molviz._io import publish, temp_file_beside
 from molviz.errors import InputError
+from molviz.view.explore import field_atoms_by_default
 from molviz.view.scene import ChannelStyle, Layer, Scene, SceneOptions, build_scene, content_points
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,7 +156,6 @@ def render_movie(explorer: Explorer, a: Endpoint, b: Endpoint, out: str | os.Pat
         raise InputError(f"movie atoms must be 'auto', 'fade' or 'field', got {cfg.atoms!r}")
 
     def frame_scene(t: float):
-        from molviz.view.explore import field_atoms_by_default
         view = explorer.frame(a, b, t, mode=cfg.mode, resolution=cfg.resolution)
         field = cfg.atoms == "field" or (cfg.atoms == "auto" and field_atoms_by_default(view))
         if field and options.show_atoms:
