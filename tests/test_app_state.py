@@ -178,6 +178,13 @@ def test_encoded_smiles_lands_on_map_with_neighbours(app):
     assert app.state.view_source == "encoded"
     assert len(app.state.neighbours) == 5
     assert "nearest-neighbour placement" in app.state.placement_text
+    # its surfaces come from the encoder's latent refined against its atoms; neighbours and the map
+    # from the encoder's latent, where the stored ones live
+    enc = app.encoded
+    assert enc.map_latent is not None and not np.allclose(enc.latent, enc.map_latent)
+    assert f"refined {app.ex.refine_steps} steps" in app.state.placement_text
+    assert [n["index"] for n in app.state.neighbours] == [i for i, _ in app.ex.neighbours(enc.map_latent, 5)]
+    np.testing.assert_allclose(app.current.extra["latent"], enc.latent)
     assert app.current.label.startswith("encoded")
     data = app.state.map_figure["data"]
     assert any(tr.get("marker", {}).get("symbol") == "star" for tr in data)

@@ -1037,7 +1037,7 @@ class MolvizApp(ViewExtras, TrameApp):
 
         def work(should_stop):
             enc = ex.encode(smiles, progress=progress, should_stop=should_stop)
-            return enc, ex.neighbours(enc.latent, 5)
+            return enc, ex.neighbours(enc.placed_latent, 5)
 
         def done(result):
             enc, nbs = result
@@ -1059,7 +1059,7 @@ class MolvizApp(ViewExtras, TrameApp):
             return
         self.encoded = enc
         if self.map is not None:
-            self.encoded_xy, how = self.map.place(enc.latent)
+            self.encoded_xy, how = self.map.place(enc.placed_latent)
         else:
             self.encoded_xy, how = None, "no latent map"
         labels = ex.item_labels()
@@ -1068,6 +1068,8 @@ class MolvizApp(ViewExtras, TrameApp):
             self.state.has_encoded = True
             self.state.neighbours_title = f"nearest to {label} in latent space"
             said = ["; ".join(notes)] if notes else []
+            if enc.map_latent is not None:
+                said.append(f"surfaces from the encoder's latent refined {ex.refine_steps} steps against its atoms")
             warnings = list(getattr(enc, "warnings", []) or [])
             if warnings:
                 said.append("Outside the training set: " + "; ".join(warnings))
@@ -1118,7 +1120,7 @@ class MolvizApp(ViewExtras, TrameApp):
                 raise InterruptedError("encoding cancelled")
             enc = ex.encode_structure(structure, label=structure.name or name, progress=progress,
                                       should_stop=should_stop, start=10.0)
-            return enc, ex.neighbours(enc.latent, 5), notes
+            return enc, ex.neighbours(enc.placed_latent, 5), notes
 
         def done(result):
             enc, nbs, notes = result
@@ -1387,10 +1389,12 @@ class MolvizApp(ViewExtras, TrameApp):
         ea, eb = self._endpoint("a"), self._endpoint("b")
         zs = interpolate(ea.latent, eb.latent, np.linspace(0, 1, 11), mode=self._good.get("interp_mode", "linear"))
         pts = [self.map.place(z, k=3)[0] for z in np.asarray(zs)]
-        if a != -1:
-            pts[0] = self.map.coords[int(a)]
-        if b != -1:
-            pts[-1] = self.map.coords[int(b)]
+        # ends where their points are: a stored item's, or the encoded molecule's star
+        for end, value in ((0, a), (-1, b)):
+            if value != -1:
+                pts[end] = self.map.coords[int(value)]
+            elif self.encoded_xy is not None:
+                pts[end] = self.encoded_xy
         return np.asarray(pts)
 
     def on_map_click(self, event=None, *_args, **_kwargs):

@@ -63,6 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE.npz", help="write latents (N, L), boxes (N, 2, 3) and names here")
     p.add_argument("--conformer", type=int, default=0, help="which conformer of each input (default 0)")
     p.add_argument("--steps", type=int, default=2000, help="latent-fitting steps for auto-decoder bundles")
+    p.add_argument("--refine", type=int, default=0, metavar="K",
+                   help="auto-encoder bundles: take the encoder's latent K steps further against the field the "
+                        "input's atoms give (network frozen; closer surfaces, about 15 ms a step for FreeSolv on "
+                        "one CPU core); neighbours are still those of the encoder's latent (default 0: off)")
     p.set_defaults(func=_encode)
 
     q = sub.add_parser("neighbours", help="nearest stored items of a bundle item or a saved latent",
@@ -176,12 +180,18 @@ def _item_name(engine, i: int) -> str:
 
 def _encode(args) -> int:
     import numpy as np
+
+    from molviz.errors import InputError
+    if not 0 <= args.refine <= 100_000:
+        raise InputError("--refine: give 0..100000 steps")
     eng = _engine(args)
     rows, latents, boxes, names = [], [], [], []
     for src in args.sources:
         enc = eng.encode(src, details=True, conformer=args.conformer, steps=args.steps,
-                         progress=sys.stderr.isatty())
-        nn = eng.neighbours(enc.latent, args.k, metric=args.metric)
+                         progress=sys.stderr.isatty(), refine=args.refine)
+        # neighbours in the space the stored latents fill: the encoder's latent, also when refined
+        nn = eng.neighbours(enc.latent if enc.encoder_latent is None else enc.encoder_latent, args.k,
+                            metric=args.metric)
         for w in getattr(enc.structure, "warnings", ()) or ():
             print(f"molviz encode: note: {src}: {w}", file=sys.stderr)
         for w in enc.warnings:

@@ -109,19 +109,29 @@ def domain_warnings(bundle, structure, box, latent, *, conformer: int = 0) -> li
     return warnings
 
 
-@torch.no_grad()
-def _encode_with_encoder(engine, structure, conformer: int) -> Encoded:
+def _encode_with_encoder(engine, structure, conformer: int, refine: int = 0,
+                         on_step: Callable[[int, int], None] | None = None) -> Encoded:
     from molviz.engine._fit import item_target
     from molviz.models import psnr
+    from molviz.models._refine import refine_latent
     bundle = engine.bundle
     box, _table, _div, target = item_target(bundle, structure, conformer=conformer, device=engine.device)
     R, C = int(bundle.spec.resolution), engine.n_channels
     field = target.T.reshape(1, C, R, R, R).float()                                # (1, C, R, R, R)
     encoder = bundle.encoder.to(engine.device).eval()
     box_t = torch.as_tensor(np.asarray(box, np.float32), device=engine.device)[None]  # (1, 2, 3)
-    latent = encoder(field, box_t)[0].float().cpu().numpy()                        # (L,)
-    recon = engine.decode(latent, resolution=R, cache=False)[0]
-    return Encoded(latent=latent, box=np.asarray(box, np.float32), method="encoder",
+    with torch.no_grad():
+        latent = encoder(field, box_t)[0].float()                                  # (L,)
+    encoded = latent.cpu().numpy()
+    if refine > 0:      # the encoder's latent taken further against the field the atoms give
+        r = refine_latent(engine.model, latent, target.float(), resolution=R, steps=refine,
+                          l1=bundle.spec.loss == "l1", on_step=on_step)
+        engine.model.eval()
+        return Encoded(latent=r.latent.float().numpy(), box=np.asarray(box, np.float32), method="encoder+refine",
+                       psnr=psnr(r.prediction, target), name=getattr(structure, "name", ""),
+                       structure=structure, encoder_latent=encoded, refine_steps=r.steps)
+    recon = engine.decode(encoded, resolution=R, cache=False)[0]
+    return Encoded(latent=encoded, box=np.asarray(box, np.float32), method="encoder",
                    psnr=psnr(recon, field[0].cpu().numpy()), name=getattr(structure, "name", ""),
                    structure=structure)
 
@@ -139,7 +149,7 @@ def _encode_by_fitting(engine, structure, conformer: int, steps: int, progress: 
 
 
 def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progress: bool = False,
-           on_step: Callable[[int, int], None] | None = None) -> Encoded:
+           on_step: Callable[[int, int], None] | None = None, refine: int = 0) -> Encoded:
     """Encode ``source`` with ``engine``'s bundle; see :meth:`molviz.engine.Engine.encode`.
 
     Examples
@@ -156,8 +166,9 @@ def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progre
         raise InputError(f"conformer {conformer} does not exist: {structure.name!r} has "
                          f"{structure.n_conformers} conformer(s)")
     if engine.bundle.encoder is not None:
-        enc = _encode_with_encoder(engine, structure, conformer)
+        enc = _encode_with_encoder(engine, structure, conformer, refine, on_step)
     else:
         enc = _encode_by_fitting(engine, structure, conformer, steps, progress, on_step)
-    enc.warnings = domain_warnings(engine.bundle, structure.conformer(conformer), enc.box, enc.latent)
+    enc.warnings = domain_warnings(engine.bundle, structure.conformer(conformer), enc.box,
+                                   enc.latent if enc.encoder_latent is None else enc.encoder_latent)
     return enc

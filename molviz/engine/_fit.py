@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from molviz._io import save_npz
-from molviz.fields._tables import grid_field, item_divisors, normalized_coords
+from molviz.fields._tables import grid_field, item_divisors
 
 
 @dataclass
@@ -61,10 +61,11 @@ def item_target(bundle, structure, *, conformer: int = 0, device="cpu"):
 
 def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: float = 1e-2,
                tol: float = 1e-3, window: int = 50, device: str = "auto", progress: bool = True,
-               seed: int = 0, on_step: Callable[[int, int], None] | None = None) -> FitResult:
-    """Optimise a fresh latent for ``structure`` with the bundle's network frozen.
+               seed: int = 0, on_step: Callable[[int, int], None] | None = None,
+               init=None) -> FitResult:
+    """Optimise a latent for ``structure`` with the bundle's network frozen (:func:`molviz.models._refine.refine_latent`).
 
-    The latent starts at the mean of the training latents. Stops after ``steps``,
+    The latent starts at ``init`` (L,), or at the mean of the training latents. Stops after ``steps``,
     or when the mean loss of the last ``window`` steps improved on the window
     before it by less than ``tol`` (relative). ``on_step(step, steps)`` is called after each step
     (a progress bar, a cancel button: whatever it raises ends the fit and reaches the caller, the
@@ -77,48 +78,16 @@ def fit_latent(bundle, structure, *, conformer: int = 0, steps: int = 2000, lr: 
     >>> res.psnr > 30  # doctest: +SKIP
     True
     """
-    from molviz._progress import tqdm
     from molviz.fields import resolve_device
     from molviz.models import psnr
+    from molviz.models._refine import refine_latent
     dev = resolve_device(device)
     torch.manual_seed(seed)
     box, table, div, target = item_target(bundle, structure, conformer=conformer, device=dev)
-    R = int(bundle.spec.resolution)
-    model = bundle.model.to(dev).eval()
-    grad_flags = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    coords = normalized_coords(R, device=dev)[None]                                 # (1, R^3, 3)
-    target = target[None]                                                           # (1, R^3, C)
-    z = bundle.latents.mean(dim=0, keepdim=True).to(dev).clone().requires_grad_(True)   # (1, L)
-    opt = torch.optim.Adam([z], lr=lr)
-    l1 = bundle.spec.loss == "l1"
-    losses: list[float] = []
-    converged = False
-    bar = tqdm(range(steps), desc="fit latent", disable=not progress, dynamic_ncols=True)
-    try:
-        for step in bar:
-            err = model(coords, z) - target
-            loss = err.abs().mean() if l1 else (err**2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{losses[-1]:.3e}",
-                                psnr=f"{-10 * np.log10(max(float((err.detach() ** 2).mean()), 1e-30)):.2f}dB")
-            if on_step is not None:
-                on_step(step + 1, steps)
-            if len(losses) >= 2 * window:
-                prev, cur = np.mean(losses[-2 * window:-window]), np.mean(losses[-window:])
-                if prev - cur < tol * prev:
-                    converged = True
-                    break
-    finally:
-        bar.close()
-        for p, flag in zip(model.parameters(), grad_flags):   # leave the network as we found it
-            p.requires_grad_(flag)
-    with torch.no_grad():
-        pred = model(coords, z)
-    return FitResult(latent=z.detach()[0].cpu(), box=box, divisors=div, psnr=psnr(pred, target),
-                     steps=len(losses), converged=converged, losses=losses, table=table)
+    model = bundle.model.to(dev)
+    start = init if init is not None else bundle.latents.mean(dim=0)
+    r = refine_latent(model, start, target, resolution=int(bundle.spec.resolution), steps=steps, lr=lr, tol=tol,
+                      window=window, l1=bundle.spec.loss == "l1", on_step=on_step, progress=progress,
+                      desc="fit latent" if init is None else "refine latent")
+    return FitResult(latent=r.latent, box=box, divisors=div, psnr=psnr(r.prediction, target),
+                     steps=r.steps, converged=r.converged, losses=r.losses, table=table)

@@ -25,8 +25,10 @@ class Encoded:
 
     latent: np.ndarray           # (L,) float32
     box: np.ndarray              # (2, 3) angstrom: first and last voxel centre of its grid
-    method: str                  # "encoder" (auto-encoder) or "fit" (auto-decoder, network frozen)
+    method: str                  # "encoder", "encoder+refine" (auto-encoder) or "fit" (auto-decoder, network frozen)
     psnr: float | None = None    # reconstruction at the bundle's training resolution
     name: str = ""
     structure: Any = field(default=None, repr=False)
     warnings: list[str] = field(default_factory=list)   # where the input lies outside the training set
+    encoder_latent: np.ndarray | None = None   # "encoder+refine": the encoder's latent the refinement began at
+    refine_steps: int = 0                      # ... and the steps it took

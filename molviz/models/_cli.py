@@ -32,6 +32,8 @@ SHAPE_ROWS = (
     ("freesolv", "heldout@32", "FreeSolv, held-out 64 molecules", (0.85, 0.95, 0.80, 0.01)),
     ("nmr-2juy", "all@32", "2JUY, 24 NMR conformers", (0.85, 0.95, None, 0.01)),
     ("6ega", "all@32", "6EGA, protein + ligand", (0.95, 0.99, None, 0.01)),
+    ("freesolv", "heldout@32/refine200", "FreeSolv, held-out 64, encoder + 200 refinement steps",
+     (0.85, 0.95, 0.80, 0.01)),
 )
 
 
@@ -56,7 +58,8 @@ def shape_table(models: Path) -> str:
         at = rec.get("atoms") or {}
         spur = rec.get("mean_spurious_fraction")
         res = rec["resolution"]
-        cmd = f"`molviz eval assets/models/{name} --resolution {res} --items {rec['items']}`"
+        refine = f" --refine {rec['refine']}" if rec.get("refine") else ""
+        cmd = f"`molviz eval assets/models/{name} --resolution {res} --items {rec['items']}{refine}`"
         lines.append(
             f"| {what} | {iou.get('0.5', 0) or 0:.3f} (>= {t_iou}) | {iou.get('0.2', 0) or 0:.3f} | "
             f"{pct(at.get('recall'))} / {pct(at.get('precision'))} / {pct(at.get('element_accuracy'))} "

@@ -138,6 +138,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "recovery, the slow part: seconds per small molecule, minutes per protein)")
     p.add_argument("--tolerance", type=float, default=0.5, metavar="A",
                    help="a recovered atom matches a true one within this many angstrom (default 0.5)")
+    p.add_argument("--refine", type=int, default=0, metavar="K",
+                   help="evaluate each item's latent after K refinement steps against its true field, the "
+                        "network frozen (what `molviz encode --refine K` gives a new molecule; 0: the stored "
+                        "latents, default)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--write", action="store_true", help="merge the results into BUNDLE/eval.json")
     p.add_argument("--device", default="auto")
@@ -294,17 +298,21 @@ def _eval(args) -> int:
                              "per axis (--atoms-resolution 0 skips atom recovery)")
         if not all(0.0 < lv <= 1.0 for lv in args.levels) or not args.tolerance > 0:
             raise InputError("--levels: give values in (0, 1] (fields peak at 1); --tolerance: a positive distance")
+        if not 0 <= args.refine <= 100_000:
+            raise InputError("--refine: give 0..100000 steps")
         report = evaluate_bundle(bundle, resolutions=tuple(args.resolution) if args.resolution else None,
                                  items=args.items, max_items=args.max_items, device=args.device,
                                  progress=not args.json, levels=tuple(args.levels),
-                                 recovery_resolution=args.atoms_resolution or None, tolerance=args.tolerance)
+                                 recovery_resolution=args.atoms_resolution or None, tolerance=args.tolerance,
+                                 refine=args.refine)
     ridge = ridge_report(bundle) if args.ridge else None
     if args.json:
         print(json.dumps({**report, **({"ridge": ridge} if ridge else {})}, indent=1))
     else:
         for n, r in report["results"].items():
             chans = ", ".join(f"{c} {v:.1f}" for c, v in r["channel_psnr"].items())
-            print(f"{n}^3, {report['n_items']} {args.items} item(s): mean PSNR {r['mean_psnr']:.2f} dB "
+            refined = f", latents refined {args.refine} steps" if args.refine else ""
+            print(f"{n}^3, {report['n_items']} {args.items} item(s){refined}: mean PSNR {r['mean_psnr']:.2f} dB "
                   f"(median {r['median_psnr']:.2f}, min {r['min_psnr']:.2f}); per channel: {chans}")
             if r["median_peak_ratio"] is not None:
                 peaks = ", ".join(f"{c} {v:.2f}" for c, v in r["channel_peak_ratio"].items() if v is not None)
@@ -332,8 +340,10 @@ def _eval(args) -> int:
             old = json.loads(path.read_text()) if path.exists() else {}
             psnr, command = old.get("psnr", {}), command_line(args)
             for n, r in report["results"].items():
-                key = f"{args.items}@{n}" + (f"/max{args.max_items}" if args.max_items else "")
-                psnr[key] = {**r, "items": args.items, "n_items": report["n_items"], "command": command}
+                key = f"{args.items}@{n}" + (f"/max{args.max_items}" if args.max_items else "") \
+                    + (f"/refine{args.refine}" if args.refine else "")
+                psnr[key] = {**r, "items": args.items, "n_items": report["n_items"], "refine": report.get("refine", 0),
+                             "command": command}
             # every command that wrote into the file, oldest first (a repeat moves to the end)
             earlier = old.get("commands") or ([old["command"]] if "command" in old else [])  # older files: one
             commands = [c for c in earlier if c != command] + [command]

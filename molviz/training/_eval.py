@@ -112,10 +112,12 @@ def shape_metrics(pred: torch.Tensor, truth: torch.Tensor, *,
 
 
 def atom_recovery(bundle, i: int, *, resolution: int = RECOVERY_RESOLUTION, tolerance: float = MATCH_TOLERANCE,
-                  field: torch.Tensor | None = None, device: str | torch.device = "cpu") -> dict[str, Any]:
+                  field: torch.Tensor | None = None, device: str | torch.device = "cpu",
+                  latent: torch.Tensor | None = None) -> dict[str, Any]:
     """Atoms found in item ``i``'s decoded field, matched to its true atoms (:mod:`molviz.fields._atoms`).
 
-    The field is decoded at ``resolution``^3 over the item box (or ``field`` is used, e.g. the
+    The field is decoded at ``resolution``^3 over the item box from ``latent`` (default: the item's
+    stored latent), or ``field`` is used (e.g. the
     ground truth, to check the finder) and each element channel is deconvolved with the known
     blob shape, scaled by the item's stored divisors (the normalisation the network learned).
     True atoms are the rows of the element channels in the bundle's atom table.
@@ -139,7 +141,7 @@ def atom_recovery(bundle, i: int, *, resolution: int = RECOVERY_RESOLUTION, tole
     from molviz.models._truth import item_divisors_of
     chans = bundle_channels(bundle)
     if field is None:
-        field = decode(bundle, bundle.latents[i], resolution, device=device)
+        field = decode(bundle, bundle.latents[i] if latent is None else latent, resolution, device=device)
     res = tuple(field.shape[1:])
     grid = Grid.from_box(bundle.boxes[i, 0], bundle.boxes[i, 1], res)
     found = find_atoms(field, grid, chans, beta=float(bundle.config["beta"]), scale=item_divisors_of(bundle, i))
@@ -174,11 +176,22 @@ def select_items(bundle, which: Literal["train", "heldout", "all"], max_items: i
     return idx[:max_items] if max_items else idx
 
 
+def refined_latent(bundle, i: int, steps: int, *, device: str | torch.device = "cpu") -> torch.Tensor:
+    """Item ``i``'s stored latent taken ``steps`` further against its true field on the training grid,
+    the network frozen (:func:`molviz.models._refine.refine_latent`): what ``Engine.encode(refine=steps)``
+    gives a new molecule, measured on items whose truth the bundle carries."""
+    from molviz.models._refine import refine_latent
+    R = int(bundle.config["resolution"])
+    target = ground_truth(bundle, i, R, device=device).flatten(1).T                  # (R^3, C)
+    return refine_latent(bundle.model.to(device), bundle.latents[i], target, resolution=R, steps=steps,
+                         l1=bundle.spec.loss == "l1").latent
+
+
 def evaluate_bundle(bundle, *, resolutions: tuple[int, ...] | None = None,
                     items: Literal["train", "heldout", "all"] = "all", max_items: int | None = None,
                     device: str = "auto", progress: bool = True, levels: tuple[float, ...] = ISO_LEVELS,
                     recovery_resolution: int | None = RECOVERY_RESOLUTION,
-                    tolerance: float = MATCH_TOLERANCE) -> dict[str, Any]:
+                    tolerance: float = MATCH_TOLERANCE, refine: int = 0) -> dict[str, Any]:
     """PSNR per item, per channel and mean, at each resolution, against the recomputed field.
 
     PSNR = 20 log10(1 / sqrt(MSE)), MSE over all voxels and channels (REFERENCE.md).
@@ -192,6 +205,10 @@ def evaluate_bundle(bundle, *, resolutions: tuple[int, ...] | None = None,
     ``recovery_resolution``^3 decode, matched within ``tolerance`` angstrom: recall, precision,
     element accuracy, RMSD, complete molecules). Atom recovery is computed once per item and
     reported under every resolution's results (``atoms``, and per item).
+
+    ``refine=K`` evaluates each item's latent after K refinement steps against its true field
+    (:func:`refined_latent`; the report's ``refine`` says so): the quality a molecule whose atoms
+    are known gets from ``Engine.encode(refine=K)``, not the encoder's or the training's alone.
 
     Examples
     --------
@@ -208,18 +225,23 @@ def evaluate_bundle(bundle, *, resolutions: tuple[int, ...] | None = None,
     idx = select_items(bundle, items, max_items)
     names = bundle.channel_names
     report: dict[str, Any] = {"bundle": str(bundle.path) if bundle.path else bundle.name, "items": items,
-                              "n_items": len(idx), "channels": names, "results": {}}
+                              "n_items": len(idx), "channels": names, "refine": int(refine), "results": {}}
+    latents = {i: bundle.latents[i] for i in idx}
+    if refine > 0:
+        for i in tqdm(idx, desc=f"refine {refine} steps", disable=not progress or len(idx) < 3, dynamic_ncols=True):
+            latents[i] = refined_latent(bundle, i, refine, device=dev)
     recovered: dict[int, dict[str, Any]] = {}
     if recovery_resolution:
         for i in tqdm(idx, desc=f"atoms {recovery_resolution}^3", disable=not progress or len(idx) < 3,
                       dynamic_ncols=True):
-            recovered[i] = atom_recovery(bundle, i, resolution=recovery_resolution, tolerance=tolerance, device=dev)
+            recovered[i] = atom_recovery(bundle, i, resolution=recovery_resolution, tolerance=tolerance, device=dev,
+                                         latent=latents[i])
     for n in resolutions:
         per_item, chan_mse = [], np.zeros(len(names))
         ratios: list[list[float]] = [[] for _ in names]          # present channels only
         for i in tqdm(idx, desc=f"eval {n}^3", disable=not progress or len(idx) < 3, dynamic_ncols=True):
             truth = ground_truth(bundle, i, n, device=dev)
-            pred = decode(bundle, bundle.latents[i], n, device=dev)
+            pred = decode(bundle, latents[i], n, device=dev)
             mse_c = ((pred.double() - truth.double()) ** 2).mean(dim=(1, 2, 3)).cpu().numpy()
             chan_mse += mse_c
             peak = peak_ratios(pred, truth)

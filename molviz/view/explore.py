@@ -51,6 +51,14 @@ class Endpoint:
     item: int | None = None             # index in the bundle, None for an encoded molecule
     smiles: str | None = None
     warnings: list[str] = field(default_factory=list)   # where an encoded input lies outside the training set
+    # where it sits among the stored latents (neighbours, map placement) when ``latent`` was refined away
+    # from the encoder's (Engine.encode(refine=...)): the encoder's latent; None: ``latent`` itself
+    map_latent: np.ndarray | None = None
+
+    @property
+    def placed_latent(self) -> np.ndarray:
+        """The latent to compare with the stored ones (neighbours, the map)."""
+        return self.latent if self.map_latent is None else self.map_latent
 
 
 @dataclass
@@ -123,6 +131,10 @@ class Explorer:
         self._adaptive: OrderedDict = OrderedDict()
         self._found: OrderedDict = OrderedDict()      # atoms found in decoded fields (field_atoms)
         self._channels = None
+        # typed and uploaded molecules of an auto-encoder bundle: the encoder's latent refined this many
+        # steps against the field their atoms give (0: the encoder's latent as it is)
+        from molviz.models._refine import REFINE_STEPS
+        self.refine_steps = REFINE_STEPS
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -530,7 +542,9 @@ class Explorer:
                          progress: Callable[[float, str], None] | None = None,
                          should_stop: Callable[[], bool] | None = None, start: float = 0.0) -> Endpoint:
         """Encode a :class:`molviz.chem.Structure` (its first conformer) into an endpoint: the bundle's
-        encoder, or for an auto-decoder bundle a latent fitted with the network frozen, whose steps are
+        encoder with its latent then refined :attr:`refine_steps` steps against the field the atoms give
+        (the endpoint's ``map_latent`` keeps the encoder's, for neighbours and the map), or for an
+        auto-decoder bundle a latent fitted with the network frozen. Refinement and fitting steps are
         reported through ``progress`` (from ``start`` to 95 percent) and stopped by ``should_stop()``
         (:class:`InterruptedError`)."""
         def stage(pct: float, what: str) -> None:
@@ -539,11 +553,13 @@ class Explorer:
             if progress is not None:
                 progress(pct, what)
 
-        if self.bundle.encoder is not None:
+        refine = int(self.refine_steps) if self.bundle.encoder is not None else 0
+        if self.bundle.encoder is not None and not refine:
             stage(start, f"encoder: {structure.n_atoms} atoms")
             on_step = None
         else:
-            what = f"fitting a latent to {structure.n_atoms} atoms"
+            what = (f"encoder, then its latent refined against {structure.n_atoms} atoms" if refine
+                    else f"fitting a latent to {structure.n_atoms} atoms")
             stage(start, what)
             last = [0.0]
 
@@ -552,12 +568,13 @@ class Explorer:
                 if pct - last[0] >= 1.0 or (should_stop is not None and step % 10 == 0):
                     last[0] = pct
                     stage(pct, f"{what}: step {step}")
-        enc = self.engine.encode(structure, details=True, on_step=on_step)
+        enc = self.engine.encode(structure, details=True, on_step=on_step, refine=refine)
         stage(95.0, "placing it")
         atoms = Atoms.from_structure(enc.structure) if enc.structure is not None else None
+        placed = None if enc.encoder_latent is None else np.asarray(enc.encoder_latent, np.float32).reshape(-1)
         return Endpoint(label=label, latent=np.asarray(enc.latent, np.float32).reshape(-1),
                         box=np.asarray(enc.box, np.float64), atoms=atoms, item=None, smiles=smiles,
-                        warnings=list(getattr(enc, "warnings", []) or []))
+                        warnings=list(getattr(enc, "warnings", []) or []), map_latent=placed)
 
     def neighbours(self, latent: np.ndarray, k: int = 5) -> list[tuple[int, float]]:
         """The ``k`` stored items nearest to ``latent`` (L2 in latent space), nearest first."""
