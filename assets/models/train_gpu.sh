@@ -56,7 +56,8 @@ step "evaluation: PSNR against the field recomputed from each bundle's atom tabl
 $M eval "$W/6ega" --resolution 32 128 --write 2>&1 | tail -n 20 | tee "$W/logs/eval_6ega.txt"; pack 6ega
 $M eval "$W/freesolv" --resolution 32 --items train --write 2>&1 | tail -n 20 | tee "$W/logs/eval_freesolv.txt"
 $M eval "$W/freesolv" --resolution 32 128 --items heldout --write 2>&1 | tail -n 20 | tee -a "$W/logs/eval_freesolv.txt"
-$M eval "$W/freesolv" --resolution 128 --items train --max-items 64 --write 2>&1 | tail -n 20 | tee -a "$W/logs/eval_freesolv.txt"; pack freesolv
+$M eval "$W/freesolv" --resolution 128 --items train --max-items 64 --write 2>&1 | tail -n 20 | tee -a "$W/logs/eval_freesolv.txt"
+$M eval "$W/freesolv" --resolution 32 --items heldout --refine 200 --write 2>&1 | tail -n 20 | tee -a "$W/logs/eval_freesolv.txt"; pack freesolv
 $M eval "$W/nmr-2juy" --resolution 32 128 --write 2>&1 | tail -n 20 | tee "$W/logs/eval_nmr.txt"; pack nmr-2juy
 
 step "engine benchmark on the GPU (decode part; no PyVista there)"
