@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     p.add_argument("--bundle", action="append", default=None, metavar="DIR",
                    help="model bundle(s) to benchmark (engine); default: the bundled models")
+    p.add_argument("--view-mode", choices=("remote", "local"), default=None,
+                   help="app: time the interactions rendered on the server or in the browser (default: the app's choice)")
     p.set_defaults(func=_run)
 
 

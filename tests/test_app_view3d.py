@@ -196,6 +196,36 @@ def test_side_by_side_is_two_linked_viewports(page):
     _wait(page, lambda: _viridis_share(_view(page)) < 0.002, timeout=20, what="the slice to go")
 
 
+def test_the_bench_sees_the_pictures_the_browser_draws_itself(page):
+    """`molviz bench app --view-mode local`: rendered in the browser (vtk.js, WebGL) no image arrives, so the
+    bench's answer is the next frame that draws the view's canvas; a drag and a toggle each give one, and
+    the canvas shows the molecule before and after. No time is asserted (the figures are the bench's)."""
+    from molviz.app._bench import _drag, answer_ms, set_view_mode
+
+    _idle(page)
+    _open_panel(page, "Display")
+    set_view_mode(page, "local")
+    page.wait_for_timeout(1000)
+    before = _view(page)
+    assert _inked(before) > 0.03, "the browser drew no molecule"
+    _shot(page, "view3d-05b-local.png")
+    box = page.locator("[data-testid=view3d]").bounding_box()
+    detail: dict = {}
+    assert answer_ms(page, lambda: _drag(page, box, 60), detail=detail) < float("inf")
+    assert detail["still_ms"] < float("inf") and detail["robot_ms"] >= 0, detail
+    page.wait_for_timeout(500)
+    turned = _view(page)
+    assert _differs(turned, before) > 0.01 and _inked(turned) > 0.03
+    outline = page.locator("[data-testid=display-outline] input")
+    assert answer_ms(page, outline.click) < float("inf")
+    _wait(page, lambda: _state(page, "show_outline") is False, what="the outline off")
+    assert answer_ms(page, outline.click) < float("inf")
+    set_view_mode(page, "remote")
+    _idle(page)
+    assert answer_ms(page, lambda: _drag(page, box, -60)) < float("inf")
+    _idle(page)
+
+
 def test_a_refinement_shows_its_percentage_and_can_be_stopped(page):
     _idle(page)
     _pick(page, "resolution", "256")

@@ -22,7 +22,9 @@ Interaction rows (milliseconds, the last launch only): a 128^3 decode is started
 by choosing that resolution in the toolbar, and while it runs the benchmark drags
 the camera, toggles the outline and the atoms, moves a channel's opacity, and switches
 a slice plane on, moves it twice and off (the Display panel), each timed from the browser's input to the next picture the 3D view receives
-(``answer_ms``: a MutationObserver on the remote view's image, in page time).
+(``answer_ms``: a MutationObserver on the remote view's image, in page time; with ``--view-mode local``,
+where the browser draws the scene itself (vtk.js, WebGL; chromium's software rasteriser here, on the
+same two cores as the server), the next frame that draws the view's canvas).
 Target: <= 200 ms each (``TARGET_MS``), with the decode still running. The clock starts when Playwright is
 asked to click or drag; each row also says how much of that passed before the press reached the page
 (Playwright's own checks) and when the first full-size picture came (a change answers with a half-size
@@ -93,6 +95,7 @@ _WATCH = """() => {
     if (window.__molvizImages) return;
     window.__molvizImages = [];                 // when the view's picture changed (page time)
     window.__molvizLoaded = [];                 // [that time, the picture's width once loaded]
+    window.__molvizFrames = [];                 // [when the page drew the view's canvas, its next frame began]
     window.__molvizInputs = [];                 // when the page got a press (the event's own time stamp)
     for (const kind of ['pointerdown', 'keydown'])
         document.addEventListener(kind, e => window.__molvizInputs.push(e.timeStamp), true);
@@ -105,36 +108,67 @@ _WATCH = """() => {
                 r.target.addEventListener('load', e => window.__molvizLoaded.push(
                     [t, e.target.naturalWidth, e.target.clientWidth]), {once: true});
     }).observe(root, {attributes: true, attributeFilter: ['src'], subtree: true, childList: true});
+    // rendering in the browser (vtk.js): no image arrives; a frame is the WebGL calls drawing the view's
+    // canvas, and it is on screen once chromium composites it (by the start of its next frame)
+    let drawing = false;
+    for (const proto of [WebGLRenderingContext.prototype, WebGL2RenderingContext.prototype])
+        for (const name of ['clear', 'drawArrays', 'drawElements', 'drawArraysInstanced', 'drawElementsInstanced']) {
+            const call = proto[name];
+            if (!call) continue;
+            proto[name] = function (...args) {
+                if (!drawing && this.canvas && root.contains(this.canvas)) {
+                    drawing = true;
+                    const t = performance.now();
+                    requestAnimationFrame(() => { drawing = false; window.__molvizFrames.push([t, performance.now()]); });
+                }
+                return call.apply(this, args);
+            };
+        }
 }"""
 
 # the picture on screen is a still frame (not a half-size answer whose still frame is still coming)
 _STILL = "(() => { const l = window.__molvizLoaded.at(-1); return !l || l[1] >= 0.75 * l[2]; })()"
 
 
+def _local(page) -> bool:
+    return page.evaluate("window.trame.state.get('view_mode')") == "local"
+
+
 def answer_ms(page, action, *, timeout: float = 30.0, detail: dict | None = None) -> float:
-    """Milliseconds from ``action()`` (clicks, drags) to the next picture the 3D view receives. The clock
-    starts once earlier pictures have arrived (300 ms without one, and the last one a still frame, not a
-    half-size answer whose still frame is on its way). ``detail`` (a dict) gets ``"still_ms"``: the time
-    to the first full-size picture after the action (inf when none came within ``timeout``), and
-    ``"robot_ms"``: how much of the answer Playwright took before the page got the press (its
-    actionability checks; the rest is the page's and the server's)."""
+    """Milliseconds from ``action()`` (clicks, drags) to the next picture the 3D view shows. Rendered on the
+    server (``view_mode`` remote): the next image the view receives. Rendered in the browser (local): the
+    next frame that draws the view's WebGL canvas, counted when chromium begins the frame after those draw
+    calls (the canvas is composited by then; the software rasteriser's own time in chromium's GPU process
+    is not seen). The clock starts once earlier pictures have arrived (300 ms without one, and the last one
+    a still frame, not a half-size answer whose still frame is on its way). ``detail`` (a dict) gets
+    ``"still_ms"``: the time to the first full-size picture after the action (inf when none came within
+    ``timeout``; the browser draws full size, so its first frame), and ``"robot_ms"``: how much of the
+    answer Playwright took before the page got the press (its actionability checks; the rest is the
+    page's and the server's)."""
     page.evaluate(_WATCH)
+    local = _local(page)
+    last = "(window.__molvizFrames.at(-1) || [0, 0])[1]" if local else "(window.__molvizImages.at(-1) || 0)"
     quiet_until = time.perf_counter() + timeout
     while time.perf_counter() < quiet_until:
-        if page.evaluate(f"(window.__molvizImages.at(-1) || 0) < performance.now() - 300 && {_STILL}"):
+        if page.evaluate(f"{last} < performance.now() - 300 && {_STILL}"):
             break
         page.wait_for_timeout(30)
     t0 = page.evaluate("performance.now()")
     action()
+    answers = (f"window.__molvizFrames.filter(f => f[0] > {t0}).map(f => f[1])" if local
+               else f"window.__molvizImages.filter(t => t > {t0})")
     deadline = time.perf_counter() + timeout
     first = float("inf")
     while time.perf_counter() < deadline:
         if first == float("inf"):
-            after = page.evaluate(f"window.__molvizImages.filter(t => t > {t0})")
+            after = page.evaluate(answers)
             if after:
                 first = float(after[0] - t0)
                 if detail is None:
                     return first
+                if local:
+                    detail["still_ms"] = first
+                    break
         if detail is not None and first < float("inf"):
             full = page.evaluate(f"window.__molvizLoaded.filter(l => l[0] > {t0} && l[1] >= 0.75 * l[2])")
             if full:
@@ -167,15 +201,36 @@ def _drag(page, box, dx: float) -> None:
     page.mouse.up()
 
 
-def interaction_latencies(page, *, resolution: str = "128", timeout: float = 240.0) -> dict:
+def set_view_mode(page, mode: str, *, timeout: float = 60.0) -> None:
+    """Render on the server ("remote") or in the browser ("local"): flip the Display panel's switch as a
+    user does, if needed, and wait until the view shows a picture drawn that way."""
+    page.evaluate(_WATCH)
+    _open_panel(page, "Display")
+    if _state(page, "view_mode") != mode:
+        page.locator("[data-testid=view-mode] input").click()
+    deadline = time.perf_counter() + timeout
+    while _state(page, "view_mode") != mode or (
+            mode == "local" and not page.evaluate("window.__molvizFrames.length")):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"the view did not switch to {mode} rendering within {timeout:.0f} s")
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(1000)
+
+
+def interaction_latencies(page, *, resolution: str = "128", timeout: float = 240.0,
+                          view_mode: str | None = None) -> dict:
     """While a decode at ``resolution`` runs (chosen in the toolbar as a user does): camera drag, outline
     and atoms toggles, a channel's opacity, a slice plane switched on, moved and off, each timed by
-    :func:`answer_ms`. ``decoding`` says whether the decode
-    was still running after each answer (a latency measured after it ended proves nothing)."""
+    :func:`answer_ms`, rendered as ``view_mode`` says ("remote", "local"; None: as the app chose).
+    ``decoding`` says whether the decode was still running after each answer (a latency measured after it
+    ended proves nothing)."""
     out: dict = {}
     deadline = time.perf_counter() + timeout
     while _state(page, "busy") and time.perf_counter() < deadline:      # start from a settled view
         page.wait_for_timeout(200)
+    if view_mode is not None:
+        set_view_mode(page, view_mode)
+    out["view mode"] = {"mode": _state(page, "view_mode")}
     _open_panel(page, "Display")
     _open_panel(page, "Channels")
     view = page.locator("[data-testid=view3d]").bounding_box()
@@ -327,7 +382,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             command = [sys.executable, str(ROOT / "launch.py"), "--port", str(port)]
         last = k == repeats - 1
-        r = first_picture(command, port, then=interaction_latencies if last else None)
+        mode = getattr(args, "view_mode", None)
+        then = (lambda page: interaction_latencies(page, view_mode=mode)) if last else None
+        r = first_picture(command, port, then=then)
         rows.append(r)
         print(f"run {k + 1}/{repeats}: {r['command']}")
         for line in r["server_lines"]:
@@ -337,7 +394,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {r['first_picture_s']:6.2f} s  first picture")
         print(f"  {r['map_s']:6.2f} s  latent map drawn")
         for name, row in (r.get("then") or {}).items():
-            if "ms" in row:
+            if "mode" in row:
+                print(f"  interactions rendered {'in the browser' if row['mode'] == 'local' else 'on the server'}"
+                      f" (view_mode {row['mode']})")
+            elif "ms" in row:
                 ok = "met" if row["ms"] <= TARGET_MS else "NOT met"
                 during = "during the 128^3 decode" if row["decoding"] else "after the decode ended"
                 print(f"  {row['ms']:7.0f} ms {name} ({during}; target <= {TARGET_MS:.0f} ms: {ok}; "
@@ -358,4 +418,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 __all__ = ["ARGS", "CHROMIUM", "TARGET_MS", "TARGET_S", "answer_ms", "first_picture", "free_port",
-           "interaction_latencies", "run", "serving"]
+           "interaction_latencies", "run", "serving", "set_view_mode"]

@@ -130,7 +130,7 @@ class DisplayPanel(html.Div):
             with tip("draw the meshes in the browser (WebGL) instead of sending pictures"):
                 v3.VSwitch(label="render in the browser (local, small meshes)", v_model=(view_mode,),
                            true_value="local", false_value="remote", density="compact", hide_details=True,
-                           color="primary")
+                           color="primary", raw_attrs=['data-testid="view-mode"'])
             with html.Div(classes="d-flex mt-1"):
                 v3.VBtn("surfaces .glb", prepend_icon="mdi-cube-outline", size="small", variant="tonal",
                         title="the meshes on screen as one glTF binary (Blender, three.js, slides)",
