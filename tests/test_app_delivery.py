@@ -21,8 +21,16 @@ class _Interactor:
 
 
 class _Window:
+    samples = 4                                   # one render window, as the app's
+
     def GetInteractor(self):  # noqa: N802
         return _Interactor()
+
+    def GetMultiSamples(self):  # noqa: N802
+        return _Window.samples
+
+    def SetMultiSamples(self, n):  # noqa: N802
+        _Window.samples = n
 
 
 class _App:
@@ -65,6 +73,7 @@ class _Delivery:
         self.pushed.append((info["ratio"], info["quality"]))
 
     def still_render(self, _options):            # the encoder has not finished: the old frame, "stale"
+        self.rendered_samples = _Window.samples
         return {"stale": True, "image": b"old frame", "mtime": 3, "memsize": 9}
 
 
@@ -118,3 +127,14 @@ def test_a_push_waits_for_the_encoder_instead_of_sending_the_old_frame():
     d.app = _App(encode_polls=10 ** 9)            # an encoder that never finishes: trame's timer takes over
     reply = d.still_render({"view": "1", "quality": 95})
     assert reply["image"] == b"old frame" and reply["stale"] is True
+
+
+def test_small_frames_are_rendered_without_multisampling_and_the_still_frame_with_it():
+    d = _Delivery()
+    d.tracking_views["1"]["originalSize"] = [670, 836]
+    _delivery._wait_for_encoder(d)
+    d.still_render({"view": "1", "quality": 70, "size": [335, 418]})       # a half-size answer or drag frame
+    assert d.rendered_samples == _delivery.PREVIEW_SAMPLES == 0
+    assert _Window.samples == 4                   # put back at once: a PNG export renders with it
+    d.still_render({"view": "1", "quality": 95, "size": [670, 836]})       # the still frame
+    assert d.rendered_samples == 4 and _Window.samples == 4
