@@ -184,6 +184,49 @@ def test_a_slow_encode_shows_progress_and_can_be_cancelled(page, server):
     assert (_state(page, "view_source"), _state(page, "item_index")) == view_before
 
 
+def test_a_typed_molecule_is_refined_with_progress_and_lands_on_the_map(page):
+    """A typed SMILES: the encoder, then its latent refined against its atoms step by step (a
+    percentage, and a cancel that stops the refinement), then the molecule on the map with its
+    neighbours and surfaces from the refined latent."""
+    _idle(page)
+    _open_panel(page, "Encode a molecule")
+    smiles = page.locator("[data-testid=smiles] input")
+    progress = page.locator("[data-testid=encode-progress]")
+    stages: list[str] = []
+
+    def refining() -> bool:
+        stage = _state(page, "encode_stage") or ""
+        stages.append(stage)
+        return "refined against" in stage and "step" in stage
+
+    # first: cancelled while its latent is being refined
+    smiles.scroll_into_view_if_needed()
+    smiles.click()
+    smiles.fill("ClC(Cl)(Cl)SN1C(=O)C2CC=CCC2C1=O")       # captan's spelling differs from FreeSolv's
+    smiles.press("Enter")
+    _wait(page, refining, timeout=60, what="the refinement's steps")
+    page.locator("[data-testid=cancel-encode]").click()
+    progress.wait_for(state="hidden", timeout=20_000)
+    page.wait_for_timeout(800)
+    assert not _state(page, "has_encoded")
+    # then: run to the end
+    stages.clear()
+    smiles.click()
+    smiles.fill("CCOc1ccc(Cl)cc1O")
+    smiles.press("Enter")
+    _wait(page, refining, timeout=60, what="the refinement's steps")
+    _wait(page, lambda: refining() and False or _state(page, "has_encoded"), timeout=120,
+          what="the encoded molecule")
+    _idle(page)
+    steps = [int(s.rsplit("step ", 1)[1]) for s in stages if "refined against" in s and "step " in s]
+    assert steps == sorted(steps) and steps[-1] > steps[0]            # the percentage moved along
+    placement = _state(page, "placement_text")
+    assert "placed on the map" in placement and "refined 200 steps against its atoms" in placement
+    assert len(_state(page, "neighbours")) == 5 and _state(page, "view_source") == "encoded"
+    assert _inked(_view(page)) > 0.02
+    _shot(page, "daily-encoded-refined.png")
+
+
 def _map_points(page):
     return page.locator("[data-testid=latent-map] .scatterlayer .trace").first.locator(".point")
 
