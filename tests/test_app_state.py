@@ -65,6 +65,21 @@ def test_first_picture_is_the_default_item(app):
     assert all("/" not in o["title"] for o in app.state.model_options)
 
 
+def test_the_slice_is_drawn_once_unseen_so_the_first_slice_need_not_compile_its_shaders(app):
+    """Issue 20: llvmpipe compiles a slice's shaders on the first render that holds one (150 ms beside other
+    jobs); a second after the first picture the app renders one unseen, then the scene, the window's size
+    and its multisampling are as before."""
+    _reset(app)
+    window = app.scene.render_window
+    size, samples, actors = tuple(window.GetSize()), window.GetMultiSamples(), set(app.scene.built.actors)
+    app._slice_warm = False
+    app._warm_slice()
+    assert app._slice_warm
+    assert (tuple(window.GetSize()), window.GetMultiSamples()) == (size, samples)
+    assert set(app.scene.built.actors) == actors and app.scene._slice_bar is None
+    assert not any(n.endswith(":slice") for n in app.scene.built.actors)
+
+
 def test_level_change_recomputes_surface_without_decoding(app):
     _reset(app)
     ch = next(i for i in range(app.state.n_channels) if app.state[f"ch{i}_visible"])

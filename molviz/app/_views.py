@@ -10,6 +10,7 @@ decode is exact only near the isosurfaces; a slice shows every voxel).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 SLICE_KEYS = ("slice_on", "slice_axis", "slice_channel", "slice_position")
 PROGRESS_TICK = 0.25                # seconds between two updates of the refinement's percentage
+WARM_AFTER_S = 1.0                  # the slice's one warm-up render follows the first picture by this much
 PROGRESS_CAP = 95.0                 # the surfaces and the picture come after the decode
 
 
@@ -74,6 +76,7 @@ class ViewExtras:
         self._chunks_seen: dict[int, int] = {}      # resolution -> chunks the last adaptive decode took
         self._refining: _Refining | None = None
         self._progress_task: asyncio.Task | None = None
+        self._slice_warm = False                     # the slice's shaders compiled (_warm_slice)
 
     @change(*SLICE_KEYS)
     def on_slice(self, slice_on, slice_axis, slice_channel, slice_position, **_):
@@ -118,6 +121,9 @@ class ViewExtras:
         built = self.scene.built
         self.state.view_labels = list(built.layer_labels) if self.scene.split and built is not None else []
         self._show_slice(push=False)
+        if not self._slice_warm:
+            with contextlib.suppress(RuntimeError):      # no event loop (scripts, tests): no warm-up
+                asyncio.get_running_loop().call_later(WARM_AFTER_S, self._warm_slice)
         request = self.current.extra.get("request") if self.current is not None else None
         if self._slice_wanted and self._needs_dense() and request is not None and request.final \
                 and not request.dense:            # asked before the slice was on: its dense decode follows
@@ -152,6 +158,32 @@ class ViewExtras:
                                      f"{scale[1]:.2f}")
         if push:
             self._push_view()
+
+    def _warm_slice(self) -> None:
+        """Render a slice plane and its value bar once, unseen (nothing is pushed; the scene is as before):
+        llvmpipe compiles their shaders on the first render that holds them, 150 ms beside other jobs, which
+        the first "slice on" of a session would wait for (issue 20). Once, a second after the first picture;
+        a small frame without multisampling (the shaders are the same)."""
+        from molviz.view.slices import SliceSpec, slice_parts, value_bar, value_range
+
+        view = self.current
+        if self._slice_warm or self._slice_wanted or view is None or view.volume is None or self.explorer is None:
+            return
+        self._slice_warm = True
+        window = self.scene.render_window
+        size, samples = tuple(window.GetSize()), window.GetMultiSamples()
+        name = self.ex.channel_names[0]
+        scale = value_range(view.volume, 0)
+        self.scene.set_slice(slice_parts([(view.volume, view.grid)], SliceSpec(channel=0, axis="z", position=0.5),
+                                         scale), value_bar(name, *scale))
+        try:
+            window.SetMultiSamples(0)
+            window.SetSize(max(size[0] // 4, 16), max(size[1] // 4, 16))
+            window.Render()
+        finally:
+            self.scene.set_slice({}, None)
+            window.SetMultiSamples(samples)
+            window.SetSize(*size)
 
     def _local_value_bar(self):
         """While the browser renders (local), the slice's value bar is HTML over the view, not in the scene:
