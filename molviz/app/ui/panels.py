@@ -127,7 +127,8 @@ class DisplayPanel(html.Div):
                 with tip("where the clip plane lies along its axis"):
                     v3.VSlider(v_model=(clip_position,), min=0.0, max=1.0, step=0.02, density="compact",
                                hide_details=True, classes="ml-3", disabled=(f"{clip_axis} === 'none'",))
-            with tip("draw the meshes in the browser (WebGL) instead of sending pictures"):
+            with tip("draw the meshes in the browser (WebGL) instead of sending pictures: quick with a graphics "
+                     "card in the browser's machine; without one (software WebGL) slower than the server's pictures"):
                 v3.VSwitch(label="render in the browser (local, small meshes)", v_model=(view_mode,),
                            true_value="local", false_value="remote", density="compact", hide_details=True,
                            color="primary", raw_attrs=['data-testid="view-mode"'])
