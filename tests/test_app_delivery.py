@@ -103,6 +103,27 @@ def test_a_push_sends_a_half_size_frame_then_one_still_frame_for_a_quick_series(
     asyncio.run(run())
 
 
+def test_the_still_frame_waits_until_the_preview_has_been_sent():
+    """The still frame's render blocks the event loop: it starts once wslink has written the preview's
+    message (trame's ``network_completion``), at most ``SENT_WAIT_S`` later."""
+    async def run():
+        server, d = _Server(), _Delivery()
+        pusher = ImagePusher(server)
+        pusher.delivery = d
+        server.network_completion = asyncio.get_running_loop().create_future()     # the message is pending
+        pusher.push(_Window(), fallback=lambda: None)
+        await asyncio.sleep(_delivery.STILL_AFTER_S + 0.05)
+        assert d.pushed == [(PREVIEW_RATIO, PREVIEW_QUALITY)]
+        server.network_completion.set_result(None)                                  # written
+        await asyncio.sleep(0.02)
+        assert d.pushed[1:] == [(1, 95)] and pusher.stills == 1
+        server.network_completion = asyncio.get_running_loop().create_future()     # never written
+        pusher.push(_Window(), fallback=lambda: None)
+        await asyncio.sleep(_delivery.STILL_AFTER_S + _delivery.SENT_WAIT_S + 0.05)
+        assert pusher.stills == 2
+    asyncio.run(run())
+
+
 def test_while_the_user_drags_or_without_a_loop_trame_pushes_as_before():
     pusher, d = _pusher()
     calls = []

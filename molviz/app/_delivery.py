@@ -21,6 +21,7 @@ Two things made a change's picture late, measured in chromium with a 128^3 decod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -31,6 +32,7 @@ POLL_S = 0.001
 PREVIEW_RATIO = 0.5                # the answer's size, as the camera drag's frames (layout: interactive_ratio)
 PREVIEW_QUALITY = 70               # its JPEG quality (interactive_quality)
 STILL_AFTER_S = 0.03               # the still frame follows once the preview has left the event loop
+SENT_WAIT_S = 0.25                 # longest wait for the preview's message to be written to the socket
 PREVIEW_SAMPLES = 0                # multisamples of the small frames (the still frame keeps the view's 4)
 
 
@@ -51,7 +53,8 @@ class ImagePusher:
 
     def __init__(self, server) -> None:
         self.delivery = None
-        self._still: asyncio.TimerHandle | None = None
+        self.server = server
+        self._still: asyncio.Task | None = None
         self.previews = 0                                         # counts, for tests and benches
         self.stills = 0
         server.add_protocol_to_configure(self._configure)
@@ -91,10 +94,22 @@ class ImagePusher:
         self.previews += 1
         if self._still is not None:
             self._still.cancel()
-        self._still = loop.call_later(STILL_AFTER_S, self._push_still, render_window, vid)
+        self._still = loop.create_task(self._still_after_preview(render_window, vid))
+
+    async def _still_after_preview(self, render_window, vid: str) -> None:
+        """The still frame blocks the event loop while llvmpipe renders it (150-350 ms beside other jobs): start
+        it only once the preview's message has been written (wslink sends it from a task of its own, which a
+        fixed 30 ms did not always leave time for under load, and the preview then reached the page after
+        the still frame's render)."""
+        await asyncio.sleep(STILL_AFTER_S)
+        sent = getattr(self.server, "network_completion", None)
+        if sent is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(sent, SENT_WAIT_S)
+        self._still = None
+        self._push_still(render_window, vid)
 
     def _push_still(self, render_window, vid: str) -> None:
-        self._still = None
         d = self.delivery
         if d is None or vid not in d.tracking_views or d.views_in_animations:
             return                                                # a drag's own frames took over
