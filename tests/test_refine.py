@@ -85,3 +85,13 @@ def test_eval_refine_reports_the_refined_shapes(tmp_path, capsys):
     saved = json.loads((copy / "eval.json").read_text())["psnr"]
     assert saved["heldout@16/max1/refine10"]["refine"] == 10 and "--refine 10" in \
         saved["heldout@16/max1/refine10"]["command"]
+
+
+@pytest.mark.parametrize("command", [["eval", FREESOLV, "--refine"], ["encode", "--bundle", FREESOLV, "CCO", "--refine"]])
+def test_a_refine_count_out_of_range_is_refused_with_the_range(command):
+    from molviz.cli import build_parser
+    from molviz.errors import InputError
+    for bad in ("-1", "100001"):
+        args = build_parser().parse_args([*command, bad])
+        with pytest.raises(InputError, match=r"--refine: give 0\.\.100000 steps"):
+            args.func(args)

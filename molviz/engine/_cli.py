@@ -181,17 +181,14 @@ def _item_name(engine, i: int) -> str:
 def _encode(args) -> int:
     import numpy as np
 
-    from molviz.errors import InputError
-    if not 0 <= args.refine <= 100_000:
-        raise InputError("--refine: give 0..100000 steps")
+    from molviz.models._refine import check_refine_steps
+    check_refine_steps(args.refine)
     eng = _engine(args)
     rows, latents, boxes, names = [], [], [], []
     for src in args.sources:
         enc = eng.encode(src, details=True, conformer=args.conformer, steps=args.steps,
                          progress=sys.stderr.isatty(), refine=args.refine)
-        # neighbours in the space the stored latents fill: the encoder's latent, also when refined
-        nn = eng.neighbours(enc.latent if enc.encoder_latent is None else enc.encoder_latent, args.k,
-                            metric=args.metric)
+        nn = eng.neighbours(enc.placed_latent, args.k, metric=args.metric)   # the encoder's, also when refined
         for w in getattr(enc.structure, "warnings", ()) or ():
             print(f"molviz encode: note: {src}: {w}", file=sys.stderr)
         for w in enc.warnings:

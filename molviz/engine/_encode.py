@@ -169,6 +169,5 @@ def encode(engine, source: Any, *, conformer: int = 0, steps: int = 2000, progre
         enc = _encode_with_encoder(engine, structure, conformer, refine, on_step)
     else:
         enc = _encode_by_fitting(engine, structure, conformer, steps, progress, on_step)
-    enc.warnings = domain_warnings(engine.bundle, structure.conformer(conformer), enc.box,
-                                   enc.latent if enc.encoder_latent is None else enc.encoder_latent)
+    enc.warnings = domain_warnings(engine.bundle, structure.conformer(conformer), enc.box, enc.placed_latent)
     return enc

@@ -32,3 +32,9 @@ class Encoded:
     warnings: list[str] = field(default_factory=list)   # where the input lies outside the training set
     encoder_latent: np.ndarray | None = None   # "encoder+refine": the encoder's latent the refinement began at
     refine_steps: int = 0                      # ... and the steps it took
+
+    @property
+    def placed_latent(self) -> np.ndarray:
+        """The latent to compare with the stored ones (neighbours, domain warnings, the map): the encoder's
+        when the drawn latent was refined away from it, else the latent itself."""
+        return self.latent if self.encoder_latent is None else self.encoder_latent

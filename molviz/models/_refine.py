@@ -16,6 +16,14 @@ import torch
 
 REFINE_STEPS = 200         # refinement steps where a caller asks for "refined" without a number
 REFINE_LR = 1e-2           # Adam's step on the latent (fit_latent's too)
+MAX_REFINE_STEPS = 100_000  # the most a command line may ask for (`--refine K`)
+
+
+def check_refine_steps(steps: int) -> None:
+    """Refuse a ``--refine`` count outside 0..:data:`MAX_REFINE_STEPS` with what to give instead."""
+    from molviz.errors import InputError
+    if not 0 <= steps <= MAX_REFINE_STEPS:
+        raise InputError(f"--refine: give 0..{MAX_REFINE_STEPS} steps")
 
 
 @dataclass

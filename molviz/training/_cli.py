@@ -286,6 +286,7 @@ def _eval(args) -> int:
     from molviz._io import atomic_write_text
     from molviz.errors import InputError
     from molviz.models import load_model, resolve_bundle
+    from molviz.models._refine import check_refine_steps
     from molviz.training._eval import evaluate_bundle, ridge_report
     bundle = load_model(resolve_bundle(args.bundle))
     # `--ridge` alone is the latent report only; PSNR runs when asked for or when there is no ridge
@@ -298,8 +299,7 @@ def _eval(args) -> int:
                              "per axis (--atoms-resolution 0 skips atom recovery)")
         if not all(0.0 < lv <= 1.0 for lv in args.levels) or not args.tolerance > 0:
             raise InputError("--levels: give values in (0, 1] (fields peak at 1); --tolerance: a positive distance")
-        if not 0 <= args.refine <= 100_000:
-            raise InputError("--refine: give 0..100000 steps")
+        check_refine_steps(args.refine)
         report = evaluate_bundle(bundle, resolutions=tuple(args.resolution) if args.resolution else None,
                                  items=args.items, max_items=args.max_items, device=args.device,
                                  progress=not args.json, levels=tuple(args.levels),
