@@ -1,6 +1,6 @@
 """The training side of ``molviz bench library``: preparing MUV molecules, and a training step at scale.
 
-:func:`prep_row` prepares the first N molecules of MUV (``../shared/data/muv/muv.csv.gz``,
+:func:`prep_row` prepares the first N molecules of MUV (``assets/data/muv/muv.csv.gz``,
 93,087 drug-like molecules, 44 atoms with hydrogens on average) as ``molviz train library``
 does, with one ``--geometry`` (ETKDGv3 + MMFF94, or ETKDGv3 alone) on ``--workers`` processes
 (:func:`molviz.training.prepare_in_parts`), and reports molecules per second, the peak memory of
@@ -28,7 +28,8 @@ MUV_SIZE = 93_087       # molecules in MUV: the scale the extrapolations are for
 
 
 def muv_path() -> Path:
-    """MUV's ``muv.csv.gz`` beside the repository (``../shared/data/muv``) or under ``assets/data/muv``."""
+    """MUV's ``muv.csv.gz``: the project's shared data beside the repository (``../shared/data/muv``) or the
+    copy shipped under ``assets/data/muv`` (the same file)."""
     from molviz._assets import asset_path
     here = Path(__file__).resolve().parents[2]
     for path in (here.parent / "shared" / "data" / "muv" / "muv.csv.gz",
