@@ -1,7 +1,7 @@
 """``molviz bench search``: finding molecules in a 93,000-item bundle (MUV's SMILES).
 
 Builds :class:`molviz.view.search.ItemIndex` over the first N SMILES of
-``../shared/data/muv/muv.csv.gz`` (or ``assets/data/muv/muv.csv.gz``; all 93,087 by default,
+``assets/data/muv/muv.csv.gz`` (:func:`molviz.training._bench.muv_path`; all 93,087 by default,
 5,000 with ``--quick``) and times the index and one query of each kind: an exact molecule
 (canonical SMILES), a rare and a common substructure (SMILES and SMARTS), a name and a miss;
 then stores the index (:meth:`ItemIndex.save`, what ``molviz map --search-index`` writes beside a
@@ -27,18 +27,14 @@ QUERIES = (
 
 
 def muv_smiles(n: int | None) -> list[str]:
+    """The SMILES of MUV (:func:`molviz.training._bench.muv_path`), the first ``n`` (None: all)."""
     import csv
     import gzip
 
-    from molviz._assets import asset_path
-    here = Path(__file__).resolve().parents[2]
-    for path in (here.parent / "shared" / "data" / "muv" / "muv.csv.gz",
-                 asset_path("data", "muv", "muv.csv.gz", must_exist=False)):
-        if path.is_file():
-            with gzip.open(path, "rt") as f:
-                rows = [r["smiles"] for r in csv.DictReader(f)]
-            return rows[:n] if n else rows
-    raise FileNotFoundError("MUV's muv.csv.gz not found beside the repository (../shared/data/muv)")
+    from molviz.training._bench import muv_path
+    with gzip.open(muv_path(), "rt") as f:
+        rows = [r["smiles"] for r in csv.DictReader(f)]
+    return rows[:n] if n else rows
 
 
 def run(args: argparse.Namespace) -> int:
